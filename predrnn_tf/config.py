@@ -1,0 +1,248 @@
+"""The frozen run configuration shared by training, evaluation and export.
+
+Field names follow the official PyTorch ``run.py`` so that users can move their
+settings over unchanged. Only the entry points (``train.py``, ``evaluate.py``,
+``export.py`` and ``tools/``) read absl flags; they build a :class:`Config` and pass it
+to library functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+MODEL_NAMES = ("predrnn_v2", "predrnn", "predrnn_m_only", "convlstm")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+ENCODER_CURVES = ("exponential", "linear", "sigmoid")
+DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+NAN_POLICIES = ("stop", "skip_step")
+
+# Fields that fix the shapes of the weights: resuming with another value is refused.
+MODEL_SHAPE_FIELDS = (
+    "model_name",
+    "num_hidden",
+    "filter_size",
+    "stride",
+    "patch_size",
+    "layer_norm",
+    "img_width",
+    "img_channel",
+    "conv_lstm_peephole",
+)
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the flag and the value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything that defines a run. Immutable; saved as JSON in the work directory."""
+
+    # Model.
+    model_name: str = "predrnn_v2"
+    num_hidden: tuple[int, ...] = (128, 128, 128, 128)
+    filter_size: int = 5
+    stride: int = 1
+    patch_size: int = 4
+    layer_norm: bool = False
+    memory_bottom_up: bool = True
+    memory_top_down: bool = True
+    conv_lstm_peephole: bool = False
+    # Data.
+    dataset_name: str = "synthetic_radar"
+    data_dir: str = ""
+    img_width: int = 64
+    img_channel: int = 1
+    input_length: int = 10
+    total_length: int = 20
+    shuffle_buffer: int = 256
+    deterministic: bool = False
+    skip_corrupt: bool = False
+    # Loss.
+    decouple_beta: float = 0.1
+    # Sampling schedules.
+    reverse_scheduled_sampling: bool = True
+    r_sampling_step_1: int = 25000
+    r_sampling_step_2: int = 50000
+    r_exp_alpha: float = 2500.0
+    r_sampling_curve: str = "exponential"
+    r_sampling_strategy: int = 2
+    scheduled_sampling: bool = True
+    sampling_stop_iter: int = 50000
+    sampling_start_value: float = 1.0
+    sampling_changing_rate: float = 0.00002
+    # Optimisation.
+    lr: float = 1e-4
+    batch_size: int = 8
+    max_iterations: int = 80000
+    reverse_input: bool = True
+    gradient_clip_norm: float = 0.0
+    precision: str = "float32"
+    jit_compile: bool = False
+    seed: int = 0
+    # Intervals.
+    display_interval: int = 100
+    test_interval: int = 5000
+    snapshot_interval: int = 5000
+    num_test_batches: int = 0
+    log_every: int = 10
+    # Scale-out and fault tolerance.
+    distribution_strategy: str = "default"
+    num_devices: int = 0
+    nan_policy: str = "stop"
+
+    @property
+    def output_length(self) -> int:
+        """Number of frames forecast after the input part."""
+        return self.total_length - self.input_length
+
+    @property
+    def patched_width(self) -> int:
+        """Spatial size of the patched frames the recurrent cells see."""
+        return self.img_width // self.patch_size
+
+    @property
+    def patched_channels(self) -> int:
+        """Channels of a patched frame: patch_size**2 * img_channel."""
+        return self.patch_size * self.patch_size * self.img_channel
+
+    def replace(self, **changes: Any) -> Config:
+        """Returns a copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of all fields."""
+        values = dataclasses.asdict(self)
+        values["num_hidden"] = list(self.num_hidden)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Config:
+        """Builds a Config from a dict, ignoring unknown keys from newer versions."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        kwargs = {key: value for key, value in values.items() if key in known}
+        if "num_hidden" in kwargs:
+            kwargs["num_hidden"] = parse_num_hidden(kwargs["num_hidden"])
+        return cls(**kwargs)
+
+
+def parse_num_hidden(value: Any) -> tuple[int, ...]:
+    """Parses "128,128" or a sequence of ints into a tuple of ints."""
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+    else:
+        parts = list(value)
+    try:
+        sizes = tuple(int(part) for part in parts)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            f"--num_hidden must be comma-separated integers, got {value!r}") from error
+    if not sizes or min(sizes) <= 0:
+        raise ConfigError(f"--num_hidden must list positive integers, got {value!r}")
+    return sizes
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate_config(config: Config) -> Config:
+    """Checks cross-field constraints; raises ConfigError naming the flag.
+
+    Args:
+      config: the configuration to check.
+
+    Returns:
+      The same config, for chaining.
+    """
+    _require(config.model_name in MODEL_NAMES,
+             f"--model_name must be one of {', '.join(MODEL_NAMES)}, got {config.model_name!r}")
+    _require(config.precision in PRECISIONS,
+             f"--precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
+    _require(config.r_sampling_curve in ENCODER_CURVES,
+             f"--r_sampling_curve must be one of {', '.join(ENCODER_CURVES)}, "
+             f"got {config.r_sampling_curve!r}")
+    _require(config.r_sampling_strategy in (1, 2),
+             f"--r_sampling_strategy must be 1 or 2, got {config.r_sampling_strategy}")
+    _require(config.distribution_strategy in DISTRIBUTION_STRATEGIES,
+             f"--distribution_strategy must be one of {', '.join(DISTRIBUTION_STRATEGIES)}, "
+             f"got {config.distribution_strategy!r}")
+    _require(config.nan_policy in NAN_POLICIES,
+             f"--nan_policy must be one of {', '.join(NAN_POLICIES)}, got {config.nan_policy!r}")
+    _require(config.total_length >= 2,
+             f"--total_length must be at least 2, got {config.total_length}")
+    _require(1 <= config.input_length < config.total_length,
+             f"--input_length must be in [1, total_length={config.total_length}), "
+             f"got {config.input_length}")
+    _require(config.patch_size >= 1, f"--patch_size must be positive, got {config.patch_size}")
+    _require(config.img_width > 0 and config.img_width % config.patch_size == 0,
+             f"--img_width={config.img_width} must be a positive multiple of "
+             f"--patch_size={config.patch_size}")
+    _require(config.img_channel >= 1, f"--img_channel must be positive, got {config.img_channel}")
+    _require(config.filter_size >= 1 and config.filter_size % 2 == 1,
+             f"--filter_size must be a positive odd number, got {config.filter_size}")
+    _require(config.stride == 1,
+             f"--stride must be 1 (the official models use stride 1), got {config.stride}")
+    _require(len(config.num_hidden) >= 1, "--num_hidden must list at least one layer")
+    uses_memory = config.model_name in ("predrnn_v2", "predrnn", "predrnn_m_only")
+    if uses_memory:
+        _require(len(set(config.num_hidden)) == 1,
+                 f"--num_hidden must be equal sizes for {config.model_name} (the zigzag memory "
+                 f"passes between layers), got {','.join(map(str, config.num_hidden))}")
+    _require(config.batch_size >= 1, f"--batch_size must be positive, got {config.batch_size}")
+    _require(config.lr > 0, f"--lr must be positive, got {config.lr}")
+    _require(config.max_iterations >= 0,
+             f"--max_iterations must be >= 0, got {config.max_iterations}")
+    for name in ("display_interval", "test_interval", "snapshot_interval", "log_every"):
+        value = getattr(config, name)
+        _require(value >= 1, f"--{name} must be positive, got {value}")
+    _require(config.decouple_beta >= 0,
+             f"--decouple_beta must be >= 0, got {config.decouple_beta}")
+    _require(config.r_sampling_step_2 > config.r_sampling_step_1 >= 0,
+             f"--r_sampling_step_2={config.r_sampling_step_2} must exceed "
+             f"--r_sampling_step_1={config.r_sampling_step_1} >= 0")
+    _require(config.r_exp_alpha > 0, f"--r_exp_alpha must be positive, got {config.r_exp_alpha}")
+    _require(config.gradient_clip_norm >= 0,
+             f"--gradient_clip_norm must be >= 0, got {config.gradient_clip_norm}")
+    _require(config.shuffle_buffer >= 1,
+             f"--shuffle_buffer must be positive, got {config.shuffle_buffer}")
+    _require(bool(config.dataset_name), "--dataset_name must not be empty")
+    return config
+
+
+CONFIG_FILENAME = "config.json"
+
+
+def save_config(config: Config, workdir: str) -> str:
+    """Writes ``config.json`` into ``workdir`` atomically and returns its path."""
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, CONFIG_FILENAME)
+    temporary = path + ".tmp"
+    with open(temporary, "w") as handle:
+        json.dump(config.to_dict(), handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(temporary, path)
+    return path
+
+
+def load_config(workdir: str) -> Config:
+    """Reads the ``config.json`` saved by training in ``workdir``."""
+    path = os.path.join(workdir, CONFIG_FILENAME)
+    if not os.path.exists(path):
+        raise ConfigError(f"--workdir={workdir} has no {CONFIG_FILENAME}: not a training workdir")
+    try:
+        with open(path) as handle:
+            values = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path} is not valid JSON: {error}") from error
+    return Config.from_dict(values)
+
+
+def changed_model_fields(saved: Config, requested: Config) -> list[str]:
+    """Names of weight-shaping fields that differ between two configs."""
+    return [name for name in MODEL_SHAPE_FIELDS
+            if getattr(saved, name) != getattr(requested, name)]

@@ -1,0 +1,66 @@
+"""Shared frame operations for the converters: grayscale, crop, resize, quantise."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def to_grayscale(frame: np.ndarray) -> np.ndarray:
+    """``[H, W]``, ``[H, W, 1]``, BGR ``[H, W, 3]`` or BGRA ``[H, W, 4]`` -> ``[H, W]``."""
+    if frame.ndim == 2:
+        return frame
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        return frame[:, :, 0]
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    if frame.ndim == 3 and frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
+    raise ValueError(f"expected a grayscale or BGR(A) image, got shape {frame.shape}")
+
+
+def parse_crop(text: str) -> tuple[int, int, int, int] | None:
+    """Parses ``"top,left,height,width"`` (empty -> None)."""
+    if not text:
+        return None
+    try:
+        box = tuple(int(part) for part in text.split(","))
+    except ValueError as error:
+        raise ValueError(f"crop must be 'top,left,height,width' integers, got {text!r}") from error
+    if len(box) != 4 or box[0] < 0 or box[1] < 0 or box[2] < 1 or box[3] < 1:
+        raise ValueError(f"crop must be 'top,left,height,width' with top, left >= 0 and "
+                         f"height, width >= 1, got {text!r}")
+    return box  # type: ignore[return-value]
+
+
+def center_square_box(height: int, width: int) -> tuple[int, int, int, int]:
+    """The largest centred square ``(top, left, side, side)`` of an image."""
+    side = min(height, width)
+    return (height - side) // 2, (width - side) // 2, side, side
+
+
+def crop_frame(frame: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
+    """Crops ``frame[top:top+height, left:left+width]``; ``None`` = centred square."""
+    if box is None:
+        box = center_square_box(frame.shape[0], frame.shape[1])
+    top, left, height, width = box
+    if top + height > frame.shape[0] or left + width > frame.shape[1]:
+        raise ValueError(f"crop {box} (top, left, height, width) exceeds the image of "
+                         f"{frame.shape[0]}x{frame.shape[1]} pixels")
+    return frame[top:top + height, left:left + width]
+
+
+def resize_frame(frame: np.ndarray, height: int, width: int | None = None) -> np.ndarray:
+    """Resizes a 2-D frame with area averaging when shrinking, bilinear when growing."""
+    width = height if width is None else width
+    if frame.shape[:2] == (height, width):
+        return frame
+    shrinking = frame.shape[0] >= height and frame.shape[1] >= width
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(frame, (width, height), interpolation=interpolation)
+
+
+def quantize_to_uint8(values: np.ndarray, scale: float, offset: float) -> np.ndarray:
+    """Inverts ``units = scale * pixel + offset``, rounds and clips to uint8 [0, 255]."""
+    pixels = np.rint((np.asarray(values, np.float64) - offset) / scale)
+    return np.clip(pixels, 0, 255).astype(np.uint8)

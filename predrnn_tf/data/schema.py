@@ -1,0 +1,225 @@
+"""The one TFRecord schema for every dataset, its sharded writer and its metadata.
+
+A dataset NAME in a folder is:
+
+- ``NAME-train-XXXXX-of-YYYYY.tfrecord`` and ``NAME-test-XXXXX-of-YYYYY.tfrecord`` shards,
+  each record a ``tf.train.Example`` holding ONE sequence:
+
+  ==============  ==========  ==========================================================
+  feature         type        meaning
+  ==============  ==========  ==========================================================
+  ``frames``      bytes       raw uint8 pixels, C-order ``[T, H, W, C]``
+  ``shape``       int64 x 4   ``[T, H, W, C]``
+  ``sequence_id`` bytes       free text naming the source (file, time stamp), may be empty
+  ==============  ==========  ==========================================================
+
+- ``NAME-metadata.json``: ``schema_version``, ``name``, ``image_height``, ``image_width``,
+  ``channels``, ``sequence_length`` (frames per record; train and test may differ, see
+  ``test_sequence_length``), ``num_train``, ``num_test``, ``train_shards``, ``test_shards``,
+  ``value_mapping`` (``null`` or ``{"units": "dBZ", "scale": a, "offset": b}`` meaning
+  ``units = a * pixel + b`` for uint8 ``pixel``), ``no_data_pixels``, ``source``, ``synthetic``,
+  ``converter`` and ``converter_version``.
+
+Pixels become float32 in [0, 1] as ``pixel / 255`` in the reader. Every file is written under
+a temporary name and renamed when complete, so an interrupted conversion never leaves a shard
+or a metadata file that looks finished.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+SCHEMA_VERSION = 1
+SPLITS = ("train", "test")
+
+_FEATURES = {
+    "frames": tf.io.FixedLenFeature([], tf.string),
+    "shape": tf.io.FixedLenFeature([4], tf.int64),
+    "sequence_id": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+}
+
+
+class DataError(ValueError):
+    """A dataset file is missing, corrupt or does not match the configuration."""
+
+
+def serialize_sequence(frames: np.ndarray, sequence_id: str = "") -> bytes:
+    """Encodes one uint8 sequence ``[T, H, W, C]`` as a serialized ``tf.train.Example``."""
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4:
+        raise ValueError(
+            f"frames must be uint8 [T, H, W, C], got dtype={frames.dtype} shape={frames.shape}")
+    feature = {
+        "frames": tf.train.Feature(bytes_list=tf.train.BytesList(value=[frames.tobytes()])),
+        "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=list(frames.shape))),
+        "sequence_id": tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[sequence_id.encode("utf-8")])),
+    }
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    return example.SerializeToString()
+
+
+def parse_sequence(serialized: tf.Tensor) -> tf.Tensor:
+    """Decodes one serialized record to a uint8 tensor ``[T, H, W, C]`` (graph-safe)."""
+    parsed = tf.io.parse_single_example(serialized, _FEATURES)
+    pixels = tf.io.decode_raw(parsed["frames"], tf.uint8)
+    return tf.reshape(pixels, parsed["shape"])
+
+
+def parse_sequence_numpy(serialized: bytes) -> tuple[np.ndarray, str]:
+    """Decodes one record eagerly: returns (uint8 frames [T, H, W, C], sequence_id)."""
+    example = tf.train.Example.FromString(serialized)
+    features = example.features.feature
+    shape = list(features["shape"].int64_list.value)
+    frames = np.frombuffer(features["frames"].bytes_list.value[0], np.uint8).reshape(shape)
+    sequence_id = features["sequence_id"].bytes_list.value[0].decode("utf-8")
+    return frames, sequence_id
+
+
+def shard_filename(name: str, split: str, index: int, count: int) -> str:
+    """``NAME-SPLIT-XXXXX-of-YYYYY.tfrecord``."""
+    return f"{name}-{split}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+def shard_paths(data_dir: str, name: str, split: str) -> list[str]:
+    """The sorted finished shards of one split (temporary files never match)."""
+    pattern = os.path.join(data_dir, f"{name}-{split}-?????-of-?????.tfrecord")
+    return sorted(glob.glob(pattern))
+
+
+def metadata_path(data_dir: str, name: str) -> str:
+    """Path of ``NAME-metadata.json``."""
+    return os.path.join(data_dir, f"{name}-metadata.json")
+
+
+def write_json_atomic(path: str, values: dict[str, Any]) -> None:
+    """Writes JSON to ``path`` through a temporary file and a rename."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "w") as handle:
+        json.dump(values, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(temporary, path)
+
+
+def write_metadata(data_dir: str, name: str, metadata: dict[str, Any]) -> str:
+    """Writes ``NAME-metadata.json`` atomically (adds ``schema_version`` and ``name``)."""
+    values = dict(metadata)
+    values.setdefault("schema_version", SCHEMA_VERSION)
+    values["name"] = name
+    path = metadata_path(data_dir, name)
+    write_json_atomic(path, values)
+    return path
+
+
+def read_metadata(data_dir: str, name: str) -> dict[str, Any]:
+    """Reads ``NAME-metadata.json``; DataError naming the file if absent or invalid."""
+    path = metadata_path(data_dir, name)
+    if not os.path.exists(path):
+        raise DataError(f"no dataset metadata {path} (check --data_dir and --dataset_name)")
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path} is not valid JSON: {error}") from error
+
+
+def pixels_to_units(pixels01: Any, metadata: dict[str, Any]) -> Any:
+    """Maps [0, 1] pixels to physical units (e.g. dBZ) with the metadata's mapping."""
+    mapping = metadata.get("value_mapping")
+    if not mapping:
+        raise DataError(f"dataset {metadata.get('name')!r} has no value_mapping in its metadata")
+    return pixels01 * 255.0 * mapping["scale"] + mapping["offset"]
+
+
+def units_to_pixels(values: Any, metadata: dict[str, Any]) -> Any:
+    """Inverse of :func:`pixels_to_units`, not clipped: returns [0, 1]-scaled pixels."""
+    mapping = metadata.get("value_mapping")
+    if not mapping:
+        raise DataError(f"dataset {metadata.get('name')!r} has no value_mapping in its metadata")
+    return (values - mapping["offset"]) / mapping["scale"] / 255.0
+
+
+class ShardedWriter:
+    """Writes sequences of one split into ``sequences_per_shard``-sized shards.
+
+    Shards are written as ``.NAME-SPLIT-XXXXX.tfrecord.tmp`` and renamed to their final
+    ``-of-YYYYY`` names by :meth:`close`, when the shard count is known. Use as a context
+    manager: on an exception the temporary files are removed and nothing is renamed.
+    """
+
+    def __init__(self, data_dir: str, name: str, split: str, sequences_per_shard: int = 256):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if sequences_per_shard < 1:
+            raise ValueError(f"sequences_per_shard must be positive, got {sequences_per_shard}")
+        self.data_dir = data_dir
+        self.name = name
+        self.split = split
+        self.sequences_per_shard = sequences_per_shard
+        self.count = 0
+        self.frame_shape: tuple[int, ...] | None = None
+        self._temporary_paths: list[str] = []
+        self._writer: tf.io.TFRecordWriter | None = None
+        os.makedirs(data_dir, exist_ok=True)
+
+    def _temporary_path(self, index: int) -> str:
+        return os.path.join(self.data_dir, f".{self.name}-{self.split}-{index:05d}.tfrecord.tmp")
+
+    def write(self, frames: np.ndarray, sequence_id: str = "") -> None:
+        """Appends one uint8 sequence ``[T, H, W, C]``."""
+        if self.count % self.sequences_per_shard == 0:
+            if self._writer is not None:
+                self._writer.close()
+            path = self._temporary_path(len(self._temporary_paths))
+            self._temporary_paths.append(path)
+            self._writer = tf.io.TFRecordWriter(path)
+        if self.frame_shape is None:
+            self.frame_shape = tuple(frames.shape[1:])
+        self._writer.write(serialize_sequence(frames, sequence_id))
+        self.count += 1
+
+    def close(self) -> list[str]:
+        """Finishes the shards and renames them to their final names; returns the paths."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        total = len(self._temporary_paths)
+        remove_split(self.data_dir, self.name, self.split)
+        final_paths = []
+        for index, temporary in enumerate(self._temporary_paths):
+            final = os.path.join(self.data_dir, shard_filename(self.name, self.split, index, total))
+            os.replace(temporary, final)
+            final_paths.append(final)
+        self._temporary_paths = []
+        return final_paths
+
+    def abort(self) -> None:
+        """Removes the temporary shards written so far."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        for temporary in self._temporary_paths:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+        self._temporary_paths = []
+
+    def __enter__(self) -> ShardedWriter:
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def remove_split(data_dir: str, name: str, split: str) -> None:
+    """Deletes the finished shards of one split (before rewriting it)."""
+    for path in shard_paths(data_dir, name, split):
+        os.remove(path)

@@ -1,0 +1,266 @@
+"""The stacked recurrent model that owns the unroll: PredRNN-V2, PredRNN, M-only, ConvLSTM."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from predrnn_tf.layers import ConvLSTMCell, SpatioTemporalLSTMCell, ZigzagMemoryCell
+from predrnn_tf.layers.st_lstm_cell import make_conv
+from predrnn_tf.losses import decoupling_cosine
+from predrnn_tf.patches import patch_frames, unpatch_frames
+
+CELL_TYPES = {
+    "predrnn_v2": "st_lstm",
+    "predrnn": "st_lstm",
+    "predrnn_m_only": "zigzag_memory",
+    "convlstm": "conv_lstm",
+}
+
+
+class PredRNN(keras.Model):
+    """A stack of recurrent cells unrolled over a frame sequence with sampled inputs.
+
+    Layer 0 reads the patched frame, layer l > 0 reads the hidden state of layer l - 1.
+    With ST-LSTM or M-only cells the spatiotemporal memory M zigzags: bottom-up through the
+    layers within a step, and from the top layer at step t to layer 0 at step t + 1. All
+    states start at zero. A bias-free 1x1 convolution maps the top hidden state to the
+    next patched frame.
+
+    Args:
+      model_name: one of ``predrnn_v2``, ``predrnn``, ``predrnn_m_only``, ``convlstm``.
+      num_hidden: hidden channels per layer.
+      filter_size: kernel size of the cells.
+      patch_size: space-to-depth factor p.
+      img_channel: channels of the image frames.
+      input_length: frames given before the forecast starts.
+      total_length: frames per training sequence.
+      layer_norm: layer normalisation inside the ST-LSTM cells.
+      reverse_scheduled_sampling: mask layout, see :meth:`call`.
+      memory_bottom_up: pass M from layer l - 1 to layer l within a step (ablation if False:
+        each layer keeps its own M from the previous step).
+      memory_top_down: pass the top layer's M to layer 0 at the next step (ablation if False:
+        layer 0 keeps its own M from the previous step).
+      conv_lstm_peephole: peephole connections in the ConvLSTM baseline.
+      **kwargs: standard Keras model arguments.
+    """
+
+    def __init__(self, model_name: str = "predrnn_v2", num_hidden=(128, 128, 128, 128),
+                 filter_size: int = 5, patch_size: int = 4, img_channel: int = 1,
+                 input_length: int = 10, total_length: int = 20, layer_norm: bool = False,
+                 reverse_scheduled_sampling: bool = True, memory_bottom_up: bool = True,
+                 memory_top_down: bool = True, conv_lstm_peephole: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        if model_name not in CELL_TYPES:
+            raise ValueError(f"model_name must be one of {sorted(CELL_TYPES)}, "
+                             f"received model_name={model_name!r}")
+        num_hidden = tuple(int(size) for size in num_hidden)
+        cell_type = CELL_TYPES[model_name]
+        if cell_type != "conv_lstm" and len(set(num_hidden)) != 1:
+            raise ValueError(f"{model_name} needs equal hidden sizes (M passes between layers), "
+                             f"received num_hidden={num_hidden}")
+        if not 1 <= input_length < total_length:
+            raise ValueError(f"need 1 <= input_length < total_length, received "
+                             f"input_length={input_length}, total_length={total_length}")
+        self.model_name = model_name
+        self.num_hidden = num_hidden
+        self.filter_size = filter_size
+        self.patch_size = patch_size
+        self.img_channel = img_channel
+        self.input_length = input_length
+        self.total_length = total_length
+        self.layer_norm = layer_norm
+        self.reverse_scheduled_sampling = reverse_scheduled_sampling
+        self.memory_bottom_up = memory_bottom_up
+        self.memory_top_down = memory_top_down
+        self.conv_lstm_peephole = conv_lstm_peephole
+        self.cell_type = cell_type
+        self.num_layers = len(num_hidden)
+        self.cells = [self._make_cell(index, size) for index, size in enumerate(num_hidden)]
+        self.output_conv = make_conv(patch_size * patch_size * img_channel, 1, "output_conv")
+        self.adapter = None
+        if model_name == "predrnn_v2":
+            self.adapter = make_conv(num_hidden[0], 1, "adapter")
+
+    def _make_cell(self, index: int, size: int) -> keras.layers.Layer:
+        name = f"cell_{index}"
+        if self.cell_type == "st_lstm":
+            return SpatioTemporalLSTMCell(size, self.filter_size, self.layer_norm, name=name)
+        if self.cell_type == "zigzag_memory":
+            return ZigzagMemoryCell(size, self.filter_size, name=name)
+        return ConvLSTMCell(size, self.filter_size, self.conv_lstm_peephole, name=name)
+
+    @property
+    def mask_length(self) -> int:
+        """Mask entries per sample for a training sequence of ``total_length`` frames."""
+        return mask_length(self.reverse_scheduled_sampling, self.input_length, self.total_length)
+
+    def build(self, frames_shape, mask_shape=None):
+        """Creates every weight from the frame shape ``[B, T, H, W, C]``, without computing."""
+        batch, _, height, width, _ = frames_shape
+        p = self.patch_size
+        patched_height = None if height is None else height // p
+        patched_width = None if width is None else width // p
+        input_channels = p * p * self.img_channel
+        for index, cell in enumerate(self.cells):
+            channels = input_channels if index == 0 else self.num_hidden[index - 1]
+            inputs_shape = (batch, patched_height, patched_width, channels)
+            state_shape = (batch, patched_height, patched_width, self.num_hidden[index])
+            if self.cell_type == "st_lstm":
+                cell.build(inputs_shape, state_shape, state_shape, state_shape)
+            else:
+                cell.build(inputs_shape, state_shape)
+        top_shape = (batch, patched_height, patched_width, self.num_hidden[-1])
+        self.output_conv.build(top_shape)
+        if self.adapter is not None:
+            self.adapter.build(top_shape)
+        self.built = True
+
+    def call(self, frames, mask, training=None):
+        """Unrolls ``T - 1`` steps and predicts frames 2..T.
+
+        Args:
+          frames: ``[B, T, H, W, C]`` float in [0, 1]; T must be static.
+          mask: ``[B, M]`` 0/1 per (sample, step). With reverse scheduled sampling
+            ``M = T - 2`` and step ``t >= 1`` reads ``mask[:, t-1]*true_t + (1-mask)*x_gen``;
+            otherwise ``M = T - input_length - 1`` and step ``t >= input_length`` reads
+            ``mask[:, t-input_length]*true_t + (1-mask)*x_gen``.
+          training: unused (no dropout or batch norm); kept for the Keras contract.
+
+        Returns:
+          ``(predictions, decouple_loss)``: predictions ``[B, T-1, H, W, C]`` float32 and the
+          per-sample decoupling loss ``[B]`` float32 (zeros unless ``predrnn_v2``).
+        """
+        del training
+        dtype = self.compute_dtype
+        time_steps = frames.shape[1]
+        if time_steps is None:
+            raise ValueError("frames must have a static time dimension, received None")
+        patches = patch_frames(tf.cast(frames, dtype), self.patch_size)  # [B, T, Hp, Wp, p*p*C]
+        mask = tf.cast(mask, dtype)[:, :, None, None, None]  # [B, M, 1, 1, 1]
+        state = self._zero_state(patches)
+        predictions = []
+        cosines = []
+        generated = None
+        for step in range(time_steps - 1):
+            net = self._step_input(patches, mask, generated, step)
+            top_hidden, step_cosines = self._step(net, state)
+            generated = self.output_conv(top_hidden)
+            predictions.append(generated)
+            cosines.extend(step_cosines)
+        predictions = tf.stack(predictions, axis=1)  # [B, T-1, Hp, Wp, p*p*C]
+        predictions = tf.cast(unpatch_frames(predictions, self.patch_size), tf.float32)
+        if cosines:
+            decouple_loss = tf.reduce_mean(tf.stack(cosines, axis=0), axis=0)  # [B]
+        else:
+            decouple_loss = tf.zeros([tf.shape(frames)[0]], tf.float32)
+        return predictions, decouple_loss
+
+    def _zero_state(self, patches):
+        shape = tf.shape(patches)
+        def zeros(channels):
+            return tf.zeros([shape[0], shape[2], shape[3], channels], patches.dtype)
+        return {
+            "hidden": [zeros(size) for size in self.num_hidden],
+            "cell": [zeros(size) for size in self.num_hidden],
+            "memory": [zeros(size) for size in self.num_hidden],
+        }
+
+    def _step_input(self, patches, mask, generated, step):
+        true_frame = patches[:, step]
+        if self.reverse_scheduled_sampling:
+            mask_index = step - 1
+        else:
+            mask_index = step - self.input_length
+        if generated is None or mask_index < 0:
+            return true_frame
+        weight = mask[:, mask_index]
+        return weight * true_frame + (1.0 - weight) * generated
+
+    def _memory_input(self, state, layer):
+        memory = state["memory"]
+        if layer == 0:
+            return memory[-1] if self.memory_top_down else memory[0]
+        return memory[layer - 1] if self.memory_bottom_up else memory[layer]
+
+    def _step(self, net, state):
+        """Advances every layer one step in place; returns (top hidden, list of [B] cosines)."""
+        cosines = []
+        for layer, cell in enumerate(self.cells):
+            inputs = net if layer == 0 else state["hidden"][layer - 1]
+            if self.cell_type == "st_lstm":
+                memory = self._memory_input(state, layer)
+                hidden, cell_state, memory, delta_c, delta_m = cell(
+                    inputs, state["hidden"][layer], state["cell"][layer], memory)
+                state["cell"][layer] = cell_state
+                state["memory"][layer] = memory
+                if self.adapter is not None:
+                    cosines.append(self._decoupling(delta_c, delta_m))
+            elif self.cell_type == "zigzag_memory":
+                hidden, memory = cell(inputs, self._memory_input(state, layer))
+                state["memory"][layer] = memory
+            else:
+                hidden, cell_state = cell(inputs, state["hidden"][layer], state["cell"][layer])
+                state["cell"][layer] = cell_state
+            state["hidden"][layer] = hidden
+        return state["hidden"][-1], cosines
+
+    def _decoupling(self, delta_c, delta_m):
+        both = self.adapter(tf.concat([delta_c, delta_m], axis=0))  # [2B, Hp, Wp, nh]
+        adapted_c, adapted_m = tf.split(both, 2, axis=0)
+        return decoupling_cosine(adapted_c, adapted_m)
+
+    def forecast(self, input_frames, output_length: int | None = None):
+        """Forecasts ``output_length`` frames from ``[B, input_length, H, W, C]`` inputs.
+
+        All inputs are true frames; every later step reads the model's own prediction.
+
+        Returns:
+          ``[B, output_length, H, W, C]`` float32 (not clipped).
+        """
+        output_length = output_length or (self.total_length - self.input_length)
+        total = self.input_length + output_length
+        if input_frames.shape[1] != self.input_length:
+            raise ValueError(f"forecast needs {self.input_length} input frames, "
+                             f"received shape {tuple(input_frames.shape)}")
+        frames = tf.cast(input_frames, tf.float32)
+        padding = tf.zeros_like(frames[:, :1])
+        frames = tf.concat([frames] + [padding] * output_length, axis=1)  # [B, total, H, W, C]
+        mask = forecast_mask(tf.shape(frames)[0], self.reverse_scheduled_sampling,
+                             self.input_length, total)
+        predictions, _ = self(frames, mask, training=False)
+        return predictions[:, self.input_length - 1:]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "model_name": self.model_name,
+            "num_hidden": list(self.num_hidden),
+            "filter_size": self.filter_size,
+            "patch_size": self.patch_size,
+            "img_channel": self.img_channel,
+            "input_length": self.input_length,
+            "total_length": self.total_length,
+            "layer_norm": self.layer_norm,
+            "reverse_scheduled_sampling": self.reverse_scheduled_sampling,
+            "memory_bottom_up": self.memory_bottom_up,
+            "memory_top_down": self.memory_top_down,
+            "conv_lstm_peephole": self.conv_lstm_peephole,
+        })
+        return config
+
+
+def mask_length(reverse_scheduled_sampling: bool, input_length: int, total_length: int) -> int:
+    """Mask entries per sample: ``T - 2`` (reverse) or ``T - input_length - 1``."""
+    if reverse_scheduled_sampling:
+        return total_length - 2
+    return total_length - input_length - 1
+
+
+def forecast_mask(batch_size, reverse_scheduled_sampling: bool, input_length: int,
+                  total_length: int) -> tf.Tensor:
+    """The test-time mask: true frames for the input part, predictions after it."""
+    length = mask_length(reverse_scheduled_sampling, input_length, total_length)
+    true_steps = input_length - 1 if reverse_scheduled_sampling else 0
+    row = tf.constant([1.0] * true_steps + [0.0] * (length - true_steps), tf.float32)
+    return tf.tile(row[None, :], [batch_size, 1])  # [B, length]
