@@ -13,6 +13,8 @@ import json
 import os
 from typing import Any
 
+from predrnn_tf.errors import ConfigError
+
 MODEL_NAMES = ("predrnn_v2", "predrnn", "predrnn_m_only", "convlstm")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 ENCODER_CURVES = ("exponential", "linear", "sigmoid")
@@ -31,10 +33,6 @@ MODEL_SHAPE_FIELDS = (
     "img_channel",
     "conv_lstm_peephole",
 )
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the flag and the value."""
 
 
 @dataclasses.dataclass(frozen=True)

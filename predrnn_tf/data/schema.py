@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from predrnn_tf.errors import DataError
+
 SCHEMA_VERSION = 1
 SPLITS = ("train", "test")
 
@@ -43,10 +45,6 @@ _FEATURES = {
     "shape": tf.io.FixedLenFeature([4], tf.int64),
     "sequence_id": tf.io.FixedLenFeature([], tf.string, default_value=b""),
 }
-
-
-class DataError(ValueError):
-    """A dataset file is missing, corrupt or does not match the configuration."""
 
 
 def serialize_sequence(frames: np.ndarray, sequence_id: str = "") -> bytes:

@@ -77,6 +77,8 @@ class PredRNN(keras.Model):
         self.cell_type = cell_type
         self.num_layers = len(num_hidden)
         self.cells = [self._make_cell(index, size) for index, size in enumerate(num_hidden)]
+        for cell in self.cells:  # tf.train.Checkpoint does not follow Keras 3 lists (TrackedList).
+            setattr(self, cell.name, cell)
         self.output_conv = make_conv(patch_size * patch_size * img_channel, 1, "output_conv")
         self.adapter = None
         if model_name == "predrnn_v2":

@@ -1,0 +1,129 @@
+"""The one tf.data reader for every dataset: TFRecord shards -> float32 [B, T, H, W, C]."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from predrnn_tf.data import schema
+from predrnn_tf.data.schema import DataError
+
+
+def check_metadata(metadata: dict[str, Any], config, split: str,
+                   sequence_length: int | None = None) -> None:
+    """Checks a dataset's metadata against the configuration; DataError names both values.
+
+    Args:
+      metadata: the dataset's ``NAME-metadata.json`` contents.
+      config: a :class:`predrnn_tf.config.Config`.
+      split: ``train`` or ``test``.
+      sequence_length: frames needed per sequence (default ``config.total_length``).
+    """
+    name = metadata.get("name", config.dataset_name)
+    needed = sequence_length or config.total_length
+    height, width = metadata.get("image_height"), metadata.get("image_width")
+    if (height, width) != (config.img_width, config.img_width):
+        raise DataError(f"dataset {name!r} has {height}x{width} frames but "
+                        f"--img_width={config.img_width}")
+    if metadata.get("channels") != config.img_channel:
+        raise DataError(f"dataset {name!r} has {metadata.get('channels')} channel(s) but "
+                        f"--img_channel={config.img_channel}")
+    stored = metadata.get(f"{split}_sequence_length", metadata.get("sequence_length"))
+    if stored is None or stored < needed:
+        raise DataError(f"dataset {name!r} has {split} sequences of {stored} frames but "
+                        f"{needed} are needed (--total_length={config.total_length})")
+
+
+def _decoder(sequence_length: int, height: int, width: int, channels: int):
+    def decode(serialized):
+        frames = schema.parse_sequence(serialized)
+        frames = frames[:sequence_length]
+        return tf.ensure_shape(frames, [sequence_length, height, width, channels])
+    return decode
+
+
+def _to_unit_float(frames_uint8):
+    return tf.cast(frames_uint8, tf.float32) * (1.0 / 255.0)
+
+
+def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence_length: int, *,
+                 shuffle: bool = True, repeat: bool = True, seed: int = 0,
+                 deterministic: bool = False, skip_corrupt: bool = False,
+                 shuffle_buffer: int = 256, drop_remainder: bool = True,
+                 input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """Streams one split as float32 batches ``[B, T, H, W, C]`` in [0, 1].
+
+    File-level interleave, parallel decode, a shuffle buffer of serialized records (memory is
+    bounded by ``shuffle_buffer`` records), repeat, batch, prefetch.
+
+    Args:
+      data_dir: folder with the shards and ``NAME-metadata.json``.
+      name: dataset name.
+      split: ``train`` or ``test``.
+      batch_size: sequences per batch (per input pipeline when ``input_context`` is given).
+      sequence_length: frames taken from the start of each stored sequence.
+      shuffle: shuffle shard order and records.
+      repeat: repeat forever.
+      seed: seed of the shuffles.
+      deterministic: keep a reproducible order despite parallelism.
+      skip_corrupt: drop records that fail to read or decode instead of failing.
+      shuffle_buffer: records in the shuffle buffer.
+      drop_remainder: drop the last partial batch (keeps shapes static).
+      input_context: from ``distribute_datasets_from_function``: shards the input per worker,
+        by file when there are at least as many files as pipelines, else by record.
+
+    Returns:
+      A ``tf.data.Dataset``.
+    """
+    if split not in schema.SPLITS:
+        raise ValueError(f"split must be one of {schema.SPLITS}, received {split!r}")
+    metadata = schema.read_metadata(data_dir, name)
+    paths = schema.shard_paths(data_dir, name, split)
+    if not paths:
+        raise DataError(f"no {split} shards {name}-{split}-*-of-*.tfrecord in {data_dir}")
+    height, width = metadata["image_height"], metadata["image_width"]
+    channels = metadata["channels"]
+
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    shard_records = False
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        if len(paths) >= input_context.num_input_pipelines:
+            files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        else:
+            shard_records = True
+    if shuffle:
+        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        files = files.repeat()
+    records = files.interleave(
+        tf.data.TFRecordDataset, cycle_length=min(4, len(paths)), block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if shard_records:
+        records = records.shard(input_context.num_input_pipelines,
+                                input_context.input_pipeline_id)
+    if shuffle:
+        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    sequences = records.map(_decoder(sequence_length, height, width, channels),
+                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if skip_corrupt:
+        sequences = sequences.ignore_errors(log_warning=True)
+    batches = sequences.batch(batch_size, drop_remainder=drop_remainder)
+    batches = batches.map(_to_unit_float, num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=deterministic)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    batches = batches.with_options(options)
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def find_corrupt_shard(paths: list[str]) -> tuple[str, str] | None:
+    """Reads every shard to find the first that fails; returns (path, error) or None."""
+    for path in paths:
+        try:
+            for serialized in tf.data.TFRecordDataset(path):
+                schema.parse_sequence(serialized)
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            message = error.message.splitlines()[0] if error.message else type(error).__name__
+            return path, message
+    return None

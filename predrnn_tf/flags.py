@@ -1,0 +1,175 @@
+"""absl flag definitions mirroring :class:`predrnn_tf.config.Config`, for entry points only.
+
+Library code never imports this module. ``define_config_flags()`` defines one flag per
+Config field (the official ``run.py`` names), ``config_from_flags()`` builds the frozen
+Config, and ``run_or_exit()`` turns the project's input errors into one line on stderr and
+exit status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable
+
+from absl import flags
+
+from predrnn_tf.config import Config, ConfigError, parse_num_hidden, validate_config
+from predrnn_tf.errors import DataError
+
+HELP = {
+    "model_name": "predrnn_v2 | predrnn | predrnn_m_only | convlstm.",
+    "num_hidden": "Hidden channels per layer, comma-separated, e.g. 128,128,128,128.",
+    "filter_size": "Kernel size of the recurrent convolutions (odd).",
+    "stride": "Convolution stride (1, as the official models).",
+    "patch_size": "Space-to-depth patch size: frames enter the cells as H/p x W/p x p*p*C.",
+    "layer_norm": "Layer normalisation inside the ST-LSTM cells.",
+    "memory_bottom_up": "Ablation switch: pass M from layer l-1 to layer l within a step.",
+    "memory_top_down": "Ablation switch: pass the top layer's M to layer 0 at the next step.",
+    "conv_lstm_peephole": "Peephole connections in the ConvLSTM baseline.",
+    "dataset_name": "Dataset NAME: shards NAME-{train,test}-*.tfrecord and NAME-metadata.json. "
+                    "'synthetic_radar' is generated on first use.",
+    "data_dir": "Folder of the dataset's TFRecord shards and metadata.",
+    "img_width": "Frame height and width in pixels.",
+    "img_channel": "Channels per frame.",
+    "input_length": "Input frames before the forecast.",
+    "total_length": "Frames per training sequence (input + output).",
+    "shuffle_buffer": "Records in the shuffle buffer (bounds the reader's memory).",
+    "deterministic": "Reproducible runs: op determinism, ordered input, exact resume.",
+    "skip_corrupt": "Skip corrupt records (counted in the logs) instead of failing.",
+    "decouple_beta": "Weight of the memory decoupling loss (predrnn_v2).",
+    "reverse_scheduled_sampling": "Reverse scheduled sampling (PredRNN-V2 curriculum).",
+    "r_sampling_step_1": "Reverse sampling: iteration where the encoder curve starts.",
+    "r_sampling_step_2": "Reverse sampling: iteration where both curves end.",
+    "r_exp_alpha": "Reverse sampling: time constant of the exponential/sigmoid curve.",
+    "r_sampling_curve": "Reverse sampling encoder curve: exponential | linear | sigmoid.",
+    "r_sampling_strategy": "Reverse sampling strategy: 2 = both start at 0.5 (official), "
+                           "1 = encoder from 0, decoder from 1.",
+    "scheduled_sampling": "Scheduled sampling of the decoder inputs (PredRNN v1).",
+    "sampling_stop_iter": "Scheduled sampling: iteration where eta reaches 0.",
+    "sampling_start_value": "Scheduled sampling: initial eta.",
+    "sampling_changing_rate": "Scheduled sampling: decrease of eta per iteration.",
+    "lr": "Adam learning rate.",
+    "batch_size": "Global batch size (sequences per iteration, whatever the device count).",
+    "max_iterations": "Training iterations.",
+    "reverse_input": "Also train on the time-reversed batch every iteration (official v2).",
+    "gradient_clip_norm": "Clip gradients to this global norm (0 = off).",
+    "precision": "float32 | mixed_float16 (GPUs) | mixed_bfloat16 (TPUs, AVX512-BF16 CPUs).",
+    "jit_compile": "XLA-compile the train step (slow to compile on CPU: measure first).",
+    "seed": "Seed of weights, masks and input order.",
+    "display_interval": "Iterations between prediction image summaries.",
+    "test_interval": "Iterations between test passes.",
+    "snapshot_interval": "Iterations between checkpoints.",
+    "num_test_batches": "Test batches per test pass (0 = the whole test split).",
+    "log_every": "Iterations between progress lines.",
+    "distribution_strategy": "default | mirrored | multi_worker_mirrored.",
+    "num_devices": "Limit mirrored training to this many GPUs (0 = all visible).",
+    "nan_policy": "On a non-finite loss: stop (keep the last good checkpoint) | skip_step.",
+}
+
+
+def define_config_flags(skip: tuple[str, ...] = ()) -> None:
+    """Defines one absl flag per Config field (except ``skip``), defaults from Config."""
+    defaults = Config()
+    for field in dataclasses.fields(Config):
+        if field.name in skip or field.name in flags.FLAGS:
+            continue
+        default = getattr(defaults, field.name)
+        help_text = HELP.get(field.name, field.name)
+        if isinstance(default, bool):
+            flags.DEFINE_bool(field.name, default, help_text)
+        elif isinstance(default, int):
+            flags.DEFINE_integer(field.name, default, help_text)
+        elif isinstance(default, float):
+            flags.DEFINE_float(field.name, default, help_text)
+        elif isinstance(default, tuple):
+            flags.DEFINE_string(field.name, ",".join(map(str, default)), help_text)
+        else:
+            flags.DEFINE_string(field.name, default, help_text)
+
+
+def config_from_flags(base: Config | None = None, only_set: bool = False) -> Config:
+    """Builds and validates a Config from the parsed flags.
+
+    Args:
+      base: values for flags that were not given on the command line (default: Config()).
+      only_set: if True, take from the flags only those present on the command line or in
+        a flagfile, keeping ``base`` for the rest (used to resume or evaluate a workdir).
+    """
+    base = base or Config()
+    values = {}
+    for field in dataclasses.fields(Config):
+        if field.name not in flags.FLAGS:
+            continue
+        if only_set and not flags.FLAGS[field.name].present:
+            continue
+        value = flags.FLAGS[field.name].value
+        values[field.name] = parse_num_hidden(value) if field.name == "num_hidden" else value
+    return validate_config(base.replace(**values))
+
+
+def _silence_stderr() -> int:
+    """Points file descriptor 2 at /dev/null; returns a duplicate of the original."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    return saved
+
+
+def _restore_stderr(saved: int) -> None:
+    os.dup2(saved, 2)
+    os.close(saved)
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with its start-up chatter on stderr silenced.
+
+    The CPU-only start-up of the GPU-capable wheel prints lines such as "Could not find
+    cuda drivers" from C++, which would bury our one-line errors. Import errors still show.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return
+    saved = _silence_stderr()
+    try:
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    finally:
+        _restore_stderr(saved)
+
+
+def run_app(main: Callable[[list[str]], object]) -> None:
+    """``absl.app.run(main)`` with flag errors as one line and TF's start-up noise silenced.
+
+    Flags are parsed once up front so that a bad flag gives ``error: ...`` and exit 2; the
+    runtime's device probing during ``app.run``'s start-up writes to /dev/null, and stderr
+    is restored as soon as ``main`` starts.
+    """
+    from absl import app
+
+    app.define_help_flags()
+    try:
+        flags.FLAGS(sys.argv)
+    except flags.Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    saved = _silence_stderr()
+
+    def main_with_stderr(argv):
+        _restore_stderr(saved)
+        return main(argv)
+
+    app.run(main_with_stderr)
+
+
+def run_or_exit(main: Callable[[], object], errors: tuple[type[BaseException], ...] = ()) -> None:
+    """Runs ``main``; known input errors become one line on stderr and exit status 2."""
+    known = (ConfigError, DataError, FileNotFoundError, PermissionError) + tuple(errors)
+    try:
+        main()
+    except known as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,41 @@
+import pytest
+
+from predrnn_tf.config import (
+    Config,
+    ConfigError,
+    changed_model_fields,
+    load_config,
+    parse_num_hidden,
+    save_config,
+    validate_config,
+)
+
+
+def test_json_round_trip(tmp_path):
+    config = Config(num_hidden=(64, 32), model_name="convlstm", lr=3e-4)
+    save_config(config, str(tmp_path))
+    assert load_config(str(tmp_path)) == config
+
+
+@pytest.mark.parametrize("changes,flag", [
+    ({"input_length": 20, "total_length": 20}, "--input_length"),
+    ({"img_width": 66, "patch_size": 4}, "--img_width=66"),
+    ({"num_hidden": (64, 32)}, "--num_hidden"),
+    ({"model_name": "unet"}, "--model_name"),
+    ({"precision": "float8"}, "--precision"),
+    ({"r_sampling_step_1": 10, "r_sampling_step_2": 5}, "--r_sampling_step_2"),
+])
+def test_validation_names_the_flag(changes, flag):
+    with pytest.raises(ConfigError, match=flag):
+        validate_config(Config(**changes))
+
+
+def test_parse_num_hidden():
+    assert parse_num_hidden("128, 64") == (128, 64)
+    with pytest.raises(ConfigError, match="--num_hidden"):
+        parse_num_hidden("a,b")
+
+
+def test_changed_model_fields():
+    assert changed_model_fields(Config(), Config(lr=1.0, max_iterations=3)) == []
+    assert changed_model_fields(Config(), Config(num_hidden=(64,) * 4)) == ["num_hidden"]

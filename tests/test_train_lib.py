@@ -1,0 +1,115 @@
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from predrnn_tf import train_lib
+from predrnn_tf.config import Config
+from predrnn_tf.data import synthetic_radar
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = Config(num_hidden=(8, 8), filter_size=3, patch_size=2, img_width=16, input_length=3,
+              total_length=6, batch_size=4, lr=3e-3, max_iterations=4, reverse_input=False,
+              display_interval=2, test_interval=2, snapshot_interval=2, log_every=1,
+              num_test_batches=2, r_sampling_step_1=2, r_sampling_step_2=10, r_exp_alpha=2.0,
+              shuffle_buffer=16)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("synthetic"))
+    synthetic_radar.ensure_synthetic_dataset(path, 16, 6, num_train=64, num_test=16)
+    return path
+
+
+def _trainer(config, data_dir, workdir):
+    trainer = train_lib.Trainer(config, workdir, tf.distribute.get_strategy())
+    trainer.make_train_iterator(data_dir)
+    return trainer
+
+
+def _run_steps(trainer, steps):
+    step_fn = trainer.make_train_step()
+    losses = []
+    for _ in range(steps):
+        out = step_fn(trainer.train_iterator, tf.constant(1.0), tf.constant(1.0))
+        losses.append(float(out["loss"]))
+    return losses
+
+
+def test_a_few_steps_reduce_the_loss(data_dir, tmp_path):
+    losses = _run_steps(_trainer(TINY.replace(data_dir=data_dir), data_dir, str(tmp_path)), 30)
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3])
+
+
+def test_eager_and_tf_function_give_the_same_loss(data_dir, tmp_path):
+    config = TINY.replace(data_dir=data_dir, deterministic=True, reverse_input=True)
+    graph_loss = _run_steps(_trainer(config, data_dir, str(tmp_path / "a")), 2)
+    tf.config.run_functions_eagerly(True)
+    try:
+        eager_loss = _run_steps(_trainer(config, data_dir, str(tmp_path / "b")), 2)
+    finally:
+        tf.config.run_functions_eagerly(False)
+    np.testing.assert_allclose(eager_loss, graph_loss, rtol=1e-5)
+
+
+def test_resume_continues_step_and_matches_uninterrupted_run(data_dir, tmp_path):
+    config = TINY.replace(data_dir=data_dir, deterministic=True, max_iterations=6)
+    straight = train_lib.train_and_evaluate(config, str(tmp_path / "straight"))
+    first = train_lib.train_and_evaluate(config.replace(max_iterations=3), str(tmp_path / "cut"))
+    assert first["step"] == 3
+    resumed = train_lib.train_and_evaluate(config, str(tmp_path / "cut"))
+    assert resumed["step"] == 6
+    assert resumed["train"]["loss"] == pytest.approx(straight["train"]["loss"], rel=1e-6)
+    assert resumed["mse"] == pytest.approx(straight["mse"], rel=1e-5)
+
+
+def test_resume_refuses_a_changed_model_shape(data_dir, tmp_path):
+    config = TINY.replace(data_dir=data_dir, max_iterations=2)
+    train_lib.train_and_evaluate(config, str(tmp_path))
+    with pytest.raises(train_lib.ConfigError, match="--num_hidden"):
+        train_lib.train_and_evaluate(config.replace(num_hidden=(4, 4)), str(tmp_path))
+    result = train_lib.train_and_evaluate(config.replace(max_iterations=3, lr=1e-4),
+                                          str(tmp_path))
+    assert result["step"] == 3
+
+
+def _run_train(*args, cwd=REPO):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run([sys.executable, "-m", "predrnn_tf.train", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_quickstart_runs_end_to_end_at_tiny_size(tmp_path):
+    workdir = str(tmp_path / "run")
+    result = _run_train("--flagfile=configs/quickstart.flags", f"--workdir={workdir}",
+                        "--img_width=16", "--num_hidden=4,4", "--max_iterations=2",
+                        "--batch_size=2", "--num_test_batches=1", "--log_every=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "SYNTHETIC" in result.stderr
+    assert glob.glob(os.path.join(workdir, "checkpoints", "ckpt-2.index"))
+    assert os.path.exists(os.path.join(workdir, "config.json"))
+    events = glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*"))
+    tags = set()
+    for event in tf.compat.v1.train.summary_iterator(events[0]):
+        tags.update(value.tag for value in event.summary.value)
+    assert "train/loss" in tags
+    assert "test/truth_over_prediction" in tags
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["--input_length=10", "--total_length=10"], "--input_length"),
+    (["--img_width=66"], "--img_width=66"),
+    (["--num_hidden=32,16"], "--num_hidden"),
+    (["--dataset_name=mnist", "--data_dir=/nonexistent/path"], "--data_dir=/nonexistent/path"),
+])
+def test_bad_flags_exit_with_one_line_naming_the_flag(tmp_path, args, flag):
+    result = _run_train("--flagfile=configs/quickstart.flags", f"--workdir={tmp_path}", *args)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert flag in lines[0] and "Traceback" not in result.stderr
