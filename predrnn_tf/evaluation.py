@@ -1,0 +1,311 @@
+"""Evaluation of a model or a baseline on a test set: metrics files, curves, strips, GIFs.
+
+:func:`evaluate` runs a forecaster over batches ``[B, T, H, W, C]`` (the first
+``input_length`` frames are its inputs, the next ``output_length`` the truth) and writes into
+``output_dir``:
+
+- ``metrics.json``: averages over frames (``metrics``), per-frame lists (``per_frame``),
+  radar contingency counts (``counts``), what was skipped and why (``skipped``), and run info;
+- ``metrics_per_frame.csv``: one row per forecast frame;
+- ``metrics_per_frame.png``: one chart per metric over the forecast frames;
+- ``predictions.png`` and ``predictions.gif``: truth and forecast of the first sequences;
+- ``predictions.npz`` (``save_predictions``): ``inputs``, ``truth``, ``predictions`` float32 in
+  [0, 1], enough to recompute every metric.
+
+Every file is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from predrnn_tf import evaluation_plots
+from predrnn_tf.data.schema import DataError
+from predrnn_tf.metrics import DEFAULT_THRESHOLDS, FrameMetrics
+
+METRICS_FILENAME = "metrics.json"
+CSV_FILENAME = "metrics_per_frame.csv"
+CURVES_FILENAME = "metrics_per_frame.png"
+STRIPS_FILENAME = "predictions.png"
+GIF_FILENAME = "predictions.gif"
+PREDICTIONS_FILENAME = "predictions.npz"
+PLOTTED_METRICS = ("mse", "mae", "psnr", "ssim", "lpips")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationOptions:
+    """What to evaluate and what to write.
+
+    Attributes:
+      input_length: input frames per sequence.
+      output_length: forecast frames per sequence (may exceed the training length).
+      thresholds: dBZ thresholds of the contingency scores (radar data only).
+      fss_scales: neighbourhood sizes of the fractions skill score (empty: no FSS).
+      num_sequences: stop after this many test sequences (0: the whole test set).
+      save_predictions: also write ``predictions.npz``.
+      num_strips: sequences drawn in ``predictions.png`` / ``.gif``.
+      frames_per_second: GIF frame rate.
+      name: the run's name in plots and tables (e.g. "predrnn_v2", "persistence").
+    """
+
+    input_length: int
+    output_length: int
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    fss_scales: tuple[int, ...] = ()
+    num_sequences: int = 0
+    save_predictions: bool = False
+    num_strips: int = 3
+    frames_per_second: float = 2.0
+    name: str = "model"
+
+
+def make_model_forecaster(model: Any, output_length: int) -> Callable[[Any], Any]:
+    """A compiled ``inputs -> forecast`` of ``output_length`` frames from a PredRNN model."""
+    return tf.function(lambda frames: model.forecast(frames, output_length),
+                       reduce_retracing=True)
+
+
+def _as_forecaster(model_or_baseline: Any, output_length: int) -> Callable[[Any], Any]:
+    if hasattr(model_or_baseline, "forecast"):
+        return make_model_forecaster(model_or_baseline, output_length)
+    if callable(model_or_baseline):
+        return model_or_baseline
+    raise ValueError(f"expected a model with .forecast or a callable, got "
+                     f"{type(model_or_baseline).__name__}")
+
+
+def _check_options(options: EvaluationOptions) -> None:
+    if options.input_length < 1:
+        raise ValueError(f"input_length must be positive, got {options.input_length}")
+    if options.output_length < 1:
+        raise ValueError(f"output_length must be positive, got {options.output_length}")
+    if options.num_sequences < 0:
+        raise ValueError(f"num_sequences must be >= 0, got {options.num_sequences}")
+
+
+def _finite_or_none(value: Any) -> Any:
+    """Replaces NaN/inf (invalid JSON) by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def _temporary_path(path: str) -> str:
+    folder, name = os.path.split(path)
+    return os.path.join(folder or ".", f".tmp-{os.getpid()}-{name}")
+
+
+def write_json(path: str, values: dict[str, Any]) -> None:
+    """Writes strict JSON (NaN as null) atomically."""
+    temporary = _temporary_path(path)
+    with open(temporary, "w") as handle:
+        json.dump(_finite_or_none(values), handle, indent=2, allow_nan=False)
+        handle.write("\n")
+    os.replace(temporary, path)
+
+
+def write_per_frame_csv(path: str, per_frame: dict[str, Sequence[float]]) -> None:
+    """``frame,<metric>,...`` with one row per forecast frame (1-based), atomically."""
+    names = list(per_frame)
+    length = len(per_frame[names[0]]) if names else 0
+    temporary = _temporary_path(path)
+    with open(temporary, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["frame", *names])
+        for frame in range(length):
+            row = [frame + 1]
+            for name in names:
+                value = per_frame[name][frame]
+                row.append("" if value is None or not math.isfinite(value) else f"{value:.8g}")
+            writer.writerow(row)
+    os.replace(temporary, path)
+
+
+def write_predictions(path: str, inputs: np.ndarray, truth: np.ndarray,
+                      predictions: np.ndarray) -> None:
+    """``predictions.npz`` with float32 ``inputs``, ``truth``, ``predictions`` (clipped)."""
+    temporary = _temporary_path(path)
+    if not temporary.endswith(".npz"):
+        temporary += ".npz"
+    np.savez_compressed(temporary, inputs=inputs.astype(np.float32),
+                        truth=truth.astype(np.float32),
+                        predictions=np.clip(predictions, 0.0, 1.0).astype(np.float32))
+    os.replace(temporary, path)
+
+
+class _Collector:
+    """Keeps the first sequences for the pictures, and all of them if asked to."""
+
+    def __init__(self, keep_all: bool, num_strips: int):
+        self.keep_all = keep_all
+        self.num_strips = num_strips
+        self.parts: dict[str, list[np.ndarray]] = {"inputs": [], "truth": [], "predictions": []}
+        self.kept = 0
+
+    def add(self, inputs: np.ndarray, truth: np.ndarray, predictions: np.ndarray) -> None:
+        if not self.keep_all:
+            wanted = self.num_strips - self.kept
+            if wanted <= 0:
+                return
+            inputs, truth, predictions = inputs[:wanted], truth[:wanted], predictions[:wanted]
+        self.parts["inputs"].append(inputs)
+        self.parts["truth"].append(truth)
+        self.parts["predictions"].append(np.clip(predictions, 0.0, 1.0))
+        self.kept += inputs.shape[0]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: np.concatenate(values) for name, values in self.parts.items()}
+
+
+def run_forecasts(forecaster: Callable[[Any], Any], dataset: Any, options: EvaluationOptions,
+                  frame_metrics: FrameMetrics, collector: _Collector) -> None:
+    """Streams the dataset through the forecaster into the metrics and the collector."""
+    needed = options.input_length + options.output_length
+    remaining = options.num_sequences or None
+    for batch in dataset:
+        frames = np.asarray(batch, np.float32)
+        if frames.ndim != 5 or frames.shape[1] < needed:
+            raise DataError(f"test batches must be [B, T, H, W, C] with T >= input_length + "
+                            f"output_length = {needed}, got shape {frames.shape}")
+        if remaining is not None:
+            frames = frames[:remaining]
+        inputs = frames[:, :options.input_length]
+        truth = frames[:, options.input_length:needed]
+        predictions = np.asarray(forecaster(tf.constant(inputs)), np.float32)
+        if predictions.shape != truth.shape:
+            raise ValueError(f"the forecast has shape {predictions.shape}, expected {truth.shape}")
+        frame_metrics.update(truth, predictions)
+        collector.add(inputs, truth, predictions)
+        if remaining is not None:
+            remaining -= frames.shape[0]
+            if remaining <= 0:
+                break
+
+
+def write_pictures(output_dir: str, arrays: dict[str, np.ndarray], result: dict[str, Any],
+                   options: EvaluationOptions,
+                   value_mapping: dict[str, Any] | None) -> dict[str, str]:
+    """Writes the curves PNG, the strips PNG and the GIF; returns {kind: path}."""
+    written = {}
+    metric_names = [name for name in PLOTTED_METRICS if name in result["per_frame"]]
+    metric_names += [name for name in result["per_frame"]
+                     if name.startswith(("csi_", "hss_", "fss_"))]
+    curves = evaluation_plots.draw_metric_curves({options.name: result["per_frame"]},
+                                                 metric_names)
+    path = os.path.join(output_dir, CURVES_FILENAME)
+    evaluation_plots.write_image(path, curves)
+    written["curves"] = path
+    count = min(options.num_strips, arrays["inputs"].shape[0])
+    if count <= 0:
+        return written
+    strips = {name: values[:count] for name, values in arrays.items()}
+    image = evaluation_plots.draw_prediction_strips(
+        strips["inputs"], strips["truth"], strips["predictions"], value_mapping,
+        title=f"{options.name}: truth (top) and forecast (bottom)")
+    path = os.path.join(output_dir, STRIPS_FILENAME)
+    evaluation_plots.write_image(path, image)
+    written["strips"] = path
+    animation = evaluation_plots.draw_animation_frames(
+        strips["inputs"], strips["truth"], strips["predictions"], value_mapping)
+    path = os.path.join(output_dir, GIF_FILENAME)
+    if evaluation_plots.write_gif(path, animation, options.frames_per_second):
+        written["gif"] = path
+    else:
+        logging.warning("No GIF writer (OpenCV >= 4.11 or Pillow): %s not written.", path)
+    return written
+
+
+def evaluate(model_or_baseline: Any, dataset: Any, output_dir: str, options: EvaluationOptions,
+             *, metadata: dict[str, Any] | None = None, lpips_model: Any = None,
+             lpips_skip_reason: str = "", info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluates a forecaster on a dataset and writes the result files.
+
+    Args:
+      model_or_baseline: a model with ``forecast(inputs, output_length)`` (e.g. PredRNN) or a
+        callable ``inputs [B, T_in, H, W, C] -> [B, T_out, H, W, C]`` (e.g. a baseline).
+      dataset: iterable of float32 batches ``[B, T, H, W, C]`` in [0, 1], with
+        ``T >= input_length + output_length``.
+      output_dir: created if needed.
+      options: see :class:`EvaluationOptions`.
+      metadata: the dataset metadata; its ``value_mapping`` enables dBZ scores and colours
+        (converters store no-data pixels as "no echo", so every pixel is scored).
+      lpips_model: a callable ``(truth, prediction) -> [N]`` (see
+        :class:`predrnn_tf.lpips.LPIPSDistance`), or None.
+      lpips_skip_reason: why LPIPS is missing, written into ``metrics.json``.
+      info: extra values stored under ``info`` in ``metrics.json`` (workdir, checkpoint...).
+
+    Returns:
+      The contents of ``metrics.json``.
+    """
+    _check_options(options)
+    metadata = metadata or {}
+    value_mapping = metadata.get("value_mapping") or None
+    forecaster = _as_forecaster(model_or_baseline, options.output_length)
+    frame_metrics = FrameMetrics(
+        options.output_length, value_mapping=value_mapping, thresholds=options.thresholds,
+        fss_scales=options.fss_scales, lpips_model=lpips_model)
+    collector = _Collector(options.save_predictions, options.num_strips)
+    start = time.time()
+    run_forecasts(forecaster, dataset, options, frame_metrics, collector)
+    if frame_metrics.num_sequences == 0:
+        raise DataError("the test set yielded no sequence to evaluate")
+    seconds = time.time() - start
+    result = frame_metrics.result()
+    skipped = {}
+    if lpips_model is None:
+        skipped["lpips"] = lpips_skip_reason or "no LPIPS model given"
+    if not value_mapping:
+        skipped["contingency"] = ("the dataset metadata has no value_mapping to dBZ: "
+                                  "CSI/POD/FAR/HSS need physical units")
+    result = {
+        "name": options.name,
+        "dataset": metadata.get("name"),
+        "synthetic": bool(metadata.get("synthetic", False)),
+        "input_length": options.input_length,
+        **result,
+        "thresholds": list(frame_metrics.thresholds),
+        "units": value_mapping.get("units") if value_mapping else None,
+        "skipped": skipped,
+        "info": {"seconds": round(seconds, 3), **(info or {})},
+    }
+    os.makedirs(output_dir, exist_ok=True)
+    arrays = collector.arrays()
+    files = write_pictures(output_dir, arrays, result, options, value_mapping)
+    write_per_frame_csv(os.path.join(output_dir, CSV_FILENAME), result["per_frame"])
+    if options.save_predictions:
+        path = os.path.join(output_dir, PREDICTIONS_FILENAME)
+        write_predictions(path, arrays["inputs"], arrays["truth"], arrays["predictions"])
+        files["predictions"] = path
+    result["files"] = {kind: os.path.basename(path) for kind, path in files.items()}
+    write_json(os.path.join(output_dir, METRICS_FILENAME), result)
+    return result
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """One line with the headline averages, e.g. for the console."""
+    metrics = result["metrics"]
+    parts = [f"{result['name']}: {result['num_sequences']} sequences x "
+             f"{result['output_length']} frames"]
+    for name in ("mse", "mae", "psnr", "ssim", "lpips"):
+        if name in metrics:
+            parts.append(f"{name}={metrics[name]:.4g}")
+    for threshold in result.get("thresholds", []):
+        key = f"csi_{threshold:g}"
+        if key in metrics and metrics[key] is not None and math.isfinite(metrics[key]):
+            parts.append(f"{key}={metrics[key]:.3f}")
+    return " ".join(parts)
