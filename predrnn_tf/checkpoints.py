@@ -42,7 +42,13 @@ def restore_weights(model: PredRNN, path: str) -> None:
     checkpoint = tf.train.Checkpoint(model=model)
     status = checkpoint.restore(path)
     status.expect_partial()
-    status.assert_existing_objects_matched()
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as error:
+        unmatched = str(error).count("\n") or 1
+        raise ConfigError(f"checkpoint {path} does not hold this model's weights "
+                          f"({unmatched} variables unmatched): wrong --workdir/--checkpoint, "
+                          f"or a checkpoint written by another model or an older version") from None
 
 
 def restore(workdir: str, checkpoint: str | None = None,

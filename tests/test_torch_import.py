@@ -1,0 +1,665 @@
+"""Parity with the official PyTorch PredRNN (thuml/predrnn-pytorch) through its checkpoints.
+
+The official modules below are transcribed from the official code (core/layers/
+SpatioTemporalLSTMCell.py and SpatioTemporalLSTMCell_v2.py, core/models/predrnn.py and
+predrnn_v2.py, core/utils/preprocess.py reshape_patch), keeping their key names, shapes and
+forward passes. The only change: the forward passes also return the decoupling loss, which
+the official code folds into its training loss.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from predrnn_tf import torch_import  # noqa: E402
+from predrnn_tf.checkpoints import restore  # noqa: E402
+from predrnn_tf.config import Config  # noqa: E402
+from predrnn_tf.models.builder import build_model  # noqa: E402
+from predrnn_tf.models.predrnn import forecast_mask, mask_length  # noqa: E402
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PREDICTION_TOLERANCE = 1e-4
+DECOUPLE_TOLERANCE = 1e-5
+
+
+# ---------------------------------------------------------------------------------------
+# The official code, transcribed.
+# ---------------------------------------------------------------------------------------
+
+
+class OfficialSpatioTemporalLSTMCellV2(nn.Module):
+    """core/layers/SpatioTemporalLSTMCell_v2.py."""
+
+    def __init__(self, in_channel, num_hidden, width, filter_size, stride, layer_norm):
+        super().__init__()
+        self.num_hidden = num_hidden
+        self.padding = filter_size // 2
+        self._forget_bias = 1.0
+        if layer_norm:
+            self.conv_x = nn.Sequential(
+                nn.Conv2d(in_channel, num_hidden * 7, kernel_size=filter_size, stride=stride,
+                          padding=self.padding, bias=False),
+                nn.LayerNorm([num_hidden * 7, width, width]))
+            self.conv_h = nn.Sequential(
+                nn.Conv2d(num_hidden, num_hidden * 4, kernel_size=filter_size, stride=stride,
+                          padding=self.padding, bias=False),
+                nn.LayerNorm([num_hidden * 4, width, width]))
+            self.conv_m = nn.Sequential(
+                nn.Conv2d(num_hidden, num_hidden * 3, kernel_size=filter_size, stride=stride,
+                          padding=self.padding, bias=False),
+                nn.LayerNorm([num_hidden * 3, width, width]))
+            self.conv_o = nn.Sequential(
+                nn.Conv2d(num_hidden * 2, num_hidden, kernel_size=filter_size, stride=stride,
+                          padding=self.padding, bias=False),
+                nn.LayerNorm([num_hidden, width, width]))
+        else:
+            self.conv_x = nn.Sequential(
+                nn.Conv2d(in_channel, num_hidden * 7, kernel_size=filter_size, stride=stride,
+                          padding=self.padding, bias=False))
+            self.conv_h = nn.Sequential(
+                nn.Conv2d(num_hidden, num_hidden * 4, kernel_size=filter_size, stride=stride,
+                          padding=self.padding, bias=False))
+            self.conv_m = nn.Sequential(
+                nn.Conv2d(num_hidden, num_hidden * 3, kernel_size=filter_size, stride=stride,
+                          padding=self.padding, bias=False))
+            self.conv_o = nn.Sequential(
+                nn.Conv2d(num_hidden * 2, num_hidden, kernel_size=filter_size, stride=stride,
+                          padding=self.padding, bias=False))
+        self.conv_last = nn.Conv2d(num_hidden * 2, num_hidden, kernel_size=1, stride=1,
+                                   padding=0, bias=False)
+
+    def forward(self, x_t, h_t, c_t, m_t):
+        x_concat = self.conv_x(x_t)
+        h_concat = self.conv_h(h_t)
+        m_concat = self.conv_m(m_t)
+        i_x, f_x, g_x, i_x_prime, f_x_prime, g_x_prime, o_x = torch.split(
+            x_concat, self.num_hidden, dim=1)
+        i_h, f_h, g_h, o_h = torch.split(h_concat, self.num_hidden, dim=1)
+        i_m, f_m, g_m = torch.split(m_concat, self.num_hidden, dim=1)
+
+        i_t = torch.sigmoid(i_x + i_h)
+        f_t = torch.sigmoid(f_x + f_h + self._forget_bias)
+        g_t = torch.tanh(g_x + g_h)
+
+        delta_c = i_t * g_t
+        c_new = f_t * c_t + delta_c
+
+        i_t_prime = torch.sigmoid(i_x_prime + i_m)
+        f_t_prime = torch.sigmoid(f_x_prime + f_m + self._forget_bias)
+        g_t_prime = torch.tanh(g_x_prime + g_m)
+
+        delta_m = i_t_prime * g_t_prime
+        m_new = f_t_prime * m_t + delta_m
+
+        mem = torch.cat((c_new, m_new), 1)
+        o_t = torch.sigmoid(o_x + o_h + self.conv_o(mem))
+        h_new = o_t * torch.tanh(self.conv_last(mem))
+
+        return h_new, c_new, m_new, delta_c, delta_m
+
+
+class OfficialSpatioTemporalLSTMCell(OfficialSpatioTemporalLSTMCellV2):
+    """core/layers/SpatioTemporalLSTMCell.py: the same layers and gates, three outputs."""
+
+    def forward(self, x_t, h_t, c_t, m_t):
+        h_new, c_new, m_new, _, _ = super().forward(x_t, h_t, c_t, m_t)
+        return h_new, c_new, m_new
+
+
+class OfficialPredRNNV2(nn.Module):
+    """core/models/predrnn_v2.py (RNN)."""
+
+    def __init__(self, num_layers, num_hidden, configs):
+        super().__init__()
+        self.configs = configs
+        self.frame_channel = configs.patch_size * configs.patch_size * configs.img_channel
+        self.num_layers = num_layers
+        self.num_hidden = num_hidden
+        cell_list = []
+        width = configs.img_width // configs.patch_size
+        self.MSE_criterion = nn.MSELoss()
+        for i in range(num_layers):
+            in_channel = self.frame_channel if i == 0 else num_hidden[i - 1]
+            cell_list.append(OfficialSpatioTemporalLSTMCellV2(
+                in_channel, num_hidden[i], width, configs.filter_size, configs.stride,
+                configs.layer_norm))
+        self.cell_list = nn.ModuleList(cell_list)
+        self.conv_last = nn.Conv2d(num_hidden[num_layers - 1], self.frame_channel,
+                                   kernel_size=1, stride=1, padding=0, bias=False)
+        adapter_num_hidden = num_hidden[0]
+        self.adapter = nn.Conv2d(adapter_num_hidden, adapter_num_hidden, 1, stride=1, padding=0,
+                                 bias=False)
+
+    def forward(self, frames_tensor, mask_true):
+        frames = frames_tensor.permute(0, 1, 4, 2, 3).contiguous()
+        mask_true = mask_true.permute(0, 1, 4, 2, 3).contiguous()
+        batch = frames.shape[0]
+        height = frames.shape[3]
+        width = frames.shape[4]
+        next_frames = []
+        h_t = []
+        c_t = []
+        delta_c_list = []
+        delta_m_list = []
+        decouple_loss = []
+        for i in range(self.num_layers):
+            zeros = torch.zeros([batch, self.num_hidden[i], height, width])
+            h_t.append(zeros)
+            c_t.append(zeros)
+            delta_c_list.append(zeros)
+            delta_m_list.append(zeros)
+        memory = torch.zeros([batch, self.num_hidden[0], height, width])
+        x_gen = None
+        for t in range(self.configs.total_length - 1):
+            if self.configs.reverse_scheduled_sampling == 1:
+                if t == 0:
+                    net = frames[:, t]
+                else:
+                    net = mask_true[:, t - 1] * frames[:, t] + (1 - mask_true[:, t - 1]) * x_gen
+            else:
+                if t < self.configs.input_length:
+                    net = frames[:, t]
+                else:
+                    net = mask_true[:, t - self.configs.input_length] * frames[:, t] + \
+                          (1 - mask_true[:, t - self.configs.input_length]) * x_gen
+
+            h_t[0], c_t[0], memory, delta_c, delta_m = self.cell_list[0](
+                net, h_t[0], c_t[0], memory)
+            delta_c_list[0] = F.normalize(
+                self.adapter(delta_c).view(delta_c.shape[0], delta_c.shape[1], -1), dim=2)
+            delta_m_list[0] = F.normalize(
+                self.adapter(delta_m).view(delta_m.shape[0], delta_m.shape[1], -1), dim=2)
+            for i in range(1, self.num_layers):
+                h_t[i], c_t[i], memory, delta_c, delta_m = self.cell_list[i](
+                    h_t[i - 1], h_t[i], c_t[i], memory)
+                delta_c_list[i] = F.normalize(
+                    self.adapter(delta_c).view(delta_c.shape[0], delta_c.shape[1], -1), dim=2)
+                delta_m_list[i] = F.normalize(
+                    self.adapter(delta_m).view(delta_m.shape[0], delta_m.shape[1], -1), dim=2)
+
+            x_gen = self.conv_last(h_t[self.num_layers - 1])
+            next_frames.append(x_gen)
+            for i in range(0, self.num_layers):
+                decouple_loss.append(torch.mean(torch.abs(
+                    torch.cosine_similarity(delta_c_list[i], delta_m_list[i], dim=2))))
+
+        decouple_loss = torch.mean(torch.stack(decouple_loss, dim=0))
+        next_frames = torch.stack(next_frames, dim=0).permute(1, 0, 3, 4, 2).contiguous()
+        loss = self.MSE_criterion(next_frames, frames_tensor[:, 1:]) + \
+            self.configs.decouple_beta * decouple_loss
+        return next_frames, loss, decouple_loss
+
+
+class OfficialPredRNN(nn.Module):
+    """core/models/predrnn.py (RNN)."""
+
+    def __init__(self, num_layers, num_hidden, configs):
+        super().__init__()
+        self.configs = configs
+        self.frame_channel = configs.patch_size * configs.patch_size * configs.img_channel
+        self.num_layers = num_layers
+        self.num_hidden = num_hidden
+        cell_list = []
+        width = configs.img_width // configs.patch_size
+        self.MSE_criterion = nn.MSELoss()
+        for i in range(num_layers):
+            in_channel = self.frame_channel if i == 0 else num_hidden[i - 1]
+            cell_list.append(OfficialSpatioTemporalLSTMCell(
+                in_channel, num_hidden[i], width, configs.filter_size, configs.stride,
+                configs.layer_norm))
+        self.cell_list = nn.ModuleList(cell_list)
+        self.conv_last = nn.Conv2d(num_hidden[num_layers - 1], self.frame_channel,
+                                   kernel_size=1, stride=1, padding=0, bias=False)
+
+    def forward(self, frames_tensor, mask_true):
+        frames = frames_tensor.permute(0, 1, 4, 2, 3).contiguous()
+        mask_true = mask_true.permute(0, 1, 4, 2, 3).contiguous()
+        batch = frames.shape[0]
+        height = frames.shape[3]
+        width = frames.shape[4]
+        next_frames = []
+        h_t = []
+        c_t = []
+        for i in range(self.num_layers):
+            zeros = torch.zeros([batch, self.num_hidden[i], height, width])
+            h_t.append(zeros)
+            c_t.append(zeros)
+        memory = torch.zeros([batch, self.num_hidden[0], height, width])
+        x_gen = None
+        for t in range(self.configs.total_length - 1):
+            if self.configs.reverse_scheduled_sampling == 1:
+                if t == 0:
+                    net = frames[:, t]
+                else:
+                    net = mask_true[:, t - 1] * frames[:, t] + (1 - mask_true[:, t - 1]) * x_gen
+            else:
+                if t < self.configs.input_length:
+                    net = frames[:, t]
+                else:
+                    net = mask_true[:, t - self.configs.input_length] * frames[:, t] + \
+                          (1 - mask_true[:, t - self.configs.input_length]) * x_gen
+
+            h_t[0], c_t[0], memory = self.cell_list[0](net, h_t[0], c_t[0], memory)
+            for i in range(1, self.num_layers):
+                h_t[i], c_t[i], memory = self.cell_list[i](h_t[i - 1], h_t[i], c_t[i], memory)
+
+            x_gen = self.conv_last(h_t[self.num_layers - 1])
+            next_frames.append(x_gen)
+
+        next_frames = torch.stack(next_frames, dim=0).permute(1, 0, 3, 4, 2).contiguous()
+        loss = self.MSE_criterion(next_frames, frames_tensor[:, 1:])
+        return next_frames, loss, torch.zeros(())
+
+
+def reshape_patch(img_tensor, patch_size):
+    """core/utils/preprocess.py."""
+    batch_size, seq_length, img_height, img_width, num_channels = np.shape(img_tensor)
+    a = np.reshape(img_tensor, [batch_size, seq_length, img_height // patch_size, patch_size,
+                                img_width // patch_size, patch_size, num_channels])
+    b = np.transpose(a, [0, 1, 2, 4, 3, 5, 6])
+    return np.reshape(b, [batch_size, seq_length, img_height // patch_size,
+                          img_width // patch_size, patch_size * patch_size * num_channels])
+
+
+def reshape_patch_back(patch_tensor, patch_size):
+    """core/utils/preprocess.py."""
+    batch_size, seq_length, patch_height, patch_width, channels = np.shape(patch_tensor)
+    img_channels = channels // (patch_size * patch_size)
+    a = np.reshape(patch_tensor, [batch_size, seq_length, patch_height, patch_width,
+                                  patch_size, patch_size, img_channels])
+    b = np.transpose(a, [0, 1, 2, 4, 3, 5, 6])
+    return np.reshape(b, [batch_size, seq_length, patch_height * patch_size,
+                          patch_width * patch_size, img_channels])
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers.
+# ---------------------------------------------------------------------------------------
+
+
+def make_config(model_name="predrnn_v2", layer_norm=False, patch_size=4, img_channel=1,
+                reverse_scheduled_sampling=None, num_hidden=(8, 8)) -> Config:
+    if reverse_scheduled_sampling is None:
+        reverse_scheduled_sampling = model_name == "predrnn_v2"
+    return Config(model_name=model_name, num_hidden=num_hidden, filter_size=3,
+                  patch_size=patch_size, layer_norm=layer_norm, img_width=16,
+                  img_channel=img_channel, input_length=3, total_length=7,
+                  reverse_scheduled_sampling=reverse_scheduled_sampling, decouple_beta=0.1)
+
+
+def make_official(config: Config, seed: int = 0, weight_scale: float = 3.0) -> nn.Module:
+    """The official module for ``config`` with random weights (layer-norm affines too).
+
+    PyTorch's default convolution init (uniform, bound 1/sqrt(fan_in)) is scaled by
+    ``weight_scale`` so that the predictions are of order 1 and a layout error cannot hide
+    below the tolerance.
+    """
+    torch.manual_seed(seed)
+    configs = types.SimpleNamespace(
+        patch_size=config.patch_size, img_channel=config.img_channel,
+        img_width=config.img_width, filter_size=config.filter_size, stride=config.stride,
+        layer_norm=int(config.layer_norm), total_length=config.total_length,
+        input_length=config.input_length,
+        reverse_scheduled_sampling=int(config.reverse_scheduled_sampling),
+        decouple_beta=config.decouple_beta, device="cpu")
+    network_class = OfficialPredRNNV2 if config.model_name == "predrnn_v2" else OfficialPredRNN
+    network = network_class(len(config.num_hidden), list(config.num_hidden), configs)
+    with torch.no_grad():
+        for module in network.modules():
+            if isinstance(module, nn.Conv2d):  # O(1) outputs make the tolerance meaningful
+                module.weight.mul_(weight_scale)
+            if isinstance(module, nn.LayerNorm):  # default 1 and 0 would hide layout errors
+                module.weight.copy_(1.0 + 0.3 * torch.randn_like(module.weight))
+                module.bias.copy_(0.3 * torch.randn_like(module.bias))
+    return network.eval()
+
+
+def save_official(network: nn.Module, path: str) -> str:
+    """As the official model_factory.save."""
+    stats = {}
+    stats["net_param"] = network.state_dict()
+    torch.save(stats, path)
+    return path
+
+
+def make_mask(kind: str, config: Config, batch: int, rng: np.random.Generator) -> np.ndarray:
+    length = mask_length(config.reverse_scheduled_sampling, config.input_length,
+                         config.total_length)
+    if kind == "all_true":
+        return np.ones([batch, length], np.float32)
+    if kind == "autoregressive":
+        return forecast_mask(batch, config.reverse_scheduled_sampling, config.input_length,
+                             config.total_length).numpy()
+    return (rng.random([batch, length]) < 0.5).astype(np.float32)
+
+
+def official_mask(mask: np.ndarray, config: Config) -> np.ndarray:
+    """Our ``[B, M]`` mask as the official full tensor ``[B, M, H/p, W/p, p*p*C]``."""
+    width = config.patched_width
+    shape = (*mask.shape, width, width, config.patched_channels)
+    return np.ascontiguousarray(np.broadcast_to(mask[:, :, None, None, None], shape))
+
+
+def run_official(network: nn.Module, frames: np.ndarray, mask: np.ndarray, config: Config):
+    """Official forward on image-space frames; returns (image-space predictions, decouple)."""
+    patches = reshape_patch(frames, config.patch_size)
+    with torch.no_grad():
+        next_frames, _, decouple = network(torch.from_numpy(patches),
+                                           torch.from_numpy(official_mask(mask, config)))
+    return reshape_patch_back(next_frames.numpy(), config.patch_size), float(decouple)
+
+
+def run_ours(model, frames: np.ndarray, mask: np.ndarray):
+    predictions, decouple = model(frames, mask, training=False)
+    return predictions.numpy(), float(np.mean(decouple.numpy()))
+
+
+def official_state_dict(network: nn.Module) -> dict[str, np.ndarray]:
+    return {key: value.numpy() for key, value in network.state_dict().items()}
+
+
+def imported_model(config: Config, path: str):
+    model = build_model(config)
+    torch_import.load_state_dict(model, torch_import.read_torch_checkpoint(path), config, path)
+    return model
+
+
+# ---------------------------------------------------------------------------------------
+# Parity.
+# ---------------------------------------------------------------------------------------
+
+PARITY_CASES = [
+    pytest.param(model_name, layer_norm, patch_size,
+                 id=f"{model_name}-{'ln' if layer_norm else 'noln'}-p{patch_size}")
+    for model_name in ("predrnn_v2", "predrnn")
+    for layer_norm in (False, True)
+    for patch_size in (1, 4)
+]
+
+
+@pytest.mark.parametrize("model_name, layer_norm, patch_size", PARITY_CASES)
+def test_imported_checkpoint_matches_official_forward(tmp_path, model_name, layer_norm,
+                                                      patch_size):
+    config = make_config(model_name, layer_norm, patch_size)
+    network = make_official(config)
+    path = save_official(network, str(tmp_path / "model.ckpt-10"))
+    model = imported_model(config, path)
+    rng = np.random.default_rng(1)
+    frames = rng.random([2, config.total_length, 16, 16, 1], dtype=np.float32)
+    outputs = {}
+    for kind in ("all_true", "autoregressive", "random"):
+        mask = make_mask(kind, config, 2, rng)
+        expected, expected_decouple = run_official(network, frames, mask, config)
+        predictions, decouple = run_ours(model, frames, mask)
+        assert predictions.shape == (2, config.total_length - 1, 16, 16, 1)
+        difference = np.max(np.abs(predictions - expected))
+        assert difference < PREDICTION_TOLERANCE, f"{kind}: max abs diff {difference}"
+        assert abs(decouple - expected_decouple) < DECOUPLE_TOLERANCE, kind
+        if model_name == "predrnn_v2":
+            assert expected_decouple > 0.01  # a real value, not the zero of v1
+        outputs[kind] = expected
+    # The masks really change the unroll, so each one tests the input mixing.
+    assert np.max(np.abs(outputs["all_true"] - outputs["autoregressive"])) > 1e-3
+
+
+@pytest.mark.parametrize("model_name, reverse", [("predrnn_v2", False), ("predrnn", True)])
+def test_parity_in_the_other_mask_layout_with_color_frames(tmp_path, model_name, reverse):
+    config = make_config(model_name, layer_norm=True, patch_size=4, img_channel=2,
+                         reverse_scheduled_sampling=reverse)
+    network = make_official(config, seed=3)
+    path = save_official(network, str(tmp_path / "model.ckpt"))
+    model = imported_model(config, path)
+    rng = np.random.default_rng(4)
+    frames = rng.random([3, config.total_length, 16, 16, 2], dtype=np.float32)
+    for kind in ("autoregressive", "random"):
+        mask = make_mask(kind, config, 3, rng)
+        expected, expected_decouple = run_official(network, frames, mask, config)
+        predictions, decouple = run_ours(model, frames, mask)
+        assert np.max(np.abs(predictions - expected)) < PREDICTION_TOLERANCE, kind
+        assert abs(decouple - expected_decouple) < DECOUPLE_TOLERANCE, kind
+
+
+def test_parity_check_detects_a_wrong_kernel_layout(tmp_path, monkeypatch):
+    """The parity test can fail: swapping kh and kw in the mapping breaks it."""
+    config = make_config("predrnn_v2", layer_norm=True, patch_size=4)
+    network = make_official(config)
+    path = save_official(network, str(tmp_path / "model.ckpt"))
+    monkeypatch.setattr(torch_import, "_CONV_TO_KERAS", (3, 2, 1, 0))
+    model = imported_model(config, path)
+    rng = np.random.default_rng(1)
+    frames = rng.random([2, config.total_length, 16, 16, 1], dtype=np.float32)
+    mask = make_mask("random", config, 2, rng)
+    expected, _ = run_official(network, frames, mask, config)
+    predictions, _ = run_ours(model, frames, mask)
+    assert np.max(np.abs(predictions - expected)) > 100 * PREDICTION_TOLERANCE
+
+
+# ---------------------------------------------------------------------------------------
+# Layout checks and mapping.
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_name", ["predrnn_v2", "predrnn"])
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_expected_shapes_match_the_official_state_dict(model_name, layer_norm):
+    config = make_config(model_name, layer_norm, patch_size=4, img_channel=2)
+    network = make_official(config)
+    official = {key: tuple(value.shape) for key, value in network.state_dict().items()}
+    assert torch_import.expected_shapes(config) == official
+    assert list(torch_import.expected_shapes(config)) == list(official)  # same key order
+
+
+def test_mapping_round_trip_is_exact():
+    rng = np.random.default_rng(0)
+    kernel = rng.standard_normal([56, 16, 3, 3]).astype(np.float32)
+    affine = rng.standard_normal([56, 4, 4]).astype(np.float32)
+    assert torch_import.to_keras(kernel, "conv").shape == (3, 3, 16, 56)
+    assert torch_import.to_keras(affine, "norm").shape == (4, 4, 56)
+    np.testing.assert_array_equal(
+        torch_import.to_torch(torch_import.to_keras(kernel, "conv"), "conv"), kernel)
+    np.testing.assert_array_equal(
+        torch_import.to_torch(torch_import.to_keras(affine, "norm"), "norm"), affine)
+    # Spot-check the meaning: torch [out=5, in=7, row=2, col=1] is keras [row, col, in, out].
+    assert torch_import.to_keras(kernel, "conv")[2, 1, 7, 5] == kernel[5, 7, 2, 1]
+    assert torch_import.to_keras(affine, "norm")[3, 1, 9] == affine[9, 3, 1]
+
+
+def shapes_of(network):
+    return {key: tuple(value.shape) for key, value in network.state_dict().items()}
+
+
+def assert_one_line_error(config, shapes, *fragments):
+    with pytest.raises(torch_import.CheckpointFormatError) as error:
+        torch_import.check_shapes(shapes, config, source="model.ckpt-5")
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("model.ckpt-5: ")
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_missing_key_is_named():
+    config = make_config("predrnn_v2", layer_norm=True)
+    shapes = shapes_of(make_official(config))
+    del shapes["cell_list.1.conv_m.0.weight"]
+    assert_one_line_error(config, shapes, "missing key 'cell_list.1.conv_m.0.weight'")
+
+
+def test_v1_checkpoint_for_a_v2_config_names_the_adapter():
+    v1_shapes = shapes_of(make_official(make_config("predrnn")))
+    assert_one_line_error(make_config("predrnn_v2"), v1_shapes, "missing key 'adapter.weight'",
+                          "--model_name=predrnn")
+
+
+def test_unexpected_key_is_named():
+    v2_shapes = shapes_of(make_official(make_config("predrnn_v2")))
+    assert_one_line_error(make_config("predrnn"), v2_shapes, "unexpected key 'adapter.weight'",
+                          "--model_name=predrnn_v2")
+
+
+def test_layer_norm_checkpoint_for_a_plain_config_is_refused():
+    shapes = shapes_of(make_official(make_config("predrnn_v2", layer_norm=True)))
+    assert_one_line_error(make_config("predrnn_v2", layer_norm=False), shapes,
+                          "unexpected key 'cell_list.0.conv_x.1.weight'", "--layer_norm=true")
+
+
+def test_wrong_shape_is_named_with_both_shapes():
+    config = make_config("predrnn_v2")
+    shapes = shapes_of(make_official(config))
+    other = make_config("predrnn_v2", num_hidden=(16, 16))
+    assert_one_line_error(other, shapes, "wrong shape for 'cell_list.0.conv_x.0.weight'",
+                          "got [56, 16, 3, 3]", "expected [112, 16, 3, 3]")
+
+
+def test_wrong_image_width_is_caught_on_the_layer_norm():
+    config = make_config("predrnn_v2", layer_norm=True)
+    shapes = shapes_of(make_official(config))
+    assert_one_line_error(config.replace(img_width=32), shapes,
+                          "wrong shape for 'cell_list.0.conv_x.1.weight'", "expected [56, 8, 8]")
+
+
+def test_models_without_official_layout_are_refused():
+    with pytest.raises(torch_import.CheckpointFormatError, match="--model_name=convlstm"):
+        torch_import.weight_specs(make_config("predrnn").replace(model_name="convlstm"))
+    with pytest.raises(torch_import.CheckpointFormatError, match="memory_bottom_up"):
+        torch_import.weight_specs(make_config("predrnn").replace(memory_bottom_up=False))
+
+
+def test_unreadable_files_give_one_line_errors(tmp_path):
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(torch_import.CheckpointFormatError, match="not a readable PyTorch"):
+        torch_import.read_torch_checkpoint(str(garbage))
+    with pytest.raises(torch_import.CheckpointFormatError, match="does not exist"):
+        torch_import.read_torch_checkpoint(str(tmp_path / "absent.ckpt"))
+    listing = tmp_path / "list.ckpt"
+    torch.save({"net_param": [1, 2]}, str(listing))
+    with pytest.raises(torch_import.CheckpointFormatError, match="net_param"):
+        torch_import.read_torch_checkpoint(str(listing))
+
+
+def test_missing_torch_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
+    with pytest.raises(ImportError, match="pip install torch==2.13.0"):
+        torch_import.import_torch()
+
+
+def test_library_round_trip_torch_to_keras_to_torch_is_bit_exact(tmp_path):
+    config = make_config("predrnn_v2", layer_norm=True, patch_size=4, img_channel=2)
+    network = make_official(config)
+    path = save_official(network, str(tmp_path / "model.ckpt"))
+    model = imported_model(config, path)
+    written = torch_import.write_torch_checkpoint(
+        torch_import.model_state_dict(model, config), str(tmp_path / "back.ckpt"))
+    original = official_state_dict(network)
+    back = torch_import.read_torch_checkpoint(written)
+    assert list(back) == list(original)
+    for key, value in original.items():
+        np.testing.assert_array_equal(back[key], value, err_msg=key)
+    # The official code loads it with the strict load_state_dict.
+    reloaded = make_official(config, seed=9)
+    reloaded.load_state_dict(torch.load(written, weights_only=True)["net_param"])
+
+
+# ---------------------------------------------------------------------------------------
+# The command-line tools, end to end.
+# ---------------------------------------------------------------------------------------
+
+
+def run_tool(script: str, *arguments: str) -> subprocess.CompletedProcess:
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO_ROOT)
+    return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", script),
+                           *arguments], capture_output=True, text=True, env=environment,
+                          cwd=REPO_ROOT, timeout=300)
+
+
+def write_flagfile(path, config: Config) -> str:
+    lines = [
+        f"--model_name={config.model_name}",
+        f"--num_hidden={','.join(str(size) for size in config.num_hidden)}",
+        f"--filter_size={config.filter_size}",
+        f"--patch_size={config.patch_size}",
+        f"--layer_norm={str(config.layer_norm).lower()}",
+        f"--img_width={config.img_width}",
+        f"--img_channel={config.img_channel}",
+        f"--input_length={config.input_length}",
+        f"--total_length={config.total_length}",
+        f"--reverse_scheduled_sampling={str(config.reverse_scheduled_sampling).lower()}",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_tools_import_then_export_round_trip(tmp_path):
+    config = make_config("predrnn_v2", layer_norm=True, patch_size=4)
+    network = make_official(config)
+    checkpoint = save_official(network, str(tmp_path / "model.ckpt-80000"))
+    flagfile = write_flagfile(tmp_path / "tiny.flags", config)
+    workdir = str(tmp_path / "imported")
+
+    result = run_tool("import_pytorch_checkpoint.py", f"--checkpoint={checkpoint}",
+                      f"--flagfile={flagfile}", f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert os.path.exists(os.path.join(workdir, "config.json"))
+
+    model, restored_config = restore(workdir)
+    assert restored_config.num_hidden == config.num_hidden
+    assert restored_config.layer_norm
+    rng = np.random.default_rng(2)
+    frames = rng.random([2, config.total_length, 16, 16, 1], dtype=np.float32)
+    mask = make_mask("autoregressive", config, 2, rng)
+    expected, expected_decouple = run_official(network, frames, mask, config)
+    predictions, decouple = run_ours(model, frames, mask)
+    assert np.max(np.abs(predictions - expected)) < PREDICTION_TOLERANCE
+    assert abs(decouple - expected_decouple) < DECOUPLE_TOLERANCE
+
+    import tensorflow as tf
+
+    from predrnn_tf.checkpoints import latest_checkpoint
+    step = tf.train.load_variable(latest_checkpoint(workdir), "step/.ATTRIBUTES/VARIABLE_VALUE")
+    assert int(step) == 80000
+
+    # Continued training restores the same checkpoint (weights, optimizer, step, generator).
+    from predrnn_tf import train_lib
+    trainer = train_lib.Trainer(restored_config, workdir, tf.distribute.get_strategy())
+    trainer.make_checkpoint()
+    assert trainer.restore_or_initialize() == 80000
+    kernel = trainer.model.cells[1].conv_m.kernel.numpy()
+    expected_kernel = network.state_dict()["cell_list.1.conv_m.0.weight"].numpy()
+    np.testing.assert_array_equal(kernel, expected_kernel.transpose(2, 3, 1, 0))
+
+    output = str(tmp_path / "exported" / "model.ckpt-80000")
+    result = run_tool("export_pytorch_checkpoint.py", f"--workdir={workdir}", f"--output={output}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    exported = torch.load(output, weights_only=True)
+    assert list(exported) == ["net_param"]
+    original = network.state_dict()
+    assert list(exported["net_param"]) == list(original)
+    for key, value in original.items():
+        assert torch.equal(exported["net_param"][key], value), key
+
+
+def test_import_tool_refuses_a_mismatched_checkpoint_cleanly(tmp_path):
+    config = make_config("predrnn_v2")
+    checkpoint = save_official(make_official(make_config("predrnn")), str(tmp_path / "v1.ckpt"))
+    flagfile = write_flagfile(tmp_path / "tiny.flags", config)
+    workdir = tmp_path / "imported"
+    result = run_tool("import_pytorch_checkpoint.py", f"--checkpoint={checkpoint}",
+                      f"--flagfile={flagfile}", f"--workdir={workdir}")
+    assert result.returncode != 0
+    error_lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "missing key 'adapter.weight'" in error_lines[-1]
+    assert "Traceback" not in result.stderr
+    assert not workdir.exists()
+    leftovers = [name for name in os.listdir(tmp_path) if name.startswith(".imported")]
+    assert not leftovers

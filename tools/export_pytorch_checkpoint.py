@@ -1,0 +1,69 @@
+"""Exports a trained workdir as an official PyTorch PredRNN checkpoint (thuml/predrnn-pytorch).
+
+  python tools/export_pytorch_checkpoint.py --workdir=runs/mnist --output=model.ckpt-80000
+
+Writes ``torch.save({'net_param': state_dict}, output)`` with the official key layout of
+``predrnn_v2`` or ``predrnn`` (see ``predrnn_tf/torch_import.py``), so the official code
+loads it with ``--pretrained_model=model.ckpt-80000`` and the same model flags, which are
+printed. The file is written under a temporary name and renamed. Importing the result with
+``tools/import_pytorch_checkpoint.py`` gives back bit-identical weights. Needs torch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app, flags  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from predrnn_tf import flags as project_flags  # noqa: E402
+from predrnn_tf.config import ConfigError  # noqa: E402
+from predrnn_tf.torch_import import CheckpointFormatError  # noqa: E402
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory to export.")
+_OUTPUT = flags.DEFINE_string("output", None, "Output file, e.g. model.ckpt-80000.")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None,
+                                  "Checkpoint prefix inside the workdir (default: the newest).")
+
+
+def official_flags(config) -> str:
+    """The official run.py model flags that rebuild the exported network."""
+    return (f"--model_name={config.model_name} "
+            f"--num_hidden={','.join(str(size) for size in config.num_hidden)} "
+            f"--filter_size={config.filter_size} --stride={config.stride} "
+            f"--patch_size={config.patch_size} --img_width={config.img_width} "
+            f"--img_channel={config.img_channel} --layer_norm={int(config.layer_norm)}")
+
+
+def run() -> None:
+    from predrnn_tf import torch_import
+    from predrnn_tf.checkpoints import restore
+    from predrnn_tf.config import load_config
+
+    if not _WORKDIR.value:
+        raise ConfigError("--workdir is required")
+    if not _OUTPUT.value:
+        raise ConfigError("--output is required (e.g. model.ckpt-80000)")
+    if os.path.isdir(_OUTPUT.value):
+        raise ConfigError(f"--output={_OUTPUT.value} is a directory; give a file name")
+    torch_import.check_official_config(load_config(_WORKDIR.value))
+    torch_import.import_torch()  # fail before the (slower) restore if torch is missing
+    model, config = restore(_WORKDIR.value, _CHECKPOINT.value, precision="float32")
+    state_dict = torch_import.model_state_dict(model, config)
+    torch_import.write_torch_checkpoint(state_dict, _OUTPUT.value)
+    print(f"wrote {len(state_dict)} tensors to {_OUTPUT.value}; official flags: "
+          f"{official_flags(config)}")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    project_flags.run_or_exit(run, errors=(CheckpointFormatError, ImportError))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,115 @@
+"""Imports a checkpoint of the official PyTorch PredRNN (thuml/predrnn-pytorch) into a workdir.
+
+  python tools/import_pytorch_checkpoint.py --checkpoint=model.ckpt-80000 \
+      --flagfile=configs/mnist.flags --workdir=runs/mnist_official [--model_name=predrnn]
+
+The file is what the official ``model_factory.save`` writes (``{'net_param': state_dict}``)
+for ``--model_name=predrnn_v2`` or ``predrnn``, with or without ``--layer_norm``. Every key and
+shape is checked against the flags first; the first mismatch (missing key, unexpected key,
+wrong shape) is reported in one line and nothing is written. On success the new work
+directory holds a training checkpoint (the weights, a fresh Adam, step = the ``-N`` suffix of
+the file name or 0, a seeded mask generator) and ``config.json``, so ``evaluate``, ``export``
+and ``train --workdir=...`` (continued training) work on it. The directory is assembled under
+a temporary name and renamed into place. Needs torch (CPU is enough).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app, flags  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from predrnn_tf import flags as project_flags  # noqa: E402
+from predrnn_tf.config import ConfigError  # noqa: E402
+from predrnn_tf.torch_import import CheckpointFormatError  # noqa: E402
+
+project_flags.define_config_flags()
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None,
+                                  "The official PyTorch checkpoint file (model.ckpt-N).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "New work directory to create (must not hold "
+                                                "anything yet).")
+
+
+def step_from_filename(path: str) -> int:
+    """The iteration in an official file name ``model.ckpt-80000``; 0 without a suffix."""
+    match = re.search(r"-(\d+)$", os.path.basename(path))
+    return int(match.group(1)) if match else 0
+
+
+def check_workdir_is_free(workdir: str) -> None:
+    """Refuses a work directory that already holds files (nothing is overwritten)."""
+    if os.path.isfile(workdir):
+        raise ConfigError(f"--workdir={workdir} is a file")
+    if os.path.isdir(workdir) and os.listdir(workdir):
+        raise ConfigError(f"--workdir={workdir} already exists and is not empty: "
+                          f"choose a new directory")
+
+
+def write_workdir(model, config, step: int, workdir: str) -> str:
+    """Writes checkpoint + config.json into a temporary sibling, then renames it to ``workdir``."""
+    import tensorflow as tf
+
+    from predrnn_tf import checkpoints
+    from predrnn_tf.config import save_config
+    from predrnn_tf.train_lib import make_optimizer
+
+    parent = os.path.dirname(os.path.abspath(workdir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(workdir))}.import-",
+                               dir=parent)
+    try:
+        optimizer = make_optimizer(config)
+        optimizer.build(model.trainable_variables)
+        checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=optimizer,
+            step=tf.Variable(step, dtype=tf.int64, trainable=False, name="step"),
+            generator=tf.random.Generator.from_seed(config.seed))
+        path = checkpoints.make_manager(checkpoint, staging).save(checkpoint_number=step)
+        save_config(config, staging)
+        if os.path.isdir(workdir):
+            os.rmdir(workdir)  # empty, checked before
+        os.replace(staging, workdir)
+    finally:
+        if os.path.isdir(staging):
+            shutil.rmtree(staging)
+    return os.path.join(workdir, os.path.relpath(path, staging))
+
+
+def run() -> None:
+    from predrnn_tf import torch_import
+    from predrnn_tf.models.builder import build_model
+
+    if not _CHECKPOINT.value:
+        raise ConfigError("--checkpoint is required (the official model.ckpt-N file)")
+    if not _WORKDIR.value:
+        raise ConfigError("--workdir is required")
+    config = project_flags.config_from_flags()
+    torch_import.check_official_config(config)
+    check_workdir_is_free(_WORKDIR.value)
+    state_dict = torch_import.read_torch_checkpoint(_CHECKPOINT.value)
+    torch_import.check_shapes({key: value.shape for key, value in state_dict.items()}, config,
+                              source=_CHECKPOINT.value)
+    model = build_model(config)
+    torch_import.load_state_dict(model, state_dict, config, source=_CHECKPOINT.value)
+    step = step_from_filename(_CHECKPOINT.value)
+    path = write_workdir(model, config, step, _WORKDIR.value)
+    print(f"imported {len(state_dict)} tensors from {_CHECKPOINT.value} into {path} "
+          f"(step {step}, {config.model_name}, layer_norm={config.layer_norm})")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    project_flags.run_or_exit(run, errors=(CheckpointFormatError, ImportError))
+
+
+if __name__ == "__main__":
+    app.run(main)
