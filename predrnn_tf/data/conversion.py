@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 import time
-from typing import Any, Self, TextIO
+from typing import Any, TextIO
 
 from predrnn_tf.data import schema
 
@@ -80,6 +80,7 @@ class DatasetStaging:
             split_fields[f"num_{split}"] = writer.count
             split_fields[f"{split}_shards"] = len(shards[split])
         merged = merge_metadata(previous, metadata, split_fields, sequence_lengths)
+        merged["name"] = self.name
         metadata_path = schema.metadata_path(self.output_dir, self.name)
         if os.path.exists(metadata_path):
             os.remove(metadata_path)
@@ -89,7 +90,7 @@ class DatasetStaging:
                 os.replace(path, os.path.join(self.output_dir, os.path.basename(path)))
         schema.write_metadata(self.output_dir, self.name, merged)
         shutil.rmtree(self.staging_dir, ignore_errors=True)
-        return merged
+        return schema.read_metadata(self.output_dir, self.name)
 
     def abort(self) -> None:
         """Drops everything written so far."""
@@ -104,7 +105,7 @@ class DatasetStaging:
             return None
         return schema.read_metadata(self.output_dir, self.name)
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> DatasetStaging:
         return self
 
     def __exit__(self, exc_type, exc_value, traceback) -> None:
@@ -159,6 +160,7 @@ def merge_metadata(
     if test_length is None:
         test_length = merged.get("test_sequence_length") if previous else train_length
     merged["sequence_length"] = train_length
+    merged["train_sequence_length"] = train_length
     merged["test_sequence_length"] = test_length
     merged["converter_version"] = CONVERTER_VERSION
     return merged
@@ -224,7 +226,7 @@ class ProgressBar:
         return (f"{self.description}: [{bar}] {self.count}/{self.total} "
                 f"{100 * fraction:3.0f}% {rate:.1f}/s ETA {remaining:.0f} s")
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> ProgressBar:
         return self
 
     def __exit__(self, exc_type, exc_value, traceback) -> None:

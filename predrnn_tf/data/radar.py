@@ -1,0 +1,404 @@
+"""Radar archives: file-name time stamps, importers, unit conversion to dBZ, storage pixels.
+
+Importers take one file and return ``(values, info)`` like pysteps' importers: ``values`` a
+float 2-D field with NaN where there is no data, ``info`` a dict with at least ``unit``
+(``"dBZ"``, ``"mm/h"`` or ``"mm"``), ``transform`` (None or ``"dB"``) and ``accutime``
+(minutes, for ``"mm"``). Built in, without pysteps:
+
+- ``fmi_pgm``: FMI composites, (gzipped) 8-bit PGM, dBZ = 0.5 * pixel - 32, 255 = no data.
+- ``knmi_hdf5``: KNMI 5-minute accumulations (HDF5 via h5py), mm = 0.01 * value,
+  65535 = no data (calibration read from the file).
+- ``pgm`` / ``png``: grayscale images with ``units = pixel_scale * pixel + pixel_offset``
+  and an optional no-data pixel value.
+- ``npy``: one 2-D array per file, unit from the importer kwargs.
+
+Any other name is looked up in ``pysteps.io`` (imported lazily).
+
+Stored frames use ONE pixel mapping for every radar dataset, as HKO-7:
+``dBZ = 70 * pixel / 255 - 10``; echoes below -10 dBZ (and no-data pixels) become pixel 0,
+above 60 dBZ pixel 255. The mapping is written into the dataset metadata
+(``value_mapping``) so evaluation can map back to dBZ.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import importlib
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+
+from predrnn_tf.data import imaging
+from predrnn_tf.data.schema import DataError
+
+DBZ_MIN = -10.0
+DBZ_MAX = 60.0
+PIXEL_SCALE = (DBZ_MAX - DBZ_MIN) / 255.0
+PIXEL_OFFSET = DBZ_MIN
+BUILTIN_IMPORTERS = ("fmi_pgm", "knmi_hdf5", "pgm", "png", "npy")
+
+Importer = Callable[[str], tuple[np.ndarray, dict[str, Any]]]
+
+_PATTERN_CODES = {
+    "Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{2}", "d": r"\d{2}", "H": r"\d{2}",
+    "M": r"\d{2}", "S": r"\d{2}", "j": r"\d{3}",
+}
+
+
+def value_mapping() -> dict[str, Any]:
+    """The storage mapping for the metadata: ``dBZ = scale * pixel + offset``."""
+    return {"units": "dBZ", "scale": PIXEL_SCALE, "offset": PIXEL_OFFSET,
+            "min": DBZ_MIN, "max": DBZ_MAX,
+            "note": "dBZ = 70 * pixel / 255 - 10 (HKO-7); pixel 0 = no echo or no data"}
+
+
+# ----------------------------------------------------------------------------- time stamps
+
+
+class FilenamePattern:
+    """A pysteps ``fn_pattern``: strftime codes for the time stamp, ``?`` any one character.
+
+    The pattern is matched at the start of the file name (the extension may follow); a
+    pattern with ``/`` matches the same number of trailing path components.
+
+    Args:
+      pattern: e.g. ``"%Y%m%d%H%M_fmi.radar.composite.lowest_FIN_SUOMI1"``.
+    """
+
+    def __init__(self, pattern: str):
+        if not pattern:
+            raise ValueError("--filename_pattern must not be empty")
+        self.pattern = pattern
+        self.codes: list[str] = []
+        parts = []
+        index = 0
+        while index < len(pattern):
+            character = pattern[index]
+            if character == "%":
+                code = pattern[index + 1:index + 2]
+                if code == "%":
+                    parts.append("%")
+                elif code in _PATTERN_CODES:
+                    parts.append(f"({_PATTERN_CODES[code]})")
+                    self.codes.append(code)
+                else:
+                    raise ValueError(f"--filename_pattern={pattern!r}: unsupported code %{code} "
+                                     f"(supported: {', '.join('%' + c for c in _PATTERN_CODES)})")
+                index += 2
+                continue
+            parts.append("." if character == "?" else re.escape(character))
+            index += 1
+        if not {"Y", "y"} & set(self.codes):
+            raise ValueError(f"--filename_pattern={pattern!r} has no year (%Y or %y)")
+        self.regex = re.compile("".join(parts))
+        self.depth = pattern.count("/") + 1
+
+    def timestamp(self, path: str) -> datetime.datetime:
+        """The time stamp in ``path``; DataError naming the file if it does not match."""
+        components = os.path.normpath(path).split(os.sep)
+        name = "/".join(components[-self.depth:])
+        match = self.regex.match(name)
+        if not match:
+            raise DataError(f"{path}: file name does not match --filename_pattern="
+                            f"{self.pattern!r}")
+        seen: dict[str, str] = {}
+        for code, text in zip(self.codes, match.groups(), strict=True):
+            seen.setdefault(code, text)
+        formats = "|".join(f"%{code}" for code in seen)
+        try:
+            return datetime.datetime.strptime("|".join(seen.values()), formats)
+        except ValueError as error:
+            raise DataError(f"{path}: invalid time stamp for --filename_pattern="
+                            f"{self.pattern!r} ({error})") from error
+
+
+def parse_timestamp(text: str) -> datetime.datetime:
+    """Parses ``YYYYmmddHHMM`` (or ``YYYYmmdd``, ``YYYYmmddHHMMSS``, ISO 8601)."""
+    for layout in ("%Y%m%d%H%M", "%Y%m%d", "%Y%m%d%H%M%S"):
+        try:
+            return datetime.datetime.strptime(text, layout)
+        except ValueError:
+            pass
+    try:
+        return datetime.datetime.fromisoformat(text)
+    except ValueError as error:
+        raise ValueError(f"expected a time like 201705090000 (YYYYmmddHHMM), got {text!r}") \
+            from error
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+def read_pgm(path: str, gzipped: bool | None = None) -> tuple[np.ndarray, list[str]]:
+    """Reads a binary (P5) or plain (P2) PGM, optionally gzipped.
+
+    Args:
+      path: the file.
+      gzipped: True/False, or None to detect from the content.
+
+    Returns:
+      The pixels (uint8, or uint16 when maxval > 255) ``[rows, columns]`` and the comment
+      lines (without ``#``).
+    """
+    try:
+        with open(path, "rb") as handle:
+            content = handle.read()
+        if gzipped or (gzipped is None and content[:2] == b"\x1f\x8b"):
+            content = gzip.decompress(content)
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read ({error})") from error
+    magic = content[:2]
+    if magic not in (b"P5", b"P2"):
+        raise DataError(f"{path}: not a PGM file (magic {magic!r}, expected P5 or P2)")
+    tokens: list[bytes] = []
+    comments: list[str] = []
+    position = 2
+    while len(tokens) < 3:
+        while position < len(content) and content[position:position + 1].isspace():
+            position += 1
+        if position >= len(content):
+            raise DataError(f"{path}: truncated PGM header")
+        if content[position:position + 1] == b"#":
+            end = content.find(b"\n", position)
+            end = len(content) if end < 0 else end
+            comments.append(content[position + 1:end].decode("latin-1").strip())
+            position = end + 1
+            continue
+        start = position
+        while position < len(content) and not content[position:position + 1].isspace():
+            position += 1
+        tokens.append(content[start:position])
+    try:
+        width, height, maxval = (int(token) for token in tokens)
+    except ValueError as error:
+        raise DataError(f"{path}: bad PGM header {tokens}") from error
+    if width < 1 or height < 1 or not 0 < maxval < 65536:
+        raise DataError(f"{path}: bad PGM header width={width} height={height} maxval={maxval}")
+    if magic == b"P2":
+        values = np.array(content[position:].split()[:width * height], np.int64)
+        if values.size < width * height:
+            raise DataError(f"{path}: truncated PGM data")
+        dtype = np.uint8 if maxval < 256 else np.uint16
+        return values.astype(dtype).reshape(height, width), comments
+    position += 1  # the single whitespace after maxval
+    dtype = np.dtype(np.uint8) if maxval < 256 else np.dtype(">u2")
+    expected = width * height * dtype.itemsize
+    if len(content) - position < expected:
+        raise DataError(f"{path}: truncated PGM data: {height}x{width} pixels need {expected} "
+                        f"bytes, {len(content) - position} present")
+    pixels = np.frombuffer(content, dtype, width * height, offset=position)
+    return pixels.reshape(height, width).astype(dtype.newbyteorder("=")), comments
+
+
+def import_grayscale(
+    path: str, pixel_scale: float, pixel_offset: float, no_data_pixel: int | None, unit: str
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """A PGM/PNG image whose pixels map to ``unit`` as ``scale * pixel + offset``."""
+    if path.lower().endswith((".pgm", ".pgm.gz", ".pnm")):
+        pixels, _ = read_pgm(path)
+    else:
+        raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if raw is None:
+            raise DataError(f"{path}: cannot decode as an image")
+        pixels = imaging.to_grayscale(raw)
+    values = pixels.astype(np.float32) * pixel_scale + pixel_offset
+    if no_data_pixel is not None:
+        values[pixels == no_data_pixel] = np.nan
+    return values, {"unit": unit, "transform": None, "accutime": None}
+
+
+def import_fmi_pgm(path: str, gzipped: bool | None = None, **kwargs) -> tuple[np.ndarray, dict]:
+    """FMI composite PGM: dBZ = 0.5 * pixel - 32, pixel 255 = no data (pysteps-compatible)."""
+    _reject_kwargs("fmi_pgm", kwargs)
+    pixels, _ = read_pgm(path, gzipped)
+    values = pixels.astype(np.float32) * 0.5 - 32.0
+    values[pixels == 255] = np.nan
+    return values, {"unit": "dBZ", "transform": "dB", "accutime": 5.0}
+
+
+def import_knmi_hdf5(
+    path: str, qty: str = "ACRR", accutime: float = 5.0, pixelsize: float = 1000.0, **kwargs
+) -> tuple[np.ndarray, dict]:
+    """KNMI radar accumulation composite (HDF5, read with h5py): mm over ``accutime``."""
+    _reject_kwargs("knmi_hdf5", kwargs)
+    if qty != "ACRR":
+        raise ValueError(f"the built-in knmi_hdf5 importer reads qty='ACRR' only, got {qty!r}; "
+                         f"install pysteps and pass --use_pysteps for others")
+    if pixelsize != 1000.0:
+        raise ValueError(f"the built-in knmi_hdf5 importer reads the native 1000 m grid, got "
+                         f"pixelsize={pixelsize}; use --image_size to downsample")
+    h5py = _import_optional("h5py", "the knmi_hdf5 importer")
+    try:
+        with h5py.File(path, "r") as archive:
+            image = archive["image1"]
+            raw = image["image_data"][...]
+            calibration = image["calibration"].attrs
+            formula = _attribute_text(calibration.get("calibration_formulas", b"GEO=0.01*PV+0.0"))
+            missing = int(np.ravel(calibration.get("calibration_missing_data", [65535]))[0])
+            outside = int(np.ravel(calibration.get("calibration_out_of_image", [65535]))[0])
+    except (OSError, KeyError) as error:
+        raise DataError(f"{path}: not a KNMI radar HDF5 file ({error})") from error
+    gain, offset = _parse_calibration(path, formula)
+    values = raw.astype(np.float32) * gain + offset
+    values[(raw == missing) | (raw == outside)] = np.nan
+    return values, {"unit": "mm", "transform": None, "accutime": float(accutime)}
+
+
+def import_npy(path: str, unit: str = "dBZ", accutime: float = 5.0, transform: Any = None,
+               **kwargs) -> tuple[np.ndarray, dict]:
+    """One 2-D array per ``.npy`` file, in ``unit`` (NaN = no data)."""
+    _reject_kwargs("npy", kwargs)
+    try:
+        values = np.load(path)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: cannot read as .npy ({error})") from error
+    if values.ndim == 3 and values.shape[0] == 1:
+        values = values[0]
+    if values.ndim != 2:
+        raise DataError(f"{path}: expected a 2-D field, got shape {values.shape}")
+    return values.astype(np.float32), {"unit": unit, "transform": transform,
+                                       "accutime": accutime}
+
+
+def import_with_pysteps(name: str, path: str, kwargs: dict[str, Any]) -> tuple[np.ndarray, dict]:
+    """Any ``pysteps.io`` importer by name (pysteps imported on first use)."""
+    pysteps_io = _import_optional("pysteps.io", f"the pysteps importer {name!r}",
+                                  package="pysteps")
+    try:
+        importer = pysteps_io.get_method(name, "importer")
+    except ValueError as error:
+        raise ValueError(f"--importer={name!r} is not a built-in ({', '.join(BUILTIN_IMPORTERS)})"
+                         f" nor a pysteps importer ({error})") from error
+    try:
+        values, _, info = importer(path, **kwargs)
+    except (OSError, KeyError) as error:
+        raise DataError(f"{path}: pysteps importer {name!r} failed ({error})") from error
+    except Exception as error:
+        if type(error).__name__ == "MissingOptionalDependency":
+            raise ImportError(f"the pysteps importer {name!r} needs an optional package: "
+                              f"{error}") from error
+        raise
+    values = np.asarray(values, np.float32)
+    return values, {"unit": info.get("unit"), "transform": info.get("transform"),
+                    "accutime": info.get("accutime")}
+
+
+def make_importer(
+    name: str,
+    kwargs: dict[str, Any],
+    *,
+    use_pysteps: bool = False,
+    pixel_scale: float = 1.0,
+    pixel_offset: float = 0.0,
+    no_data_pixel: int | None = None,
+    pixel_unit: str = "dBZ",
+) -> Importer:
+    """Returns ``path -> (values, info)`` for ``--importer=name`` and its kwargs."""
+    kwargs = dict(kwargs)
+    if use_pysteps or name not in BUILTIN_IMPORTERS:
+        return lambda path: import_with_pysteps(name, path, kwargs)
+    if name == "fmi_pgm":
+        return lambda path: import_fmi_pgm(path, **kwargs)
+    if name == "knmi_hdf5":
+        return lambda path: import_knmi_hdf5(path, **kwargs)
+    if name == "npy":
+        return lambda path: import_npy(path, **kwargs)
+    _reject_kwargs(name, kwargs)
+    return lambda path: import_grayscale(path, pixel_scale, pixel_offset, no_data_pixel,
+                                         pixel_unit)
+
+
+# ----------------------------------------------------------------------------- units
+
+
+def to_dbz(values: np.ndarray, info: dict[str, Any], zr_a: float = 200.0,
+           zr_b: float = 1.6) -> np.ndarray:
+    """Converts an importer's field to dBZ (NaN stays NaN; no rain becomes -inf).
+
+    Rain rates use ``Z = zr_a * R ** zr_b``; accumulations in mm over ``accutime``
+    minutes are first turned into a rate in mm/h.
+    """
+    unit, transform = info.get("unit"), info.get("transform")
+    values = np.asarray(values, np.float64)
+    if unit == "dBZ":
+        return values.astype(np.float32)
+    if transform == "dB":
+        values = 10.0 ** (values / 10.0)
+    elif transform not in (None, "None"):
+        raise DataError(f"cannot convert data with transform={transform!r} to dBZ")
+    if unit == "mm":
+        accutime = info.get("accutime")
+        if not accutime:
+            raise DataError("accumulation in mm without accutime (minutes): pass it in "
+                            "--importer_kwargs")
+        values = values * (60.0 / float(accutime))
+    elif unit != "mm/h":
+        raise DataError(f"cannot convert unit {unit!r} to dBZ (expected dBZ, mm/h or mm)")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reflectivity = zr_a * np.power(np.maximum(values, 0.0), zr_b)
+        dbz = 10.0 * np.log10(reflectivity)
+    dbz[np.isnan(values)] = np.nan
+    return dbz.astype(np.float32)
+
+
+def dbz_to_pixels(dbz: np.ndarray) -> np.ndarray:
+    """dBZ -> storage uint8 pixels (NaN and values below -10 dBZ become 0)."""
+    floor = np.where(np.isnan(dbz), DBZ_MIN, dbz)
+    return imaging.quantize_to_uint8(np.maximum(floor, DBZ_MIN), PIXEL_SCALE, PIXEL_OFFSET)
+
+
+def prepare_frame(
+    values: np.ndarray,
+    info: dict[str, Any],
+    image_size: int,
+    crop: tuple[int, int, int, int] | None = None,
+    zr_a: float = 200.0,
+    zr_b: float = 1.6,
+) -> tuple[np.ndarray, int]:
+    """One imported field -> stored uint8 ``[image_size, image_size]`` and its no-data count.
+
+    No-data pixels become "no echo" (-10 dBZ); the field is cropped (default: the largest
+    centred square), area-averaged in dBZ to ``image_size`` and quantised.
+    """
+    dbz = to_dbz(values, info, zr_a, zr_b)
+    no_data = int(np.isnan(dbz).sum())
+    dbz = np.where(np.isnan(dbz), DBZ_MIN, np.maximum(dbz, DBZ_MIN)).astype(np.float32)
+    dbz = imaging.resize_frame(imaging.crop_frame(dbz, crop), image_size)
+    return imaging.quantize_to_uint8(dbz, PIXEL_SCALE, PIXEL_OFFSET), no_data
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _reject_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    if kwargs:
+        raise ValueError(f"--importer_kwargs: the {name} importer does not take "
+                         f"{sorted(kwargs)}")
+
+
+def _import_optional(module: str, purpose: str, package: str | None = None) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(f"{purpose} needs the optional package "
+                          f"'{package or module}' (pip install {package or module}): "
+                          f"{error}") from error
+
+
+def _attribute_text(value: Any) -> str:
+    value = np.ravel(value)[0] if isinstance(value, np.ndarray) else value
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def _parse_calibration(path: str, formula: str) -> tuple[float, float]:
+    match = re.fullmatch(r"\s*GEO\s*=\s*([-+0-9.eE]+)\s*\*\s*PV\s*([-+]\s*[0-9.eE]+)?\s*",
+                         formula)
+    if not match:
+        raise DataError(f"{path}: unsupported calibration formula {formula!r}")
+    offset = float(match.group(2).replace(" ", "")) if match.group(2) else 0.0
+    return float(match.group(1)), offset

@@ -1,0 +1,236 @@
+"""Moving MNIST: IDX/npz readers, the bouncing generator, importers and the converter."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from predrnn_tf.data import converters, moving_mnist, schema
+from predrnn_tf.data.schema import DataError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_MNIST = os.path.join(REPO, "..", "shared", "data", "mnist", "t10k-images-idx3-ubyte.gz")
+
+
+def write_idx_images(path: str, images: np.ndarray, gzipped: bool = True) -> str:
+    header = struct.pack(">BBBBIII", 0, 0, 0x08, 3, *images.shape)
+    content = header + images.astype(np.uint8).tobytes()
+    with (gzip.open if gzipped else open)(path, "wb") as handle:
+        handle.write(content)
+    return path
+
+
+def read_split(data_dir: str, name: str, split: str) -> list[tuple[np.ndarray, str]]:
+    records = []
+    for path in schema.shard_paths(data_dir, name, split):
+        for serialized in tf.data.TFRecordDataset(path):
+            records.append(schema.parse_sequence_numpy(serialized.numpy()))
+    return records
+
+
+def constant_digits(count: int, value: int) -> np.ndarray:
+    digits = np.zeros((count, 28, 28), np.uint8)
+    digits[:, 4:24, 8:20] = value
+    return digits
+
+
+def test_read_idx_round_trip_gzipped_and_plain(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    for gzipped in (True, False):
+        path = write_idx_images(str(tmp_path / f"images{gzipped}.idx"), images, gzipped)
+        np.testing.assert_array_equal(moving_mnist.read_idx_images(path), images)
+
+
+def test_read_idx_rejects_truncated_and_bad_magic(tmp_path):
+    images = np.ones((4, 28, 28), np.uint8)
+    path = write_idx_images(str(tmp_path / "full.gz"), images)
+    with gzip.open(path) as handle:
+        content = handle.read()
+    truncated = tmp_path / "truncated.gz"
+    with gzip.open(truncated, "wb") as handle:
+        handle.write(content[:-100])
+    with pytest.raises(DataError, match="truncated.gz: truncated IDX data"):
+        moving_mnist.read_idx(str(truncated))
+    bad = tmp_path / "bad.idx"
+    bad.write_bytes(b"\x12\x34\x08\x03" + content[4:])
+    with pytest.raises(DataError, match="bad.idx: not an IDX file"):
+        moving_mnist.read_idx(str(bad))
+
+
+def test_read_idx_labels_file_is_not_images(tmp_path):
+    path = tmp_path / "labels.idx"
+    path.write_bytes(struct.pack(">BBBBI", 0, 0, 8, 1, 3) + bytes([1, 2, 3]))
+    np.testing.assert_array_equal(moving_mnist.read_idx(str(path)), [1, 2, 3])
+    with pytest.raises(DataError, match="a labels file"):
+        moving_mnist.read_idx_images(str(path))
+
+
+def test_bouncing_trajectory_stays_inside_and_keeps_speed():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        corners = moving_mnist.bouncing_trajectory(rng, 50, travel=36, step_length=0.1)
+        assert corners.min() >= 0 and corners.max() <= 36
+        steps = np.abs(np.diff(corners, axis=0))
+        # Constant speed: each axis moves by at most 3.6 px (+1 for integer truncation).
+        assert steps.max() <= 5
+    # A long straight run eventually reverses direction on some axis (bounce).
+    corners = moving_mnist.bouncing_trajectory(np.random.default_rng(1), 200, 36, 0.1)
+    signs = np.sign(np.diff(corners[:, 1]))
+    assert (signs > 0).any() and (signs < 0).any()
+
+
+def test_generate_sequence_shape_digits_and_determinism():
+    digits = constant_digits(3, 77)
+    first = moving_mnist.generate_sequence(digits, np.random.default_rng(5), num_frames=12)
+    second = moving_mnist.generate_sequence(digits, np.random.default_rng(5), num_frames=12)
+    assert first.shape == (12, 64, 64, 1) and first.dtype == np.uint8
+    np.testing.assert_array_equal(first, second)
+    # Two 20x12 digits combined with max: every frame shows between one and two blocks.
+    lit = (first > 0).reshape(12, -1).sum(axis=1)
+    assert ((lit >= 240) & (lit <= 480)).all()
+    assert set(np.unique(first)) <= {0, 77}
+
+
+def test_render_font_digits_is_seeded_and_not_empty():
+    glyphs = moving_mnist.render_font_digits(6, seed=1)
+    assert glyphs.shape == (6, 28, 28) and glyphs.dtype == np.uint8
+    assert ((glyphs > 128).reshape(6, -1).sum(axis=1) > 20).all()
+    np.testing.assert_array_equal(glyphs, moving_mnist.render_font_digits(6, seed=1))
+    assert not np.array_equal(glyphs, moving_mnist.render_font_digits(6, seed=2))
+
+
+def test_convert_uses_train_digits_for_train_and_test_digits_for_test(tmp_path):
+    train = write_idx_images(str(tmp_path / "train.gz"), constant_digits(10, 100))
+    test = write_idx_images(str(tmp_path / "test.gz"), constant_digits(10, 200))
+    out = str(tmp_path / "out")
+    metadata = converters.convert_moving_mnist(converters.MovingMnistOptions(
+        output_dir=out, train_images=train, test_images=test, num_train=7, num_test=5,
+        total_length=6, sequences_per_shard=3, seed=1))
+    train_records = read_split(out, "mnist", "train")
+    test_records = read_split(out, "mnist", "test")
+    assert len(train_records) == 7 and len(test_records) == 5
+    assert len(schema.shard_paths(out, "mnist", "train")) == 3
+    assert all(frames.shape == (6, 64, 64, 1) for frames, _ in train_records + test_records)
+    assert {int(frames.max()) for frames, _ in train_records} == {100}
+    assert {int(frames.max()) for frames, _ in test_records} == {200}
+    written = schema.read_metadata(out, "mnist")
+    assert written == metadata
+    assert (written["num_train"], written["num_test"]) == (7, 5)
+    assert (written["train_shards"], written["test_shards"]) == (3, 2)
+    assert (written["image_height"], written["image_width"], written["channels"]) == (64, 64, 1)
+    assert written["sequence_length"] == written["test_sequence_length"] == 6
+    assert written["synthetic"] is False and written["converter"] == "make_moving_mnist"
+    assert not [name for name in os.listdir(out) if name.startswith(".")]
+
+
+def test_split_test_digits_divides_one_file(tmp_path):
+    digits = np.concatenate([constant_digits(6, 50), constant_digits(4, 250)])
+    path = write_idx_images(str(tmp_path / "t10k.gz"), digits)
+    out = str(tmp_path / "out")
+    converters.convert_moving_mnist(converters.MovingMnistOptions(
+        output_dir=out, test_images=path, split_test_digits=6, num_train=4, num_test=4,
+        total_length=3))
+    assert {int(f.max()) for f, _ in read_split(out, "mnist", "train")} == {50}
+    assert {int(f.max()) for f, _ in read_split(out, "mnist", "test")} == {250}
+    with pytest.raises(ValueError, match="--split_test_digits=10"):
+        converters.convert_moving_mnist(converters.MovingMnistOptions(
+            output_dir=out, test_images=path, split_test_digits=10))
+
+
+def test_synthetic_glyphs_are_marked_synthetic(tmp_path):
+    metadata = converters.convert_moving_mnist(converters.MovingMnistOptions(
+        output_dir=str(tmp_path), num_train=2, num_test=2, total_length=4))
+    assert metadata["synthetic"] is True and "not MNIST" in metadata["source"]
+
+
+def test_import_npy_and_official_npz_complete_one_dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    test_seq = rng.integers(0, 256, (20, 3, 64, 64), dtype=np.uint8)  # time first
+    np.save(tmp_path / "mnist_test_seq.npy", test_seq)
+    frames = rng.uniform(0, 1, (40, 1, 64, 64)).astype(np.float32)
+    clips = np.zeros((2, 2, 2), np.int32)
+    clips[0, :, 0], clips[1, :, 0] = [0, 20], [10, 30]  # input starts, output starts
+    clips[:, :, 1] = 10
+    np.savez(tmp_path / "official.npz", clips=clips, dims=np.array([[1, 64, 64]]),
+             input_raw_data=frames)
+    out = str(tmp_path / "out")
+    converters.import_moving_mnist(converters.MovingMnistImportOptions(
+        output_dir=out, split="test", from_npy=str(tmp_path / "mnist_test_seq.npy")))
+    partial = schema.read_metadata(out, "mnist")
+    assert (partial["num_train"], partial["num_test"]) == (0, 3)
+    metadata = converters.import_moving_mnist(converters.MovingMnistImportOptions(
+        output_dir=out, split="train", from_official_npz=str(tmp_path / "official.npz")))
+    assert (metadata["num_train"], metadata["num_test"]) == (2, 3)
+    assert metadata["sequence_length"] == metadata["test_sequence_length"] == 20
+    assert set(metadata["sources"]) == {"train", "test"}
+    test_records = read_split(out, "mnist", "test")
+    np.testing.assert_array_equal(test_records[1][0][..., 0], test_seq[:, 1])
+    train_records = read_split(out, "mnist", "train")
+    expected = np.concatenate([frames[20:30], frames[30:40]])[:, 0]
+    np.testing.assert_array_equal(train_records[1][0][..., 0],
+                                  np.rint(expected * 255).astype(np.uint8))
+
+
+def test_import_rejects_other_image_size_than_existing_split(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((20, 2, 64, 64), np.uint8))
+    np.save(tmp_path / "b.npy", np.zeros((20, 2, 32, 32), np.uint8))
+    out = str(tmp_path / "out")
+    converters.import_moving_mnist(converters.MovingMnistImportOptions(
+        output_dir=out, split="test", from_npy=str(tmp_path / "a.npy")))
+    with pytest.raises(DataError, match="image_height=64 .* image_height=32"):
+        converters.import_moving_mnist(converters.MovingMnistImportOptions(
+            output_dir=out, split="train", from_npy=str(tmp_path / "b.npy")))
+    # The failed call published nothing and left the first split intact.
+    assert schema.read_metadata(out, "mnist")["num_test"] == 2
+    assert schema.shard_paths(out, "mnist", "train") == []
+
+
+def test_failure_mid_conversion_leaves_previous_dataset_and_no_partial_shard(tmp_path,
+                                                                               monkeypatch):
+    out = str(tmp_path)
+    options = converters.MovingMnistOptions(output_dir=out, num_train=6, num_test=2,
+                                            total_length=3, sequences_per_shard=2)
+    converters.convert_moving_mnist(options)
+    before = sorted(os.listdir(out))
+    original = moving_mnist.generate_sequences
+
+    def failing(*args, **kwargs):
+        for index, sequence in enumerate(original(*args, **kwargs)):
+            if index == 3:
+                raise KeyboardInterrupt
+            yield sequence
+
+    monkeypatch.setattr(moving_mnist, "generate_sequences", failing)
+    with pytest.raises(KeyboardInterrupt):
+        converters.convert_moving_mnist(dataclasses.replace(options, num_train=50))
+    assert sorted(os.listdir(out)) == before
+    assert schema.read_metadata(out, "mnist")["num_train"] == 6
+
+
+def run_tool(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, os.path.join(REPO, "tools", "make_moving_mnist.py"),
+                           *arguments], capture_output=True, text=True, timeout=300)
+
+
+def test_tool_generates_and_prints_summary(tmp_path):
+    result = run_tool(f"--output_dir={tmp_path}", "--name=demo", "--num_train=3",
+                      "--num_test=2", "--total_length=4")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith(
+        "wrote demo: 3 train sequences of 4 frames (1 shards), 2 test sequences")
+    assert "demo train: [" in result.stderr and "SYNTHETIC" in result.stderr
+    assert schema.read_metadata(str(tmp_path), "demo")["num_test"] == 2
+
+
+@pytest.mark.skipif(not os.path.exists(SHARED_MNIST), reason="shared MNIST data absent")
+def test_real_mnist_test_digits_read():
+    images = moving_mnist.read_idx_images(SHARED_MNIST)
+    assert images.shape == (10000, 28, 28)

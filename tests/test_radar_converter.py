@@ -1,0 +1,315 @@
+"""Radar converter: FMI/KNMI/PGM/NPY importers, dBZ conversion, gap-free windows, split."""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from predrnn_tf.data import converters, radar, schema
+from predrnn_tf.data.schema import DataError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_FMI = os.path.join(REPO, "..", "shared", "data", "radar", "fmi_pgm")
+FMI_PATTERN = "%Y%m%d%H%M_fmi.radar.composite.lowest_FIN_SUOMI1"
+
+
+def fmi_pixel_for(minute_index: int) -> int:
+    """Frame k of a test archive is uniformly FMI pixel 60 + 2k (dBZ = k - 2)."""
+    return 60 + 2 * minute_index
+
+
+def write_fmi_pgm(path: str, pixels: np.ndarray, obstime: str) -> None:
+    header = (f"P5\n# obstime {obstime}\n# projection_name SUOMI1\n"
+              f"{pixels.shape[1]} {pixels.shape[0]}\n255\n").encode()
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + pixels.astype(np.uint8).tobytes())
+
+
+def write_fmi_archive(root: str, events: dict[str, list[int]]) -> list[str]:
+    """Writes FMI-layout files: ``root/YYYYmmdd/YYYYmmddHHMM_fmi...pgm.gz``.
+
+    ``events`` maps an event start ``YYYYmmddHHMM`` to the 5-minute slot numbers present.
+    Each frame is 40 rows x 30 columns, the last 10 rows no data (255).
+    """
+    paths = []
+    for start_text, slots in events.items():
+        start = datetime.datetime.strptime(start_text, "%Y%m%d%H%M")
+        folder = os.path.join(root, start_text[:8])
+        os.makedirs(folder, exist_ok=True)
+        for slot in slots:
+            stamp = (start + datetime.timedelta(minutes=5 * slot)).strftime("%Y%m%d%H%M")
+            pixels = np.full((40, 30), fmi_pixel_for(slot), np.uint8)
+            pixels[30:] = 255
+            path = os.path.join(folder, f"{stamp}_fmi.radar.composite.lowest_FIN_SUOMI1.pgm.gz")
+            write_fmi_pgm(path, pixels, stamp)
+            paths.append(path)
+    return paths
+
+
+def read_split(data_dir: str, name: str, split: str) -> list[tuple[np.ndarray, str]]:
+    records = []
+    for path in schema.shard_paths(data_dir, name, split):
+        for serialized in tf.data.TFRecordDataset(path):
+            records.append(schema.parse_sequence_numpy(serialized.numpy()))
+    return records
+
+
+def radar_options(tmp_path, **changes) -> converters.RadarOptions:
+    values = dict(input_glob=str(tmp_path / "fmi" / "*" / "*.pgm.gz"),
+                  output_dir=str(tmp_path / "out"), filename_pattern=FMI_PATTERN, name="fmi",
+                  importer="fmi_pgm", importer_kwargs='{"gzipped": true}', image_size=16,
+                  crop=(0, 0, 30, 30), total_length=4, stride=1)
+    values.update(changes)
+    return converters.RadarOptions(**values)
+
+
+# ----------------------------------------------------------------------------- readers, units
+
+
+def test_read_pgm_binary_and_plain(tmp_path):
+    pixels = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    write_fmi_pgm(str(tmp_path / "a.pgm.gz"), pixels, "201601010000")
+    read, comments = radar.read_pgm(str(tmp_path / "a.pgm.gz"))
+    np.testing.assert_array_equal(read, pixels)
+    assert "obstime 201601010000" in comments
+    (tmp_path / "b.pgm").write_text("P2\n# c\n2 2\n1000\n0 999\n5 1000\n")
+    read, _ = radar.read_pgm(str(tmp_path / "b.pgm"))
+    np.testing.assert_array_equal(read, [[0, 999], [5, 1000]])
+    (tmp_path / "c.pgm").write_bytes(b"P5\n4 3\n255\n" + bytes(5))
+    with pytest.raises(DataError, match="c.pgm: truncated PGM data"):
+        radar.read_pgm(str(tmp_path / "c.pgm"))
+
+
+def test_fmi_importer_mapping_and_no_data(tmp_path):
+    pixels = np.array([[0, 64, 84], [255, 200, 254]], np.uint8)
+    write_fmi_pgm(str(tmp_path / "f.pgm.gz"), pixels, "201601010000")
+    values, info = radar.import_fmi_pgm(str(tmp_path / "f.pgm.gz"), gzipped=True)
+    expected = 0.5 * pixels - 32.0
+    assert np.isnan(values[1, 0]) and info["unit"] == "dBZ"
+    np.testing.assert_allclose(values[0], expected[0])
+    frame, no_data = radar.prepare_frame(values, info, image_size=3, crop=(0, 0, 2, 3))
+    assert no_data == 1
+    # dBZ -32 and the no-data pixel -> 0; 0 dBZ -> round(10 * 255 / 70) = 36; 10 dBZ -> 73.
+    np.testing.assert_array_equal(frame[0], [0, 36, 73])
+    assert frame[1, 0] == 0
+
+
+def test_to_dbz_rain_rate_and_accumulation():
+    info_rate = {"unit": "mm/h", "transform": None, "accutime": None}
+    dbz = radar.to_dbz(np.array([1.0, 10.0, 0.0, np.nan]), info_rate, 200.0, 1.6)
+    np.testing.assert_allclose(dbz[:2], [10 * np.log10(200), 10 * np.log10(200 * 10 ** 1.6)],
+                               rtol=1e-6)
+    assert dbz[2] == -np.inf and np.isnan(dbz[3])
+    info_accumulation = {"unit": "mm", "transform": None, "accutime": 5.0}
+    # 1 mm in 5 minutes is 12 mm/h.
+    np.testing.assert_allclose(radar.to_dbz(np.array([1.0]), info_accumulation),
+                               radar.to_dbz(np.array([12.0]), info_rate), rtol=1e-6)
+    with pytest.raises(DataError, match="cannot convert unit 'K'"):
+        radar.to_dbz(np.zeros(2), {"unit": "K"})
+
+
+def test_storage_mapping_round_trip_matches_metadata():
+    dbz = np.array([-20.0, -10.0, 0.0, 35.0, 60.0, 75.0, np.nan])
+    pixels = radar.dbz_to_pixels(dbz)
+    np.testing.assert_array_equal(pixels[[0, 1, 4, 5, 6]], [0, 0, 255, 255, 0])
+    metadata = {"value_mapping": radar.value_mapping(), "name": "x"}
+    back = schema.pixels_to_units(pixels / 255.0, metadata)
+    np.testing.assert_allclose(back[2:4], dbz[2:4], atol=70 / 255 / 2 + 1e-9)
+
+
+def test_knmi_hdf5_builtin_importer(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "RAD_NL25_RAP_5min_201008260000.h5"
+    raw = np.array([[0, 100], [65535, 1200]], np.uint16)
+    with h5py.File(path, "w") as archive:
+        image = archive.create_group("image1")
+        image.create_dataset("image_data", data=raw)
+        calibration = image.create_group("calibration")
+        calibration.attrs["calibration_formulas"] = np.bytes_(b"GEO=0.01*PV+0.0")
+        calibration.attrs["calibration_missing_data"] = np.array([65535], np.int32)
+        calibration.attrs["calibration_out_of_image"] = np.array([65535], np.int32)
+    values, info = radar.import_knmi_hdf5(str(path), accutime=5.0)
+    np.testing.assert_allclose(values[[0, 0, 1], [0, 1, 1]], [0.0, 1.0, 12.0])
+    assert np.isnan(values[1, 0]) and info == {"unit": "mm", "transform": None, "accutime": 5.0}
+    frame, no_data = radar.prepare_frame(values, info, image_size=2)
+    assert no_data == 1 and frame[0, 0] == 0 and frame[1, 0] == 0
+    # 1 mm / 5 min = 12 mm/h -> 10 log10(200 * 12 ** 1.6) = 40.3 dBZ -> pixel 183.
+    assert frame[0, 1] == round((10 * np.log10(200 * 12 ** 1.6) + 10) * 255 / 70)
+
+
+def test_pysteps_importer_missing_is_clear(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pysteps", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "pysteps.io", None)
+    importer = radar.make_importer("mch_gif", {})
+    with pytest.raises(ImportError, match="needs the optional package 'pysteps'"):
+        importer("any.gif")
+
+
+def test_parse_timestamp():
+    assert radar.parse_timestamp("201705090000") == datetime.datetime(2017, 5, 9)
+    assert radar.parse_timestamp("2017-05-09T10:05") == datetime.datetime(2017, 5, 9, 10, 5)
+    with pytest.raises(ValueError, match="expected a time like 201705090000"):
+        radar.parse_timestamp("tomorrow")
+
+
+def test_filename_pattern_with_wildcard_and_directory():
+    pattern = radar.FilenamePattern("%Y%m%d/??_%H%M")
+    assert pattern.timestamp("/data/20200102/xy_0345.pgm") == datetime.datetime(2020, 1, 2, 3, 45)
+    with pytest.raises(DataError, match="does not match --filename_pattern"):
+        pattern.timestamp("/data/20200102/xyz_0345.pgm")
+    with pytest.raises(ValueError, match="unsupported code %Q"):
+        radar.FilenamePattern("%Y%Q")
+
+
+# ----------------------------------------------------------------------------- the converter
+
+
+def test_convert_fmi_archive_windows_split_and_values(tmp_path):
+    # Event 1: 12 frames with slot 5 missing; event 2 (next day): 9 frames.
+    write_fmi_archive(str(tmp_path / "fmi"), {
+        "201609281445": [slot for slot in range(12) if slot != 5],
+        "201609291000": list(range(9)),
+    })
+    metadata = converters.convert_radar(radar_options(
+        tmp_path, test_after=datetime.datetime(2016, 9, 29, 10, 20)))
+    out = str(tmp_path / "out")
+    train, test = read_split(out, "fmi", "train"), read_split(out, "fmi", "test")
+    # Train: slots 0-4 (2 windows), 6-11 (3 windows) of event 1, slots 0-3 of event 2 (1).
+    # Test: slots 4-8 of event 2 (2 windows); nothing straddles 10:20.
+    train_ids = [sequence_id for _, sequence_id in train]
+    assert train_ids == ["201609281445", "201609281450", "201609281515", "201609281520",
+                         "201609281525", "201609291000"]
+    assert [sequence_id for _, sequence_id in test] == ["201609291020", "201609291025"]
+    for frames, sequence_id in train + test:
+        assert frames.shape == (4, 16, 16, 1)
+        start = datetime.datetime.strptime(sequence_id, "%Y%m%d%H%M")
+        event_start = datetime.datetime(2016, 9, 28, 14, 45) if start.day == 28 else \
+            datetime.datetime(2016, 9, 29, 10, 0)
+        first_slot = int((start - event_start).total_seconds() // 300)
+        for offset, frame in enumerate(frames[..., 0]):
+            dbz = 0.5 * fmi_pixel_for(first_slot + offset) - 32.0
+            expected = round((max(dbz, -10.0) + 10.0) * 255 / 70)
+            assert set(np.unique(frame)) == {expected}
+    assert (metadata["num_train"], metadata["num_test"]) == (6, 2)
+    assert metadata["value_mapping"]["scale"] == pytest.approx(70 / 255)
+    assert metadata["value_mapping"]["offset"] == -10.0
+    # 10 no-data rows x 30 columns in each of the frames used (all but none: 20 frames).
+    assert metadata["no_data_pixels"] == 300 * 20
+    assert metadata["details"]["segments"][1] == ["train", "2016-09-28T15:15", 6]
+
+
+def test_default_split_is_last_fifth_of_the_timeline(tmp_path):
+    write_fmi_archive(str(tmp_path / "fmi"), {"201601010000": list(range(21))})
+    metadata = converters.convert_radar(radar_options(tmp_path, stride=2))
+    # 100 minutes: test from minute 80 = slot 16 on (5 frames -> 1 window of 4).
+    assert metadata["details"]["test_after"] == "2016-01-01T01:20"
+    assert (metadata["num_train"], metadata["num_test"]) == (7, 1)
+
+
+def test_glob_matching_nothing_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="matches no file"):
+        converters.convert_radar(radar_options(tmp_path))
+
+
+def test_no_window_fits_is_a_clear_error(tmp_path):
+    write_fmi_archive(str(tmp_path / "fmi"), {"201601010000": [0, 1, 2, 4, 5, 6]})
+    with pytest.raises(DataError, match="no window of --total_length=4 frames fits"):
+        converters.convert_radar(radar_options(tmp_path))
+    assert not os.path.exists(str(tmp_path / "out" / "fmi-metadata.json"))
+
+
+def test_npy_importer_in_rain_rate(tmp_path):
+    os.makedirs(tmp_path / "npy")
+    for minute in range(0, 50, 10):
+        np.save(tmp_path / "npy" / f"rate_202001010{minute:03d}.npy", np.full((8, 8), 10.0))
+    metadata = converters.convert_radar(converters.RadarOptions(
+        input_glob=str(tmp_path / "npy" / "*.npy"), output_dir=str(tmp_path / "out"),
+        filename_pattern="rate_%Y%m%d%H%M", importer="npy",
+        importer_kwargs='{"unit": "mm/h"}', timestep_minutes=10, image_size=4, total_length=2,
+        test_after=datetime.datetime(2020, 1, 1, 0, 30)))
+    assert (metadata["num_train"], metadata["num_test"]) == (2, 1)
+    frames, _ = read_split(str(tmp_path / "out"), "radar", "train")[0]
+    expected = round((10 * np.log10(200 * 10 ** 1.6) + 10) * 255 / 70)
+    assert set(np.unique(frames)) == {expected}
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_FMI), reason="shared radar data absent")
+def test_real_fmi_frame_reads():
+    path = sorted(glob.glob(os.path.join(SHARED_FMI, "*", "*.pgm.gz")))[0]
+    values, _ = radar.import_fmi_pgm(path, gzipped=True)
+    assert values.shape == (1226, 760) and 0.1 < np.isnan(values).mean() < 0.5
+
+
+# ----------------------------------------------------------------------------- the tool
+
+
+def run_tool(*arguments: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, os.path.join(REPO, "tools", "make_radar.py"),
+                           *arguments], capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def test_tool_bad_input_is_one_line_error(tmp_path):
+    write_fmi_archive(str(tmp_path / "fmi"), {"201601010000": list(range(5))})
+    common = [f"--input_glob={tmp_path}/fmi/*/*.pgm.gz", f"--output_dir={tmp_path}/out",
+              f"--filename_pattern={FMI_PATTERN}"]
+    cases = {
+        "--importer_kwargs must be a JSON object": ["--importer_kwargs={gzipped: true}"],
+    }
+    for message, extra in cases.items():
+        result = run_tool(*common, *extra)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode != 0, message
+        assert len(errors) == 1 and message in errors[0], result.stderr
+        assert "Traceback" not in result.stderr
+    assert not glob.glob(str(tmp_path / "out" / "*"))
+
+
+def test_killed_conversion_leaves_no_finished_looking_shard(tmp_path):
+    """SIGKILL mid-way (no clean-up runs): no shard or metadata under a final name."""
+    slots = list(range(400))
+    os.makedirs(tmp_path / "fmi" / "20160101")
+    base = datetime.datetime(2016, 1, 1)
+    pixels = np.full((300, 300), 100, np.uint8)
+    for slot in slots:
+        stamp = (base + datetime.timedelta(minutes=5 * slot)).strftime("%Y%m%d%H%M")
+        write_fmi_pgm(str(tmp_path / "fmi" / "20160101" /
+                          f"{stamp}_fmi.radar.composite.lowest_FIN_SUOMI1.pgm.gz"), pixels, stamp)
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(REPO, "tools", "make_radar.py"),
+         f"--input_glob={tmp_path}/fmi/*/*.pgm.gz", f"--output_dir={out}",
+         f"--filename_pattern={FMI_PATTERN}", "--image_size=128", "--total_length=20",
+         "--sequences_per_shard=10", "--name=fmi"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            staged = [name for folder in glob.glob(str(out / ".fmi.staging-*"))
+                      for name in os.listdir(folder)]
+            if len(staged) >= 2:
+                break
+            if process.poll() is not None:
+                pytest.fail("the conversion finished before it could be interrupted")
+            time.sleep(0.05)
+        else:
+            pytest.fail("no staged shard appeared")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert schema.shard_paths(str(out), "fmi", "train") == []
+    assert schema.shard_paths(str(out), "fmi", "test") == []
+    assert not os.path.exists(schema.metadata_path(str(out), "fmi"))
+    visible = [name for name in os.listdir(out) if not name.startswith(".")]
+    assert visible == []

@@ -1,0 +1,98 @@
+r"""Makes the Moving MNIST TFRecord dataset (generated, or imported from existing files).
+
+Generate with the paper's recipe (2 digits bouncing on a 64x64 canvas, 20 frames; train
+digits from MNIST train, test digits from MNIST test; 10,000 / 5,000 sequences):
+
+  python tools/make_moving_mnist.py --train_images=train-images-idx3-ubyte.gz \
+      --test_images=t10k-images-idx3-ubyte.gz --output_dir=data/moving_mnist
+
+With the MNIST test split only (e.g. ../shared/data/mnist), split its 10,000 digits:
+
+  python tools/make_moving_mnist.py --test_images=../shared/data/mnist/t10k-images-idx3-ubyte.gz \
+      --split_test_digits=8000 --output_dir=data/moving_mnist
+
+Without any file, synthetic OpenCV-font digits are drawn (for tests and demos; logged).
+Import one split from a file you already have; a second call adds the other split:
+
+  python tools/make_moving_mnist.py --from_npy=mnist_test_seq.npy --split=test \
+      --output_dir=data/moving_mnist
+  python tools/make_moving_mnist.py --from_official_npz=moving-mnist-train.npz --split=train \
+      --output_dir=data/moving_mnist
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from predrnn_tf import flags as project_flags  # noqa: E402
+
+project_flags.import_tensorflow_quietly()
+
+from predrnn_tf.data import conversion, converters  # noqa: E402
+
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for the shards and metadata.",
+                                  required=True)
+_NAME = flags.DEFINE_string("name", "mnist",
+                            "Dataset name (file prefix); configs/mnist.flags reads mnist.")
+_TRAIN_IMAGES = flags.DEFINE_string("train_images", "", "MNIST train images, IDX (.gz ok).")
+_TEST_IMAGES = flags.DEFINE_string("test_images", "", "MNIST test images, IDX (.gz ok).")
+_MNIST_NPZ = flags.DEFINE_string("mnist_npz", "", "Keras mnist.npz (x_train, x_test).")
+_SPLIT_TEST_DIGITS = flags.DEFINE_integer(
+    "split_test_digits", 0,
+    "If > 0: the first N digits of --test_images (or of x_test in --mnist_npz) draw the train "
+    "sequences and the rest the test sequences (when MNIST train is not at hand).")
+_NUM_TRAIN = flags.DEFINE_integer("num_train", 10000, "Train sequences to generate.")
+_NUM_TEST = flags.DEFINE_integer("num_test", 5000, "Test sequences to generate.")
+_TOTAL_LENGTH = flags.DEFINE_integer("total_length", 20, "Frames per sequence.")
+_NUM_DIGITS = flags.DEFINE_integer("num_digits", 2, "Digits per sequence.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Canvas side in pixels.")
+_STEP_LENGTH = flags.DEFINE_float(
+    "step_length", 0.1, "Speed: fraction of the free range (image_size - 28) per frame.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of digit choice, positions and directions.")
+_FROM_NPY = flags.DEFINE_string(
+    "from_npy", "", "Import mnist_test_seq.npy (uint8 [20, N, 64, 64], time first) as --split.")
+_FROM_OFFICIAL_NPZ = flags.DEFINE_string(
+    "from_official_npz", "",
+    "Import the official PyTorch code's npz (clips, dims, input_raw_data) as --split.")
+_SPLIT = flags.DEFINE_enum("split", None, ["train", "test"],
+                           "Split written by --from_npy / --from_official_npz.")
+_SEQUENCES_PER_SHARD = flags.DEFINE_integer("sequences_per_shard", 1000, "Records per shard.")
+
+
+def convert() -> None:
+    """Runs the generation or the import and prints the summary line."""
+    start = time.monotonic()
+    if _FROM_NPY.value or _FROM_OFFICIAL_NPZ.value:
+        if _SPLIT.value is None:
+            raise ValueError("--split=train|test is required with --from_npy / "
+                             "--from_official_npz")
+        metadata = converters.import_moving_mnist(converters.MovingMnistImportOptions(
+            output_dir=_OUTPUT_DIR.value, name=_NAME.value, split=_SPLIT.value,
+            from_npy=_FROM_NPY.value, from_official_npz=_FROM_OFFICIAL_NPZ.value,
+            sequences_per_shard=_SEQUENCES_PER_SHARD.value))
+    else:
+        metadata = converters.convert_moving_mnist(converters.MovingMnistOptions(
+            output_dir=_OUTPUT_DIR.value, name=_NAME.value, train_images=_TRAIN_IMAGES.value,
+            test_images=_TEST_IMAGES.value, mnist_npz=_MNIST_NPZ.value,
+            split_test_digits=_SPLIT_TEST_DIGITS.value, num_train=_NUM_TRAIN.value,
+            num_test=_NUM_TEST.value, total_length=_TOTAL_LENGTH.value,
+            num_digits=_NUM_DIGITS.value, image_size=_IMAGE_SIZE.value,
+            step_length=_STEP_LENGTH.value, seed=_SEED.value,
+            sequences_per_shard=_SEQUENCES_PER_SHARD.value))
+    print(conversion.format_summary(metadata, _OUTPUT_DIR.value, time.monotonic() - start))
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    project_flags.run_or_exit(convert, errors=(ValueError, OSError, ImportError))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,111 @@
+r"""Makes a radar-echo TFRecord dataset from a time-ordered archive of radar frames.
+
+  python tools/make_radar.py --input_glob='../shared/data/radar/fmi_pgm/*/*.pgm.gz' \
+      --importer=fmi_pgm --importer_kwargs='{"gzipped": true}' \
+      --filename_pattern='%Y%m%d%H%M_fmi.radar.composite.lowest_FIN_SUOMI1' \
+      --timestep_minutes=5 --image_size=128 --total_length=20 --stride=1 \
+      --test_after=201705090000 --output_dir=data/radar --name=fmi
+
+Conventions follow pysteps' data sources: --importer is a built-in (fmi_pgm, knmi_hdf5, pgm,
+png, npy) or any pysteps.io importer by name (mch_gif, odim_hdf5, bom_rf3, ...; pysteps is
+then needed), --importer_kwargs its JSON keyword arguments, --filename_pattern the time
+stamp in the file name (strftime codes, '?' = any one character). Whatever the importer
+returns (dBZ, rain rate mm/h, or mm accumulated over 'accutime' minutes) is converted to dBZ
+(Z = zr_a * R ** zr_b); no-data pixels become no echo and are counted; frames are cropped
+(--crop, default the largest centred square), area-averaged to --image_size and stored as
+uint8 with dBZ = 70 * pixel / 255 - 10 (kept in the metadata as value_mapping). Windows of
+--total_length frames every --stride frames never cross a gap in the time stamps; windows
+starting at or after --test_after are test (default: the last 20% of the timeline) and no
+window straddles the split.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from predrnn_tf import flags as project_flags  # noqa: E402
+
+project_flags.import_tensorflow_quietly()
+
+from predrnn_tf.data import conversion, converters, imaging, radar  # noqa: E402
+
+_INPUT_GLOB = flags.DEFINE_string("input_glob", None, "Glob of the radar files ('**' ok).",
+                                  required=True)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for the shards and metadata.",
+                                  required=True)
+_NAME = flags.DEFINE_string("name", "radar", "Dataset name (file prefix).")
+_IMPORTER = flags.DEFINE_string(
+    "importer", "fmi_pgm",
+    "fmi_pgm | knmi_hdf5 | pgm | png | npy (built in) or any pysteps.io importer name.")
+_IMPORTER_KWARGS = flags.DEFINE_string(
+    "importer_kwargs", "{}", "JSON keyword arguments of the importer, as in pysteps' "
+    "data-source settings, e.g. '{\"gzipped\": true}'; for npy: unit, accutime.")
+_USE_PYSTEPS = flags.DEFINE_bool(
+    "use_pysteps", False, "Read fmi_pgm / knmi_hdf5 with pysteps instead of the built-ins.")
+_FILENAME_PATTERN = flags.DEFINE_string(
+    "filename_pattern", None,
+    "Time stamp in the file name, pysteps fn_pattern syntax (strftime codes, '?' = any one "
+    "character), matched at the start of the file name.", required=True)
+_TIMESTEP_MINUTES = flags.DEFINE_float("timestep_minutes", 5.0, "Nominal interval of frames.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 128, "Output frame side in pixels.")
+_CROP = flags.DEFINE_string(
+    "crop", "", "top,left,height,width in source pixels; empty = largest centred square.")
+_TOTAL_LENGTH = flags.DEFINE_integer("total_length", 20, "Frames per sequence.")
+_STRIDE = flags.DEFINE_integer("stride", 1, "Frames between the starts of two windows.")
+_TEST_AFTER = flags.DEFINE_string(
+    "test_after", "", "YYYYmmddHHMM: windows starting at or after it are test; empty = the "
+    "last --test_fraction of the timeline.")
+_TEST_FRACTION = flags.DEFINE_float("test_fraction", 0.2, "Test share without --test_after.")
+_PIXEL_SCALE = flags.DEFINE_float(
+    "pixel_scale", 1.0, "pgm/png importers: units = pixel_scale * pixel + pixel_offset "
+    "(FMI: 0.5, -32; HKO-7: 70/255=0.2745098, -10).")
+_PIXEL_OFFSET = flags.DEFINE_float("pixel_offset", 0.0, "pgm/png importers: see pixel_scale.")
+_NO_DATA_PIXEL = flags.DEFINE_integer(
+    "no_data_pixel", -1, "pgm/png importers: pixel value meaning no data (-1 = none).")
+_PIXEL_UNIT = flags.DEFINE_enum("pixel_unit", "dBZ", ["dBZ", "mm/h", "mm"],
+                                "pgm/png importers: unit of the mapped pixel values.")
+_ZR_A = flags.DEFINE_float("zr_a", 200.0, "Z-R relation Z = zr_a * R ** zr_b: a.")
+_ZR_B = flags.DEFINE_float("zr_b", 1.6, "Z-R relation Z = zr_a * R ** zr_b: b.")
+_SEQUENCES_PER_SHARD = flags.DEFINE_integer("sequences_per_shard", 500, "Records per shard.")
+
+
+def convert() -> None:
+    """Runs the conversion and prints the summary line."""
+    start = time.monotonic()
+    try:
+        crop = imaging.parse_crop(_CROP.value)
+    except ValueError as error:
+        raise ValueError(f"--crop: {error}") from error
+    try:
+        test_after = radar.parse_timestamp(_TEST_AFTER.value) if _TEST_AFTER.value else None
+    except ValueError as error:
+        raise ValueError(f"--test_after: {error}") from error
+    options = converters.RadarOptions(
+        input_glob=_INPUT_GLOB.value, output_dir=_OUTPUT_DIR.value, name=_NAME.value,
+        filename_pattern=_FILENAME_PATTERN.value, importer=_IMPORTER.value,
+        importer_kwargs=_IMPORTER_KWARGS.value, use_pysteps=_USE_PYSTEPS.value,
+        timestep_minutes=_TIMESTEP_MINUTES.value, image_size=_IMAGE_SIZE.value, crop=crop,
+        total_length=_TOTAL_LENGTH.value, stride=_STRIDE.value, test_after=test_after,
+        test_fraction=_TEST_FRACTION.value, pixel_scale=_PIXEL_SCALE.value,
+        pixel_offset=_PIXEL_OFFSET.value,
+        no_data_pixel=None if _NO_DATA_PIXEL.value < 0 else _NO_DATA_PIXEL.value,
+        pixel_unit=_PIXEL_UNIT.value, zr_a=_ZR_A.value, zr_b=_ZR_B.value,
+        sequences_per_shard=_SEQUENCES_PER_SHARD.value)
+    metadata = converters.convert_radar(options)
+    print(conversion.format_summary(metadata, _OUTPUT_DIR.value, time.monotonic() - start))
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    project_flags.run_or_exit(convert, errors=(ValueError, OSError, ImportError))
+
+
+if __name__ == "__main__":
+    app.run(main)
