@@ -1,10 +1,9 @@
 """Parity with the official PyTorch PredRNN (thuml/predrnn-pytorch) through its checkpoints.
 
-The official modules below are transcribed from the official code (core/layers/
-SpatioTemporalLSTMCell.py and SpatioTemporalLSTMCell_v2.py, core/models/predrnn.py and
-predrnn_v2.py, core/utils/preprocess.py reshape_patch), keeping their key names, shapes and
-forward passes. The only change: the forward passes also return the decoupling loss, which
-the official code folds into its training loss.
+The official modules (core/layers/SpatioTemporalLSTMCell*.py, core/models/predrnn*.py,
+core/utils/preprocess.py reshape_patch) are transcribed in tools/official_pytorch_predrnn.py,
+keeping their key names, shapes and forward passes. The only change: the forward passes also
+return the decoupling loss, which the official code folds into its training loss.
 """
 
 from __future__ import annotations
@@ -12,274 +11,28 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
-F = torch.nn.functional
 
 from predrnn_tf import torch_import  # noqa: E402
 from predrnn_tf.checkpoints import restore  # noqa: E402
 from predrnn_tf.config import Config  # noqa: E402
 from predrnn_tf.models.builder import build_model  # noqa: E402
 from predrnn_tf.models.predrnn import forecast_mask, mask_length  # noqa: E402
+from tools.official_pytorch_predrnn import (  # noqa: E402
+    build_official_network,
+    official_mask,
+    reshape_patch,
+    reshape_patch_back,
+)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREDICTION_TOLERANCE = 1e-4
 DECOUPLE_TOLERANCE = 1e-5
-
-
-# ---------------------------------------------------------------------------------------
-# The official code, transcribed.
-# ---------------------------------------------------------------------------------------
-
-
-class OfficialSpatioTemporalLSTMCellV2(nn.Module):
-    """core/layers/SpatioTemporalLSTMCell_v2.py."""
-
-    def __init__(self, in_channel, num_hidden, width, filter_size, stride, layer_norm):
-        super().__init__()
-        self.num_hidden = num_hidden
-        self.padding = filter_size // 2
-        self._forget_bias = 1.0
-        if layer_norm:
-            self.conv_x = nn.Sequential(
-                nn.Conv2d(in_channel, num_hidden * 7, kernel_size=filter_size, stride=stride,
-                          padding=self.padding, bias=False),
-                nn.LayerNorm([num_hidden * 7, width, width]))
-            self.conv_h = nn.Sequential(
-                nn.Conv2d(num_hidden, num_hidden * 4, kernel_size=filter_size, stride=stride,
-                          padding=self.padding, bias=False),
-                nn.LayerNorm([num_hidden * 4, width, width]))
-            self.conv_m = nn.Sequential(
-                nn.Conv2d(num_hidden, num_hidden * 3, kernel_size=filter_size, stride=stride,
-                          padding=self.padding, bias=False),
-                nn.LayerNorm([num_hidden * 3, width, width]))
-            self.conv_o = nn.Sequential(
-                nn.Conv2d(num_hidden * 2, num_hidden, kernel_size=filter_size, stride=stride,
-                          padding=self.padding, bias=False),
-                nn.LayerNorm([num_hidden, width, width]))
-        else:
-            self.conv_x = nn.Sequential(
-                nn.Conv2d(in_channel, num_hidden * 7, kernel_size=filter_size, stride=stride,
-                          padding=self.padding, bias=False))
-            self.conv_h = nn.Sequential(
-                nn.Conv2d(num_hidden, num_hidden * 4, kernel_size=filter_size, stride=stride,
-                          padding=self.padding, bias=False))
-            self.conv_m = nn.Sequential(
-                nn.Conv2d(num_hidden, num_hidden * 3, kernel_size=filter_size, stride=stride,
-                          padding=self.padding, bias=False))
-            self.conv_o = nn.Sequential(
-                nn.Conv2d(num_hidden * 2, num_hidden, kernel_size=filter_size, stride=stride,
-                          padding=self.padding, bias=False))
-        self.conv_last = nn.Conv2d(num_hidden * 2, num_hidden, kernel_size=1, stride=1,
-                                   padding=0, bias=False)
-
-    def forward(self, x_t, h_t, c_t, m_t):
-        x_concat = self.conv_x(x_t)
-        h_concat = self.conv_h(h_t)
-        m_concat = self.conv_m(m_t)
-        i_x, f_x, g_x, i_x_prime, f_x_prime, g_x_prime, o_x = torch.split(
-            x_concat, self.num_hidden, dim=1)
-        i_h, f_h, g_h, o_h = torch.split(h_concat, self.num_hidden, dim=1)
-        i_m, f_m, g_m = torch.split(m_concat, self.num_hidden, dim=1)
-
-        i_t = torch.sigmoid(i_x + i_h)
-        f_t = torch.sigmoid(f_x + f_h + self._forget_bias)
-        g_t = torch.tanh(g_x + g_h)
-
-        delta_c = i_t * g_t
-        c_new = f_t * c_t + delta_c
-
-        i_t_prime = torch.sigmoid(i_x_prime + i_m)
-        f_t_prime = torch.sigmoid(f_x_prime + f_m + self._forget_bias)
-        g_t_prime = torch.tanh(g_x_prime + g_m)
-
-        delta_m = i_t_prime * g_t_prime
-        m_new = f_t_prime * m_t + delta_m
-
-        mem = torch.cat((c_new, m_new), 1)
-        o_t = torch.sigmoid(o_x + o_h + self.conv_o(mem))
-        h_new = o_t * torch.tanh(self.conv_last(mem))
-
-        return h_new, c_new, m_new, delta_c, delta_m
-
-
-class OfficialSpatioTemporalLSTMCell(OfficialSpatioTemporalLSTMCellV2):
-    """core/layers/SpatioTemporalLSTMCell.py: the same layers and gates, three outputs."""
-
-    def forward(self, x_t, h_t, c_t, m_t):
-        h_new, c_new, m_new, _, _ = super().forward(x_t, h_t, c_t, m_t)
-        return h_new, c_new, m_new
-
-
-class OfficialPredRNNV2(nn.Module):
-    """core/models/predrnn_v2.py (RNN)."""
-
-    def __init__(self, num_layers, num_hidden, configs):
-        super().__init__()
-        self.configs = configs
-        self.frame_channel = configs.patch_size * configs.patch_size * configs.img_channel
-        self.num_layers = num_layers
-        self.num_hidden = num_hidden
-        cell_list = []
-        width = configs.img_width // configs.patch_size
-        self.MSE_criterion = nn.MSELoss()
-        for i in range(num_layers):
-            in_channel = self.frame_channel if i == 0 else num_hidden[i - 1]
-            cell_list.append(OfficialSpatioTemporalLSTMCellV2(
-                in_channel, num_hidden[i], width, configs.filter_size, configs.stride,
-                configs.layer_norm))
-        self.cell_list = nn.ModuleList(cell_list)
-        self.conv_last = nn.Conv2d(num_hidden[num_layers - 1], self.frame_channel,
-                                   kernel_size=1, stride=1, padding=0, bias=False)
-        adapter_num_hidden = num_hidden[0]
-        self.adapter = nn.Conv2d(adapter_num_hidden, adapter_num_hidden, 1, stride=1, padding=0,
-                                 bias=False)
-
-    def forward(self, frames_tensor, mask_true):
-        frames = frames_tensor.permute(0, 1, 4, 2, 3).contiguous()
-        mask_true = mask_true.permute(0, 1, 4, 2, 3).contiguous()
-        batch = frames.shape[0]
-        height = frames.shape[3]
-        width = frames.shape[4]
-        next_frames = []
-        h_t = []
-        c_t = []
-        delta_c_list = []
-        delta_m_list = []
-        decouple_loss = []
-        for i in range(self.num_layers):
-            zeros = torch.zeros([batch, self.num_hidden[i], height, width])
-            h_t.append(zeros)
-            c_t.append(zeros)
-            delta_c_list.append(zeros)
-            delta_m_list.append(zeros)
-        memory = torch.zeros([batch, self.num_hidden[0], height, width])
-        x_gen = None
-        for t in range(self.configs.total_length - 1):
-            if self.configs.reverse_scheduled_sampling == 1:
-                if t == 0:
-                    net = frames[:, t]
-                else:
-                    net = mask_true[:, t - 1] * frames[:, t] + (1 - mask_true[:, t - 1]) * x_gen
-            else:
-                if t < self.configs.input_length:
-                    net = frames[:, t]
-                else:
-                    net = mask_true[:, t - self.configs.input_length] * frames[:, t] + \
-                          (1 - mask_true[:, t - self.configs.input_length]) * x_gen
-
-            h_t[0], c_t[0], memory, delta_c, delta_m = self.cell_list[0](
-                net, h_t[0], c_t[0], memory)
-            delta_c_list[0] = F.normalize(
-                self.adapter(delta_c).view(delta_c.shape[0], delta_c.shape[1], -1), dim=2)
-            delta_m_list[0] = F.normalize(
-                self.adapter(delta_m).view(delta_m.shape[0], delta_m.shape[1], -1), dim=2)
-            for i in range(1, self.num_layers):
-                h_t[i], c_t[i], memory, delta_c, delta_m = self.cell_list[i](
-                    h_t[i - 1], h_t[i], c_t[i], memory)
-                delta_c_list[i] = F.normalize(
-                    self.adapter(delta_c).view(delta_c.shape[0], delta_c.shape[1], -1), dim=2)
-                delta_m_list[i] = F.normalize(
-                    self.adapter(delta_m).view(delta_m.shape[0], delta_m.shape[1], -1), dim=2)
-
-            x_gen = self.conv_last(h_t[self.num_layers - 1])
-            next_frames.append(x_gen)
-            for i in range(0, self.num_layers):
-                decouple_loss.append(torch.mean(torch.abs(
-                    torch.cosine_similarity(delta_c_list[i], delta_m_list[i], dim=2))))
-
-        decouple_loss = torch.mean(torch.stack(decouple_loss, dim=0))
-        next_frames = torch.stack(next_frames, dim=0).permute(1, 0, 3, 4, 2).contiguous()
-        loss = self.MSE_criterion(next_frames, frames_tensor[:, 1:]) + \
-            self.configs.decouple_beta * decouple_loss
-        return next_frames, loss, decouple_loss
-
-
-class OfficialPredRNN(nn.Module):
-    """core/models/predrnn.py (RNN)."""
-
-    def __init__(self, num_layers, num_hidden, configs):
-        super().__init__()
-        self.configs = configs
-        self.frame_channel = configs.patch_size * configs.patch_size * configs.img_channel
-        self.num_layers = num_layers
-        self.num_hidden = num_hidden
-        cell_list = []
-        width = configs.img_width // configs.patch_size
-        self.MSE_criterion = nn.MSELoss()
-        for i in range(num_layers):
-            in_channel = self.frame_channel if i == 0 else num_hidden[i - 1]
-            cell_list.append(OfficialSpatioTemporalLSTMCell(
-                in_channel, num_hidden[i], width, configs.filter_size, configs.stride,
-                configs.layer_norm))
-        self.cell_list = nn.ModuleList(cell_list)
-        self.conv_last = nn.Conv2d(num_hidden[num_layers - 1], self.frame_channel,
-                                   kernel_size=1, stride=1, padding=0, bias=False)
-
-    def forward(self, frames_tensor, mask_true):
-        frames = frames_tensor.permute(0, 1, 4, 2, 3).contiguous()
-        mask_true = mask_true.permute(0, 1, 4, 2, 3).contiguous()
-        batch = frames.shape[0]
-        height = frames.shape[3]
-        width = frames.shape[4]
-        next_frames = []
-        h_t = []
-        c_t = []
-        for i in range(self.num_layers):
-            zeros = torch.zeros([batch, self.num_hidden[i], height, width])
-            h_t.append(zeros)
-            c_t.append(zeros)
-        memory = torch.zeros([batch, self.num_hidden[0], height, width])
-        x_gen = None
-        for t in range(self.configs.total_length - 1):
-            if self.configs.reverse_scheduled_sampling == 1:
-                if t == 0:
-                    net = frames[:, t]
-                else:
-                    net = mask_true[:, t - 1] * frames[:, t] + (1 - mask_true[:, t - 1]) * x_gen
-            else:
-                if t < self.configs.input_length:
-                    net = frames[:, t]
-                else:
-                    net = mask_true[:, t - self.configs.input_length] * frames[:, t] + \
-                          (1 - mask_true[:, t - self.configs.input_length]) * x_gen
-
-            h_t[0], c_t[0], memory = self.cell_list[0](net, h_t[0], c_t[0], memory)
-            for i in range(1, self.num_layers):
-                h_t[i], c_t[i], memory = self.cell_list[i](h_t[i - 1], h_t[i], c_t[i], memory)
-
-            x_gen = self.conv_last(h_t[self.num_layers - 1])
-            next_frames.append(x_gen)
-
-        next_frames = torch.stack(next_frames, dim=0).permute(1, 0, 3, 4, 2).contiguous()
-        loss = self.MSE_criterion(next_frames, frames_tensor[:, 1:])
-        return next_frames, loss, torch.zeros(())
-
-
-def reshape_patch(img_tensor, patch_size):
-    """core/utils/preprocess.py."""
-    batch_size, seq_length, img_height, img_width, num_channels = np.shape(img_tensor)
-    a = np.reshape(img_tensor, [batch_size, seq_length, img_height // patch_size, patch_size,
-                                img_width // patch_size, patch_size, num_channels])
-    b = np.transpose(a, [0, 1, 2, 4, 3, 5, 6])
-    return np.reshape(b, [batch_size, seq_length, img_height // patch_size,
-                          img_width // patch_size, patch_size * patch_size * num_channels])
-
-
-def reshape_patch_back(patch_tensor, patch_size):
-    """core/utils/preprocess.py."""
-    batch_size, seq_length, patch_height, patch_width, channels = np.shape(patch_tensor)
-    img_channels = channels // (patch_size * patch_size)
-    a = np.reshape(patch_tensor, [batch_size, seq_length, patch_height, patch_width,
-                                  patch_size, patch_size, img_channels])
-    b = np.transpose(a, [0, 1, 2, 4, 3, 5, 6])
-    return np.reshape(b, [batch_size, seq_length, patch_height * patch_size,
-                          patch_width * patch_size, img_channels])
 
 
 # ---------------------------------------------------------------------------------------
@@ -305,15 +58,7 @@ def make_official(config: Config, seed: int = 0, weight_scale: float = 3.0) -> n
     below the tolerance.
     """
     torch.manual_seed(seed)
-    configs = types.SimpleNamespace(
-        patch_size=config.patch_size, img_channel=config.img_channel,
-        img_width=config.img_width, filter_size=config.filter_size, stride=config.stride,
-        layer_norm=int(config.layer_norm), total_length=config.total_length,
-        input_length=config.input_length,
-        reverse_scheduled_sampling=int(config.reverse_scheduled_sampling),
-        decouple_beta=config.decouple_beta, device="cpu")
-    network_class = OfficialPredRNNV2 if config.model_name == "predrnn_v2" else OfficialPredRNN
-    network = network_class(len(config.num_hidden), list(config.num_hidden), configs)
+    network = build_official_network(config)
     with torch.no_grad():
         for module in network.modules():
             if isinstance(module, nn.Conv2d):  # O(1) outputs make the tolerance meaningful
@@ -341,13 +86,6 @@ def make_mask(kind: str, config: Config, batch: int, rng: np.random.Generator) -
         return forecast_mask(batch, config.reverse_scheduled_sampling, config.input_length,
                              config.total_length).numpy()
     return (rng.random([batch, length]) < 0.5).astype(np.float32)
-
-
-def official_mask(mask: np.ndarray, config: Config) -> np.ndarray:
-    """Our ``[B, M]`` mask as the official full tensor ``[B, M, H/p, W/p, p*p*C]``."""
-    width = config.patched_width
-    shape = (*mask.shape, width, width, config.patched_channels)
-    return np.ascontiguousarray(np.broadcast_to(mask[:, :, None, None, None], shape))
 
 
 def run_official(network: nn.Module, frames: np.ndarray, mask: np.ndarray, config: Config):

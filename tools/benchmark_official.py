@@ -1,0 +1,283 @@
+"""Side-by-side speed of our TF update and the official PyTorch PredRNN update, one run.
+
+    python tools/benchmark_official.py --flagfile=configs/mnist.flags --steps=2 --warmup_steps=1
+
+In one process, alternating in rounds to cancel the drift of a shared machine (TF float32,
+TF mixed_bfloat16, official float32, official bfloat16 autocast; then again), times:
+  - our train update (tools/benchmark.py ``time_updates``), per ``--precisions``;
+  - the official update (tools/official_pytorch_predrnn.py ``OfficialModel.train``: forward,
+    MSE + decouple_beta * decoupling loss, backward, Adam step) in float32, and in bfloat16
+    under ``torch.autocast("cpu")`` when mixed_bfloat16 is asked for;
+  - each framework's conv peak: forward + backward at the model's own conv shapes, weighted
+    as in an update (tools/benchmark.py ``measure_conv_peak`` for TF; the same for PyTorch).
+Both frameworks use all cores (torch.set_num_threads; TF's default thread pools). Prints a
+Markdown table (s/update, speed-up vs official float32, achieved GFLOP/s from the analytic
+FLOPs of tools/benchmark.py ``update_flops``, the framework's conv peak, their ratio) and the
+machine load. Accepts any training flagfile; only the model sizes matter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import flags  # noqa: E402
+
+from predrnn_tf.config import ConfigError  # noqa: E402
+from predrnn_tf.flags import (  # noqa: E402
+    config_from_flags,
+    import_tensorflow_quietly,
+    run_app,
+    run_or_exit,
+)
+from tools import benchmark  # noqa: E402  (defines the config and timing flags)
+
+flags.FLAGS.set_default("precisions", "float32,mixed_bfloat16")
+flags.DEFINE_integer("rounds", 2, "Alternating rounds; each times every row --steps times.")
+flags.DEFINE_integer("torch_threads", 0, "PyTorch intra-op threads (0 = the usable cores).")
+
+TORCH_DTYPES = {"float32": None, "mixed_bfloat16": "bfloat16"}
+
+
+@dataclasses.dataclass
+class Row:
+    """One framework/precision: seconds per update and conv peak, one entry per round."""
+
+    framework: str
+    precision: str
+    seconds: list[float] = dataclasses.field(default_factory=list)
+    peaks: list[float] = dataclasses.field(default_factory=list)
+    error: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.framework} {self.precision}"
+
+    @property
+    def mean_seconds(self) -> float:
+        return sum(self.seconds) / len(self.seconds)
+
+    @property
+    def mean_peak(self) -> float:
+        return sum(self.peaks) / len(self.peaks)
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def torch_conv_peak(config, dtype_name: str | None, repeats: int) -> float:
+    """GFLOP/s of PyTorch forward + backward at the model's conv shapes (NCHW, as the
+    official code), weighted by their count in an update, like ``measure_conv_peak``."""
+    import torch
+    from torch.nn import functional as F
+
+    dtype = getattr(torch, dtype_name) if dtype_name else torch.float32
+    size, batch = config.patched_width, config.batch_size
+    distinct = {}
+    for k, cin, cout, count in benchmark.conv_shapes(config):
+        distinct[(k, cin, cout)] = distinct.get((k, cin, cout), 0) + count
+    total_flops, total_time = 0.0, 0.0
+    for (k, cin, cout), count in distinct.items():
+        inputs = torch.randn([batch, cin, size, size], dtype=dtype, requires_grad=True)
+        kernel = torch.randn([cout, cin, k, k], dtype=dtype, requires_grad=True)
+
+        def forward_backward(inputs=inputs, kernel=kernel, padding=k // 2):
+            outputs = F.conv2d(inputs, kernel, padding=padding)
+            return torch.autograd.grad(outputs.float().sum(), [inputs, kernel])
+
+        forward_backward()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            forward_backward()
+        elapsed = (time.perf_counter() - start) / repeats
+        total_flops += 3.0 * benchmark.conv_flops(k, cin, cout, batch, size) * count
+        total_time += elapsed * count
+    return total_flops / total_time / 1e9
+
+
+def time_official_updates(config, dtype_name: str | None, warmup: int, steps: int) -> float:
+    """Seconds per official update on a random patched batch and a random 0/1 mask."""
+    import numpy as np
+    import torch
+
+    from tools import official_pytorch_predrnn as official
+
+    torch.manual_seed(config.seed)
+    autocast = getattr(torch, dtype_name) if dtype_name else None
+    model = official.OfficialModel(config, autocast_dtype=autocast)
+    rng = np.random.default_rng(0)
+    shape = (config.batch_size, config.total_length, config.img_width, config.img_width,
+             config.img_channel)
+    frames = official.reshape_patch(rng.random(shape, dtype=np.float32), config.patch_size)
+    flags_shape = (config.batch_size, official.official_mask_length(config))
+    mask = official.official_mask((rng.random(flags_shape) < 0.5).astype(np.float32), config)
+    for _ in range(warmup):
+        model.train(frames, mask)
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train(frames, mask)
+    return (time.perf_counter() - start) / steps
+
+
+def measure_tf(row: Row, config, warmup: int, steps: int, repeats: int) -> None:
+    import keras
+
+    keras.config.set_dtype_policy("float32")
+    precise = config.replace(precision=row.precision)
+    row.peaks.append(benchmark.measure_conv_peak(precise, row.precision, repeats))
+    row.seconds.append(benchmark.time_updates(precise, warmup, steps))
+    keras.config.set_dtype_policy("float32")
+
+
+def measure_torch(row: Row, config, warmup: int, steps: int, repeats: int) -> None:
+    dtype_name = TORCH_DTYPES[row.precision]
+    try:
+        row.peaks.append(torch_conv_peak(config, dtype_name, repeats))
+        row.seconds.append(time_official_updates(config, dtype_name, warmup, steps))
+    except RuntimeError as error:  # e.g. an op without a bfloat16 CPU kernel
+        row.error = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+
+
+def compare(config, precisions: list[str], rounds: int, warmup: int, steps: int,
+            repeats: int, torch_threads: int = 0, log=print, on_round=None) -> list[Row]:
+    """Times every row ``rounds`` times, alternating TF and PyTorch within each round.
+
+    Args:
+      log: called with one progress line per measurement.
+      on_round: if given, called with the rows after each round (partial results of a long
+        run on a loaded machine).
+    """
+    import torch
+
+    torch.set_num_threads(torch_threads or usable_cores())
+    tf_rows = [Row("TF predrnn_tf", precision) for precision in precisions]
+    torch_rows = [Row("PyTorch official", precision) for precision in precisions
+                  if precision in TORCH_DTYPES]
+    schedule = []
+    for index in range(max(len(tf_rows), len(torch_rows))):
+        schedule += [(row, measure_tf) for row in tf_rows[index:index + 1]]
+        schedule += [(row, measure_torch) for row in torch_rows[index:index + 1]]
+    for round_index in range(rounds):
+        for row, measure in schedule:
+            if row.error:
+                continue
+            measure(row, config, warmup, steps, repeats)
+            last = (f"{row.seconds[-1]:.4g} s/update, conv peak {row.peaks[-1]:.4g} GFLOP/s"
+                    if not row.error else row.error)
+            log(f"round {round_index + 1}/{rounds} {row.label}: {last}, "
+                f"load {os.getloadavg()[0]:.2f}")
+        if on_round is not None:
+            on_round(tf_rows + torch_rows)
+    return tf_rows + torch_rows
+
+
+def precision_name(row: Row) -> str:
+    if row.framework.startswith("PyTorch") and row.precision == "mixed_bfloat16":
+        return "bfloat16 autocast"
+    return row.precision
+
+
+def format_table(rows: list[Row], flops: float) -> list[str]:
+    """Markdown table lines; speed-ups are against the official float32 row."""
+    baseline = next((row for row in rows if row.framework.startswith("PyTorch")
+                     and row.precision == "float32" and not row.error), None)
+    header = ("framework / precision", "s/update", "speed-up vs official float32",
+              "GFLOP/s", "framework conv peak GFLOP/s", "ratio", "s/update per round")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        name = f"{row.framework} / {precision_name(row)}"
+        if row.error or not row.seconds:
+            status = f"failed: {row.error}" if row.error else "not measured"
+            lines.append(f"| {name} | {status} |" + " |" * 5)
+            continue
+        achieved = flops / row.mean_seconds / 1e9
+        speedup = f"{baseline.mean_seconds / row.mean_seconds:.2f}x" if baseline else "n/a"
+        rounds = ", ".join(f"{seconds:.4g}" for seconds in row.seconds)
+        lines.append(f"| {name} | {row.mean_seconds:.4g} | {speedup} | {achieved:.4g} | "
+                     f"{row.mean_peak:.4g} | {achieved / row.mean_peak:.2f} | {rounds} |")
+    return lines
+
+
+def format_goals(rows: list[Row], flops: float) -> list[str]:
+    """The issue's goals, as measured: TF float32 vs its conv peak and vs the official
+    float32 update, and TF mixed_bfloat16 vs TF float32."""
+    found = {(row.framework.split()[0], row.precision): row for row in rows
+             if row.seconds and not row.error}
+    lines = []
+    tf32, tf16 = found.get(("TF", "float32")), found.get(("TF", "mixed_bfloat16"))
+    official32 = found.get(("PyTorch", "float32"))
+    if tf32:
+        ratio = flops / tf32.mean_seconds / 1e9 / tf32.mean_peak
+        lines.append(f"TF float32 at {100 * ratio:.0f}% of the same-run TF float32 conv peak "
+                     f"(goal >= 85%)")
+    if tf32 and official32:
+        lines.append(f"TF float32 {official32.mean_seconds / tf32.mean_seconds:.2f}x the "
+                     f"official float32 speed (goal about 1.4x)")
+    if tf32 and tf16:
+        lines.append(f"TF mixed_bfloat16 {tf32.mean_seconds / tf16.mean_seconds:.2f}x faster "
+                     f"per update than TF float32 (goal >= 1.8x)")
+    return lines
+
+
+def describe(config) -> str:
+    return (f"model {config.model_name} {','.join(map(str, config.num_hidden))} "
+            f"k={config.filter_size} {config.img_width}x{config.img_width} "
+            f"p={config.patch_size} T={config.total_length} batch={config.batch_size}")
+
+
+def format_load(load: tuple[float, float, float]) -> str:
+    return "/".join(f"{value:.2f}" for value in load)
+
+
+def main(argv):
+    del argv
+
+    def run():
+        import tensorflow as tf
+
+        from predrnn_tf.torch_import import import_torch
+
+        tf.get_logger().setLevel("ERROR")  # one tf.function per conv shape is intended
+        import_torch()
+        config = config_from_flags()
+        FLAGS = flags.FLAGS
+        precisions = [p for p in FLAGS.precisions.split(",") if p]
+        for name in ("rounds", "steps", "warmup_steps", "peak_repeats"):
+            minimum = 0 if name == "warmup_steps" else 1
+            if FLAGS[name].value < minimum:
+                raise ConfigError(f"--{name}={FLAGS[name].value} must be >= {minimum}")
+        load_before = os.getloadavg()
+        start = time.perf_counter()
+        flops = benchmark.update_flops(config)
+
+        def log(line):
+            print(line, file=sys.stderr, flush=True)
+
+        def log_table(rows):
+            log("\n".join(["table so far:", *format_table(rows, flops)]))
+
+        rows = compare(config, precisions, FLAGS.rounds, FLAGS.warmup_steps, FLAGS.steps,
+                       FLAGS.peak_repeats, FLAGS.torch_threads, log=log,
+                       on_round=log_table if FLAGS.rounds > 1 else None)
+        import torch
+
+        print(f"{describe(config)}  TFLOP/update={flops / 1e12:.3f}")
+        print(f"cores={usable_cores()} torch threads={torch.get_num_threads()} "
+              f"rounds={FLAGS.rounds} steps={FLAGS.steps} warmup_steps={FLAGS.warmup_steps} "
+              f"tensorflow {tf.__version__} torch {torch.__version__}")
+        print(f"load average (1/5/15 min) before {format_load(load_before)}, "
+              f"after {format_load(os.getloadavg())}; {time.perf_counter() - start:.0f} s")
+        print("\n".join(format_table(rows, flops)))
+        print("\n".join(format_goals(rows, flops)))
+
+    run_or_exit(run, errors=(ImportError,))
+
+
+if __name__ == "__main__":
+    import_tensorflow_quietly()
+    run_app(main)
