@@ -51,7 +51,8 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
                  shuffle: bool = True, repeat: bool = True, seed: int = 0,
                  deterministic: bool = False, skip_corrupt: bool = False,
                  shuffle_buffer: int = 256, drop_remainder: bool = True,
-                 input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+                 input_context: tf.distribute.InputContext | None = None,
+                 skip_records: int = 0) -> tf.data.Dataset:
     """Streams one split as float32 batches ``[B, T, H, W, C]`` in [0, 1].
 
     File-level interleave, parallel decode, a shuffle buffer of serialized records (memory is
@@ -72,6 +73,8 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
       drop_remainder: drop the last partial batch (keeps shapes static).
       input_context: from ``distribute_datasets_from_function``: shards the input per worker,
         by file when there are at least as many files as pipelines, else by record.
+      skip_records: records of this pipeline's (shuffled) stream dropped before decoding:
+        replays a deterministic stream up to a resumed step.
 
     Returns:
       A ``tf.data.Dataset``.
@@ -104,6 +107,8 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
                                 input_context.input_pipeline_id)
     if shuffle:
         records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if skip_records:
+        records = records.skip(skip_records)
     sequences = records.map(_decoder(sequence_length, height, width, channels),
                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if skip_corrupt:
@@ -117,13 +122,71 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
-def find_corrupt_shard(paths: list[str]) -> tuple[str, str] | None:
-    """Reads every shard to find the first that fails; returns (path, error) or None."""
+def _first_line(error: tf.errors.OpError) -> str:
+    message = (error.message or "").strip()
+    message = message.splitlines()[0] if message else type(error).__name__
+    return message.split("}} ")[-1]  # drop TensorFlow's "{{function_node ...}}" prefix
+
+
+def _shard_decoder(sequence_length: int | None, frame_shape: tuple[int, int, int] | None):
+    if sequence_length is None or frame_shape is None:
+        return schema.parse_sequence
+    return _decoder(sequence_length, *frame_shape)
+
+
+def find_corrupt_shard(paths: list[str], sequence_length: int | None = None,
+                       frame_shape: tuple[int, int, int] | None = None) -> tuple[str, str] | None:
+    """Reads every shard to find the first that fails; returns (path, error) or None.
+
+    Args:
+      paths: shard paths, checked in order.
+      sequence_length: if given with ``frame_shape``, records must hold at least this many
+        frames of ``frame_shape`` (as the training reader requires).
+      frame_shape: ``(H, W, C)`` of every frame.
+    """
+    decode = _shard_decoder(sequence_length, frame_shape)
     for path in paths:
         try:
-            for serialized in tf.data.TFRecordDataset(path):
-                schema.parse_sequence(serialized)
+            tf.data.TFRecordDataset(path).map(decode).reduce(0, lambda count, _: count + 1)
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
-            message = error.message.splitlines()[0] if error.message else type(error).__name__
-            return path, message
+            return path, _first_line(error)
     return None
+
+
+def count_readable_records(path: str, sequence_length: int | None = None,
+                           frame_shape: tuple[int, int, int] | None = None) -> tuple[int, bool]:
+    """``(readable records, whether any read failed)`` for one shard.
+
+    A record that fails to decode is not counted; a corrupt or truncated record stops the
+    reading of its shard (the records after it cannot be framed), as in training with
+    ``skip_corrupt``.
+    """
+    decode = _shard_decoder(sequence_length, frame_shape)
+    records = tf.data.TFRecordDataset(path).map(decode)
+    try:
+        return int(records.reduce(0, lambda count, _: count + 1)), False
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
+        readable = records.ignore_errors().reduce(0, lambda count, _: count + 1)
+        return int(readable), True
+
+
+def scan_split(data_dir: str, name: str, split: str, sequence_length: int) -> dict[str, Any]:
+    """Counts the records of one split that training with ``skip_corrupt`` will skip.
+
+    Returns:
+      ``{"readable": n, "expected": metadata count or None, "skipped": n,
+      "corrupt_shards": [paths]}``; ``skipped`` is ``expected - readable`` when the metadata
+      holds the count, else the number of corrupt shards (a lower bound).
+    """
+    metadata = schema.read_metadata(data_dir, name)
+    frame_shape = (metadata["image_height"], metadata["image_width"], metadata["channels"])
+    readable, corrupt = 0, []
+    for path in schema.shard_paths(data_dir, name, split):
+        count, failed = count_readable_records(path, sequence_length, frame_shape)
+        readable += count
+        if failed:
+            corrupt.append(path)
+    expected = metadata.get(f"num_{split}")
+    skipped = max(expected - readable, len(corrupt)) if expected is not None else len(corrupt)
+    return {"readable": readable, "expected": expected, "skipped": skipped,
+            "corrupt_shards": corrupt}
