@@ -141,6 +141,9 @@ def main(argv):
     import keras
 
     def run():
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")  # one tf.function per conv shape is intended
         base = config_from_flags()
         precisions = [p for p in (flags.FLAGS.precisions or base.precision).split(",") if p]
         flops = update_flops(base)
