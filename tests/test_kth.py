@@ -9,7 +9,6 @@ import sys
 import cv2
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from predrnn_tf.data import converters, kth, schema
 from predrnn_tf.data.schema import DataError
@@ -39,12 +38,7 @@ def write_png_clip(folder: str, numbers: list[int]) -> None:
         cv2.imwrite(os.path.join(folder, f"image_{number:04d}.png"), image)
 
 
-def read_split(data_dir: str, name: str, split: str) -> list[tuple[np.ndarray, str]]:
-    records = []
-    for path in schema.shard_paths(data_dir, name, split):
-        for serialized in tf.data.TFRecordDataset(path):
-            records.append(schema.parse_sequence_numpy(serialized.numpy()))
-    return records
+read_split = schema.read_split
 
 
 def decoded_indices(frames: np.ndarray) -> list[int]:

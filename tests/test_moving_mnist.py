@@ -11,7 +11,6 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from predrnn_tf.data import converters, moving_mnist, schema
 from predrnn_tf.data.schema import DataError
@@ -28,12 +27,7 @@ def write_idx_images(path: str, images: np.ndarray, gzipped: bool = True) -> str
     return path
 
 
-def read_split(data_dir: str, name: str, split: str) -> list[tuple[np.ndarray, str]]:
-    records = []
-    for path in schema.shard_paths(data_dir, name, split):
-        for serialized in tf.data.TFRecordDataset(path):
-            records.append(schema.parse_sequence_numpy(serialized.numpy()))
-    return records
+read_split = schema.read_split
 
 
 def constant_digits(count: int, value: int) -> np.ndarray:

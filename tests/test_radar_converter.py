@@ -13,7 +13,6 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from predrnn_tf.data import converters, radar, schema
 from predrnn_tf.data.schema import DataError
@@ -56,12 +55,7 @@ def write_fmi_archive(root: str, events: dict[str, list[int]]) -> list[str]:
     return paths
 
 
-def read_split(data_dir: str, name: str, split: str) -> list[tuple[np.ndarray, str]]:
-    records = []
-    for path in schema.shard_paths(data_dir, name, split):
-        for serialized in tf.data.TFRecordDataset(path):
-            records.append(schema.parse_sequence_numpy(serialized.numpy()))
-    return records
+read_split = schema.read_split
 
 
 def radar_options(tmp_path, **changes) -> converters.RadarOptions:

@@ -221,3 +221,12 @@ def remove_split(data_dir: str, name: str, split: str) -> None:
     """Deletes the finished shards of one split (before rewriting it)."""
     for path in shard_paths(data_dir, name, split):
         os.remove(path)
+
+
+def read_split(data_dir: str, name: str, split: str) -> list[tuple[np.ndarray, str]]:
+    """Reads every record of one split eagerly: a list of (uint8 frames, sequence_id)."""
+    records = []
+    for path in shard_paths(data_dir, name, split):
+        for serialized in tf.data.TFRecordDataset(path):
+            records.append(parse_sequence_numpy(serialized.numpy()))
+    return records
