@@ -154,7 +154,8 @@ def run_app(main: Callable[[list[str]], object]) -> None:
     try:
         flags.FLAGS(sys.argv)
     except flags.Error as error:
-        print(f"error: {error}", file=sys.stderr)
+        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
     saved = _silence_stderr()
 
@@ -173,3 +174,21 @@ def run_or_exit(main: Callable[[], object], errors: tuple[type[BaseException], .
     except known as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def run_tool(work: Callable[[], object],
+             errors: tuple[type[BaseException], ...] = ()) -> None:
+    """Entry point of a tool without positional arguments: ``run_app`` + ``run_or_exit``.
+
+    Args:
+      work: the tool's body, called after flag parsing.
+      errors: extra exception types reported as one line with exit status 2.
+    """
+    from absl import app
+
+    def main(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        run_or_exit(work, errors=errors)
+
+    run_app(main)

@@ -16,11 +16,14 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from predrnn_tf import flags as project_flags  # noqa: E402
+
+project_flags.import_tensorflow_quietly()
+
 from predrnn_tf.config import ConfigError  # noqa: E402
 from predrnn_tf.torch_import import CheckpointFormatError  # noqa: E402
 
@@ -59,11 +62,5 @@ def run() -> None:
           f"{official_flags(config)}")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    project_flags.run_or_exit(run, errors=(CheckpointFormatError, ImportError))
-
-
 if __name__ == "__main__":
-    app.run(main)
+    project_flags.run_tool(run, errors=(CheckpointFormatError, ImportError))

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -69,11 +69,5 @@ def _parse_persons(flag: str, text: str) -> list[int]:
         raise ValueError(f"--{flag}: {error}") from error
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    project_flags.run_or_exit(convert, errors=(ValueError, OSError, ImportError))
-
-
 if __name__ == "__main__":
-    app.run(main)
+    project_flags.run_tool(convert, errors=(ValueError, OSError, ImportError))

@@ -26,7 +26,7 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -88,11 +88,5 @@ def convert() -> None:
     print(conversion.format_summary(metadata, _OUTPUT_DIR.value, time.monotonic() - start))
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    project_flags.run_or_exit(convert, errors=(ValueError, OSError, ImportError))
-
-
 if __name__ == "__main__":
-    app.run(main)
+    project_flags.run_tool(convert, errors=(ValueError, OSError, ImportError))
