@@ -20,7 +20,7 @@ _LAZY = {
     "build_model": "predrnn_tf.models.builder",
     "PredRNN": "predrnn_tf.models.predrnn",
     "restore": "predrnn_tf.checkpoints",
-    "train_and_evaluate": "predrnn_tf.train_lib",
+    "train_and_evaluate": "predrnn_tf.training.loop",
 }
 
 

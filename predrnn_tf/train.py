@@ -1,48 +1,9 @@
-"""Train a PredRNN model: ``python -m predrnn_tf.train --flagfile=configs/radar.flags``.
+"""Alias of :mod:`predrnn_tf.cli.train` (see CHANGELOG.md).
 
-Flags carry the official run.py names (see ``--helpfull``). Running the same command again
-resumes from the newest checkpoint in ``--workdir``.
+Keeps ``python -m predrnn_tf.train`` working.
 """
 
-from __future__ import annotations
-
-import json
-
-from absl import app, flags, logging
-
-from predrnn_tf.flags import (
-    config_from_flags,
-    define_config_flags,
-    import_tensorflow_quietly,
-    run_app,
-    run_or_exit,
-)
-
-define_config_flags()
-flags.DEFINE_string("workdir", None, "Work directory: checkpoints, config.json, TensorBoard.")
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.INFO)
-
-    def run():
-        from predrnn_tf.config import ConfigError
-
-        if not flags.FLAGS.workdir:
-            raise ConfigError("--workdir is required")
-        config = config_from_flags()
-        from predrnn_tf import train_lib
-
-        result = train_lib.train_and_evaluate(config, flags.FLAGS.workdir)
-        summary = {key: result[key] for key in ("step", "mse", "persistence_mse", "sequences")
-                   if key in result}
-        print(json.dumps(summary))
-
-    run_or_exit(run)
-
+from predrnn_tf.cli.train import console_main, main  # noqa: F401
 
 if __name__ == "__main__":
-    import_tensorflow_quietly()
-    run_app(main)
+    console_main()

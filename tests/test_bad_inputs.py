@@ -16,9 +16,9 @@ import sys
 
 import pytest
 
-from predrnn_tf import train_lib
 from predrnn_tf.config import Config
 from predrnn_tf.data import schema, synthetic_radar
+from predrnn_tf.training import loop as train_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "tiny"  # not the synthetic name, so that training never regenerates the data

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from predrnn_tf import baselines
+from predrnn_tf.evaluation import baselines
 
 
 def _gaussian_blob_sequence(length=6, size=48, velocity=(1.0, 2.0)):

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 import predrnn_tf
-from predrnn_tf import train_lib
 from predrnn_tf.config import Config
 from predrnn_tf.data import synthetic_radar
+from predrnn_tf.training import loop as train_lib
 
 TINY = Config(num_hidden=(4, 4), filter_size=3, patch_size=2, img_width=16, input_length=3,
               total_length=6, batch_size=2, max_iterations=2, reverse_input=False,

@@ -14,7 +14,7 @@ import pytest
 
 from predrnn_tf.config import Config
 from predrnn_tf.data import synthetic_radar
-from predrnn_tf.fault_tolerance import read_loss_log
+from predrnn_tf.training.fault_tolerance import read_loss_log
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = Config(num_hidden=(4, 4), filter_size=3, patch_size=2, img_width=16, input_length=3,
@@ -28,9 +28,9 @@ import json, os, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from predrnn_tf import train_lib
+from predrnn_tf.training import loop as train_lib
 from predrnn_tf.config import Config
-from predrnn_tf.fault_tolerance import read_loss_log
+from predrnn_tf.training.fault_tolerance import read_loss_log
 
 base, root = Config.from_dict(json.loads(sys.argv[1])), sys.argv[2]
 mirrored = base.replace(distribution_strategy="mirrored")

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from predrnn_tf import evaluation, lpips
 from predrnn_tf.data.schema import DataError
+from predrnn_tf.evaluation import evaluator as evaluation
+from predrnn_tf.evaluation import lpips
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RADAR_MAPPING = {"units": "dBZ", "scale": 70.0 / 255.0, "offset": -10.0}

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from predrnn_tf import checkpoints, export_lib
+from predrnn_tf import checkpoints
 from predrnn_tf.config import Config, save_config
 from predrnn_tf.data import schema, synthetic_radar
 from predrnn_tf.models.builder import build_model
+from predrnn_tf.serving import exporter as export_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = Config(num_hidden=(4, 4), filter_size=3, patch_size=4, img_width=16, input_length=3,

@@ -12,10 +12,12 @@ import time
 import pytest
 import tensorflow as tf
 
-from predrnn_tf import fault_tolerance, train_lib
 from predrnn_tf.config import Config
 from predrnn_tf.data import schema, synthetic_radar
-from predrnn_tf.fault_tolerance import LossLog, WorkdirError, WorkdirLock, read_loss_log
+from predrnn_tf.errors import WorkdirError
+from predrnn_tf.training import fault_tolerance
+from predrnn_tf.training import loop as train_lib
+from predrnn_tf.training.fault_tolerance import LossLog, WorkdirLock, read_loss_log
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = Config(num_hidden=(4, 4), filter_size=3, patch_size=2, img_width=16, input_length=3,
@@ -64,7 +66,7 @@ def test_lock_refuses_a_second_holder_and_names_the_first(tmp_path):
 
 def test_lock_of_a_killed_process_is_free(tmp_path):
     code = ("import sys, time; sys.path.insert(0, sys.argv[2]);"
-            "from predrnn_tf.fault_tolerance import WorkdirLock;"
+            "from predrnn_tf.training.fault_tolerance import WorkdirLock;"
             "lock = WorkdirLock(sys.argv[1]).acquire(); print('locked', flush=True);"
             "time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path), REPO],

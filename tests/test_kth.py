@@ -10,7 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from predrnn_tf.data import converters, kth, schema
+from predrnn_tf.data import schema
+from predrnn_tf.data.converters import convert as converters
+from predrnn_tf.data.converters import kth
 from predrnn_tf.data.schema import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

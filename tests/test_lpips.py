@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from predrnn_tf import lpips
+from predrnn_tf.evaluation import lpips
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LPIPS_SLICES = {0: "slice1.0", 3: "slice2.3", 6: "slice3.6", 8: "slice4.8", 10: "slice5.10"}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from predrnn_tf import metrics
+from predrnn_tf.evaluation import metrics
 
 
 def _random_pair(seed, shape, noise=0.1):

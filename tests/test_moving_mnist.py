@@ -12,7 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-from predrnn_tf.data import converters, moving_mnist, schema
+from predrnn_tf.data import schema
+from predrnn_tf.data.converters import convert as converters
+from predrnn_tf.data.converters import moving_mnist
 from predrnn_tf.data.schema import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

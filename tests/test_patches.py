@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from predrnn_tf.patches import patch_frames, unpatch_frames
+from predrnn_tf.models.patches import patch_frames, unpatch_frames
 
 
 @pytest.mark.parametrize("patch_size,channels", [(1, 1), (2, 3), (4, 1)])

@@ -5,7 +5,7 @@ import tensorflow as tf
 from predrnn_tf.config import Config
 from predrnn_tf.models.builder import build_model
 from predrnn_tf.models.predrnn import PredRNN
-from predrnn_tf.schedules import forecast_mask
+from predrnn_tf.training.schedules import forecast_mask
 
 TINY = dict(num_hidden=(8, 8), filter_size=3, patch_size=2, img_width=8, input_length=3,
             total_length=6)

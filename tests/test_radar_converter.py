@@ -14,7 +14,9 @@ import time
 import numpy as np
 import pytest
 
-from predrnn_tf.data import converters, radar, schema
+from predrnn_tf.data import schema
+from predrnn_tf.data.converters import convert as converters
+from predrnn_tf.data.converters import radar
 from predrnn_tf.data.schema import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

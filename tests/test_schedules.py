@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from predrnn_tf.config import Config
-from predrnn_tf.schedules import (
+from predrnn_tf.training.schedules import (
     draw_mask,
     forecast_mask,
     reverse_sampling_probabilities,

@@ -24,10 +24,10 @@ grpc = pytest.importorskip("grpc")
 pytest.importorskip("tensorflow_serving.apis")
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
-from predrnn_tf import export_lib  # noqa: E402
 from predrnn_tf.config import Config  # noqa: E402
 from predrnn_tf.data import synthetic_radar  # noqa: E402
 from predrnn_tf.models.builder import build_model  # noqa: E402
+from predrnn_tf.serving import exporter as export_lib  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "tools", "serving_client.py")

@@ -18,11 +18,11 @@ import pytest
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from predrnn_tf import torch_import  # noqa: E402
 from predrnn_tf.checkpoints import restore  # noqa: E402
 from predrnn_tf.config import Config  # noqa: E402
+from predrnn_tf.interop import pytorch as torch_import  # noqa: E402
 from predrnn_tf.models.builder import build_model  # noqa: E402
-from predrnn_tf.models.predrnn import forecast_mask, mask_length  # noqa: E402
+from predrnn_tf.models.masks import forecast_mask, mask_length  # noqa: E402
 from tools.official_pytorch_predrnn import (  # noqa: E402
     build_official_network,
     official_mask,
@@ -368,7 +368,7 @@ def test_tools_import_then_export_round_trip(tmp_path):
     assert int(step) == 80000
 
     # Continued training restores the same checkpoint (weights, optimizer, step, generator).
-    from predrnn_tf import train_lib
+    from predrnn_tf.training import loop as train_lib
     trainer = train_lib.Trainer(restored_config, workdir, tf.distribute.get_strategy())
     trainer.make_checkpoint()
     assert trainer.restore_or_initialize() == 80000

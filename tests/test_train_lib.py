@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from predrnn_tf import train_lib
 from predrnn_tf.config import Config
 from predrnn_tf.data import synthetic_radar
+from predrnn_tf.training import loop as train_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = Config(num_hidden=(8, 8), filter_size=3, patch_size=2, img_width=16, input_length=3,

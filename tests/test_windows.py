@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from predrnn_tf.data import windows
+from predrnn_tf.data.converters import windows
 
 MINUTE = datetime.timedelta(minutes=1)
 START = datetime.datetime(2020, 1, 1)

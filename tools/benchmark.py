@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import os
 import resource
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from predrnn_tf.flags import (  # noqa: E402
+from predrnn_tf.cli.flag_parsing import (
     config_from_flags,
     define_config_flags,
     import_tensorflow_quietly,
@@ -114,7 +111,7 @@ def time_updates(config, warmup: int, steps: int) -> float:
     import numpy as np
     import tensorflow as tf
 
-    from predrnn_tf import train_lib
+    from predrnn_tf.training import loop as train_lib
 
     config = config.replace(reverse_input=False)
     trainer = train_lib.Trainer(config, "/nonexistent", tf.distribute.get_strategy())

@@ -29,17 +29,17 @@ import time
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from predrnn_tf import flags as project_flags  # noqa: E402
+from predrnn_tf.cli import flag_parsing as project_flags
 
 project_flags.import_tensorflow_quietly()
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from predrnn_tf.config import Config, ConfigError, parse_num_hidden  # noqa: E402
-from predrnn_tf.data import conversion, converters, reader, schema  # noqa: E402
+from predrnn_tf.config import Config, ConfigError, parse_num_hidden
+from predrnn_tf.data import reader, schema
+from predrnn_tf.data.converters import convert as converters
+from predrnn_tf.data.converters import publishing as conversion
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -156,8 +156,8 @@ def config_from_flagfile(path: str) -> Config:
 
 def time_training(config: Config, data_dir: str, steps: int) -> dict[str, float]:
     """Seconds per training step of the real model and the sequences/s it consumes."""
-    from predrnn_tf import train_lib  # noqa: PLC0415 (heavy: only when timing training)
-    from predrnn_tf.schedules import sampling_probabilities  # noqa: PLC0415
+    from predrnn_tf.training import loop as train_lib  # noqa: PLC0415 (heavy: only when timing training)
+    from predrnn_tf.training.schedules import sampling_probabilities  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as workdir:
         trainer = train_lib.Trainer(config, workdir, train_lib.make_strategy(config))

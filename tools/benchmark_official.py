@@ -23,18 +23,16 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import benchmark  # tools/benchmark.py defines the config and timing flags
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from predrnn_tf.config import ConfigError  # noqa: E402
-from predrnn_tf.flags import (  # noqa: E402
+from predrnn_tf.cli.flag_parsing import (
     config_from_flags,
     import_tensorflow_quietly,
     run_app,
     run_or_exit,
 )
-from tools import benchmark  # noqa: E402  (defines the config and timing flags)
+from predrnn_tf.config import ConfigError
 
 flags.FLAGS.set_default("precisions", "float32,mixed_bfloat16")
 flags.DEFINE_integer("rounds", 2, "Alternating rounds; each times every row --steps times.")
@@ -103,9 +101,8 @@ def torch_conv_peak(config, dtype_name: str | None, repeats: int) -> float:
 def time_official_updates(config, dtype_name: str | None, warmup: int, steps: int) -> float:
     """Seconds per official update on a random patched batch and a random 0/1 mask."""
     import numpy as np
+    import official_pytorch_predrnn as official
     import torch
-
-    from tools import official_pytorch_predrnn as official
 
     torch.manual_seed(config.seed)
     autocast = getattr(torch, dtype_name) if dtype_name else None
@@ -240,7 +237,7 @@ def main(argv):
     def run():
         import tensorflow as tf
 
-        from predrnn_tf.torch_import import import_torch
+        from predrnn_tf.interop.pytorch import import_torch
 
         tf.get_logger().setLevel("ERROR")  # one tf.function per conv shape is intended
         import_torch()

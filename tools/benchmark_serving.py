@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags, logging
 
-from absl import flags, logging  # noqa: E402
-
-from predrnn_tf.flags import (  # noqa: E402
+from predrnn_tf.cli.flag_parsing import (
     config_from_flags,
     define_config_flags,
     import_tensorflow_quietly,
@@ -151,8 +148,8 @@ def benchmark_precision(config, precision: str, export_root: str, batch_sizes: l
     import numpy as np
     import tensorflow as tf
 
-    from predrnn_tf import export_lib
     from predrnn_tf.models.builder import build_model
+    from predrnn_tf.serving import exporter as export_lib
 
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, precision=precision)
@@ -228,7 +225,7 @@ def main(argv):
                 shutil.rmtree(export_root, ignore_errors=True)
         print_table(rows, config, values)
 
-    from predrnn_tf.export_lib import ExportError
+    from predrnn_tf.serving.exporter import ExportError
 
     run_or_exit(run, errors=(ExportError,))
 

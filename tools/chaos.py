@@ -27,9 +27,8 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
-from predrnn_tf.fault_tolerance import LOCK_FILENAME, LOSS_LOG_FILENAME, read_loss_log  # noqa: E402
+from predrnn_tf.training.fault_tolerance import LOCK_FILENAME, LOSS_LOG_FILENAME, read_loss_log
 
 
 def parse_args(argv):

@@ -14,9 +14,7 @@ import sys
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from predrnn_tf import evaluation_plots  # noqa: E402
+from predrnn_tf.evaluation import plots as evaluation_plots
 
 DEFAULT_METRICS = ("mse", "mae", "psnr", "ssim", "lpips")
 SCORE_PREFIXES = ("csi_", "pod_", "far_", "hss_", "fss_")

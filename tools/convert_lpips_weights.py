@@ -23,9 +23,7 @@ import sys
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from predrnn_tf import lpips  # noqa: E402
+from predrnn_tf.evaluation import lpips
 
 ALEXNET_FILENAME = "alexnet-owt-7be5be79.pth"
 

@@ -12,20 +12,17 @@ printed. The file is written under a temporary name and renamed. Importing the r
 from __future__ import annotations
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import flags  # noqa: E402
+from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from predrnn_tf import flags as project_flags  # noqa: E402
+from predrnn_tf.cli import flag_parsing as project_flags
 
 project_flags.import_tensorflow_quietly()
 
-from predrnn_tf.config import ConfigError  # noqa: E402
-from predrnn_tf.torch_import import CheckpointFormatError  # noqa: E402
+from predrnn_tf.config import ConfigError
+from predrnn_tf.interop.pytorch import CheckpointFormatError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory to export.")
 _OUTPUT = flags.DEFINE_string("output", None, "Output file, e.g. model.ckpt-80000.")
@@ -43,9 +40,9 @@ def official_flags(config) -> str:
 
 
 def run() -> None:
-    from predrnn_tf import torch_import
     from predrnn_tf.checkpoints import restore
     from predrnn_tf.config import load_config
+    from predrnn_tf.interop import pytorch as torch_import
 
     if not _WORKDIR.value:
         raise ConfigError("--workdir is required")

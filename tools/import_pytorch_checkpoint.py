@@ -18,21 +18,18 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import flags  # noqa: E402
+from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from predrnn_tf import flags as project_flags  # noqa: E402
+from predrnn_tf.cli import flag_parsing as project_flags
 
 project_flags.import_tensorflow_quietly()
 
-from predrnn_tf.config import ConfigError  # noqa: E402
-from predrnn_tf.torch_import import CheckpointFormatError  # noqa: E402
+from predrnn_tf.config import ConfigError
+from predrnn_tf.interop.pytorch import CheckpointFormatError
 
 project_flags.define_config_flags()
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None,
@@ -62,7 +59,7 @@ def write_workdir(model, config, step: int, workdir: str) -> str:
 
     from predrnn_tf import checkpoints
     from predrnn_tf.config import save_config
-    from predrnn_tf.train_lib import make_optimizer
+    from predrnn_tf.training.loop import make_optimizer
 
     parent = os.path.dirname(os.path.abspath(workdir))
     os.makedirs(parent, exist_ok=True)
@@ -87,7 +84,7 @@ def write_workdir(model, config, step: int, workdir: str) -> str:
 
 
 def run() -> None:
-    from predrnn_tf import torch_import
+    from predrnn_tf.interop import pytorch as torch_import
     from predrnn_tf.models.builder import build_model
 
     if not _CHECKPOINT.value:

@@ -12,19 +12,17 @@ boxing/handclapping/handwaving/walking and every --fast_stride=3 frames for jogg
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from predrnn_tf import flags as project_flags  # noqa: E402
+from predrnn_tf.cli import flag_parsing as project_flags
 
 project_flags.import_tensorflow_quietly()
 
-from predrnn_tf.data import conversion, converters, kth, windows  # noqa: E402
+from predrnn_tf.data.converters import convert as converters
+from predrnn_tf.data.converters import kth, windows
+from predrnn_tf.data.converters import publishing as conversion
 
 _INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder with the KTH videos or frames.",
                                  required=True)

@@ -22,19 +22,16 @@ Import one split from a file you already have; a second call adds the other spli
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from predrnn_tf import flags as project_flags  # noqa: E402
+from predrnn_tf.cli import flag_parsing as project_flags
 
 project_flags.import_tensorflow_quietly()
 
-from predrnn_tf.data import conversion, converters  # noqa: E402
+from predrnn_tf.data.converters import convert as converters
+from predrnn_tf.data.converters import publishing as conversion
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for the shards and metadata.",
                                   required=True)

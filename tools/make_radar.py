@@ -21,19 +21,17 @@ window straddles the split.
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from predrnn_tf import flags as project_flags  # noqa: E402
+from predrnn_tf.cli import flag_parsing as project_flags
 
 project_flags.import_tensorflow_quietly()
 
-from predrnn_tf.data import conversion, converters, imaging, radar  # noqa: E402
+from predrnn_tf.data.converters import convert as converters
+from predrnn_tf.data.converters import imaging, radar
+from predrnn_tf.data.converters import publishing as conversion
 
 _INPUT_GLOB = flags.DEFINE_string("input_glob", None, "Glob of the radar files ('**' ok).",
                                   required=True)

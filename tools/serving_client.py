@@ -21,7 +21,6 @@ import dataclasses
 import glob
 import json
 import os
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -30,10 +29,8 @@ import cv2
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from predrnn_tf import evaluation_plots  # noqa: E402
-from predrnn_tf.flags import import_tensorflow_quietly, run_app, run_or_exit  # noqa: E402
+from predrnn_tf.cli.flag_parsing import import_tensorflow_quietly, run_app, run_or_exit
+from predrnn_tf.evaluation import plots as evaluation_plots
 
 # Input and output keys of the signatures written by predrnn_tf.export.
 SIGNATURE_KEYS = {

@@ -1,0 +1,6 @@
+"""Data: the one TFRecord schema, the tf.data reader, synthetic data and the converters.
+
+Per-dataset code (in ``converters/``) only decodes bytes; shared code normalises, windows,
+batches. May import config, errors, files and units; never models, training, evaluation,
+serving or cli/.
+"""

@@ -1,4 +1,7 @@
-"""Recurrent cells: each owns exactly one time step."""
+"""Recurrent cells: each owns exactly one time step.
+
+May import only keras/TensorFlow and errors; never models, data, training or absl.
+"""
 
 from predrnn_tf.layers.conv_lstm_cell import ConvLSTMCell
 from predrnn_tf.layers.st_lstm_cell import SpatioTemporalLSTMCell

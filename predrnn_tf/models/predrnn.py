@@ -7,8 +7,9 @@ import tensorflow as tf
 
 from predrnn_tf.layers import ConvLSTMCell, SpatioTemporalLSTMCell, ZigzagMemoryCell
 from predrnn_tf.layers.st_lstm_cell import make_conv
-from predrnn_tf.losses import decoupling_cosine
-from predrnn_tf.patches import patch_frames, unpatch_frames
+from predrnn_tf.models.losses import decoupling_cosine
+from predrnn_tf.models.masks import forecast_mask, mask_index, mask_length
+from predrnn_tf.models.patches import patch_frames, unpatch_frames
 
 CELL_TYPES = {
     "predrnn_v2": "st_lstm",
@@ -170,13 +171,10 @@ class PredRNN(keras.Model):
 
     def _step_input(self, patches, mask, generated, step):
         true_frame = patches[:, step]
-        if self.reverse_scheduled_sampling:
-            mask_index = step - 1
-        else:
-            mask_index = step - self.input_length
-        if generated is None or mask_index < 0:
+        index = mask_index(step, self.reverse_scheduled_sampling, self.input_length)
+        if generated is None or index is None:
             return true_frame
-        weight = mask[:, mask_index]
+        weight = mask[:, index]
         return weight * true_frame + (1.0 - weight) * generated
 
     def _memory_input(self, state, layer):
@@ -250,19 +248,3 @@ class PredRNN(keras.Model):
             "conv_lstm_peephole": self.conv_lstm_peephole,
         })
         return config
-
-
-def mask_length(reverse_scheduled_sampling: bool, input_length: int, total_length: int) -> int:
-    """Mask entries per sample: ``T - 2`` (reverse) or ``T - input_length - 1``."""
-    if reverse_scheduled_sampling:
-        return total_length - 2
-    return total_length - input_length - 1
-
-
-def forecast_mask(batch_size, reverse_scheduled_sampling: bool, input_length: int,
-                  total_length: int) -> tf.Tensor:
-    """The test-time mask: true frames for the input part, predictions after it."""
-    length = mask_length(reverse_scheduled_sampling, input_length, total_length)
-    true_steps = input_length - 1 if reverse_scheduled_sampling else 0
-    row = tf.constant([1.0] * true_steps + [0.0] * (length - true_steps), tf.float32)
-    return tf.tile(row[None, :], [batch_size, 1])  # [B, length]

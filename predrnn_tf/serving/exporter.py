@@ -35,7 +35,7 @@ from absl import logging
 from predrnn_tf import checkpoints
 from predrnn_tf.config import PRECISIONS, Config, ConfigError, load_config
 from predrnn_tf.data import schema, synthetic_radar
-from predrnn_tf.errors import DataError
+from predrnn_tf.errors import DataError, ExportError
 from predrnn_tf.models.predrnn import PredRNN
 
 SERVING_SIGNATURE = "serving_default"
@@ -50,8 +50,6 @@ EXPORT_INFO_FILENAME = "export_info.json"
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
-class ExportError(ValueError):
-    """The export cannot be written (existing version, unsupported graph, bad argument)."""
 
 
 # --- the serving module ----------------------------------------------------------------------
@@ -422,7 +420,7 @@ def default_model_name(workdir: str, config: Config) -> str:
 
 def find_dbz_mapping(config: Config, workdir: str) -> dict[str, Any] | None:
     """The dBZ mapping of the work directory's dataset, or None (with a warning if unknown)."""
-    from predrnn_tf.train_lib import resolve_data_dir
+    from predrnn_tf.data.sources import resolve_data_dir
 
     try:
         metadata = schema.read_metadata(resolve_data_dir(config, workdir), config.dataset_name)
@@ -476,7 +474,7 @@ def export_workdir(workdir: str, export_dir: str, *, model_name: str | None = No
         reference_model = model
         if precision != "float32":
             reference_model, _ = checkpoints.restore(workdir, checkpoint, precision="float32")
-        from predrnn_tf.train_lib import resolve_data_dir
+        from predrnn_tf.data.sources import resolve_data_dir
 
         try:
             data_dir = resolve_data_dir(config, workdir)

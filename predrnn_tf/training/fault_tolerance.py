@@ -33,23 +33,15 @@ import threading
 import time
 from typing import Any
 
-from predrnn_tf.errors import ConfigError
+from predrnn_tf.errors import ConfigError, WorkdirError
 
 LOCK_FILENAME = ".lock"
 LOSS_LOG_FILENAME = "losses.jsonl"
 PROBE_FILENAME = ".write-probe"
 
 
-class WorkdirError(ConfigError):
-    """The work directory cannot be used: locked, unwritable or full. Names ``--workdir``."""
 
 
-class NonFiniteLossError(ConfigError):
-    """Training produced a non-finite loss under ``--nan_policy=stop``.
-
-    A ConfigError so that entry points report it as one line: the remedies are flags
-    (a lower ``--lr``, ``--gradient_clip_norm``, ``--nan_policy=skip_step``).
-    """
 
 
 # --- work-directory lock ------------------------------------------------------------------
@@ -306,13 +298,3 @@ def cluster_task(tf_config: str | None = None) -> tuple[str, int, bool]:
     if "chief" in cluster:
         return task_type, task_id, task_type == "chief"
     return task_type, task_id, task_type == "worker" and task_id == 0
-
-
-def wait_for_path(path: str, timeout_seconds: float, what: str) -> None:
-    """Waits until ``path`` exists (another worker is writing it); WorkdirError on timeout."""
-    deadline = time.monotonic() + timeout_seconds
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise WorkdirError(f"timed out after {timeout_seconds:.0f} s waiting for {what} "
-                               f"({path}) from the chief worker")
-        time.sleep(0.5)

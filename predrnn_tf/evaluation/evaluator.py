@@ -30,9 +30,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from predrnn_tf import evaluation_plots
 from predrnn_tf.data.schema import DataError
-from predrnn_tf.metrics import DEFAULT_THRESHOLDS, FrameMetrics
+from predrnn_tf.evaluation import plots as evaluation_plots
+from predrnn_tf.evaluation.metrics import DEFAULT_THRESHOLDS, FrameMetrics
 
 METRICS_FILENAME = "metrics.json"
 CSV_FILENAME = "metrics_per_frame.csv"

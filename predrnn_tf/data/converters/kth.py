@@ -21,9 +21,9 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-from predrnn_tf.data import imaging
+from predrnn_tf.data.converters import imaging
+from predrnn_tf.data.converters.windows import window_starts
 from predrnn_tf.data.schema import DataError
-from predrnn_tf.data.windows import window_starts
 
 ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
 FAST_ACTIONS = ("jogging", "running")

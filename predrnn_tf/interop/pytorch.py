@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from predrnn_tf.config import Config
+from predrnn_tf.errors import CheckpointFormatError
 
 OFFICIAL_MODEL_NAMES = ("predrnn_v2", "predrnn")
 STATE_DICT_ENTRY = "net_param"
@@ -50,8 +51,6 @@ _CELL_CONVS = ("conv_x", "conv_h", "conv_m", "conv_o")
 _NORM_OF_CONV = {"conv_x": "norm_x", "conv_h": "norm_h", "conv_m": "norm_m", "conv_o": "norm_o"}
 
 
-class CheckpointFormatError(ValueError):
-    """A PyTorch checkpoint does not fit the configuration; the message names the first issue."""
 
 
 @dataclasses.dataclass(frozen=True)

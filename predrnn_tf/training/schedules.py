@@ -11,8 +11,8 @@ import math
 import tensorflow as tf
 
 from predrnn_tf.config import Config
-from predrnn_tf.models.predrnn import forecast_mask as _forecast_mask
-from predrnn_tf.models.predrnn import mask_length
+from predrnn_tf.models.masks import encoder_entries, mask_length
+from predrnn_tf.models.masks import forecast_mask as _forecast_mask
 
 
 def scheduled_sampling_eta(iteration: int, start_value: float = 1.0,
@@ -96,7 +96,7 @@ def draw_mask(generator: tf.random.Generator, batch_size: int, encoder_probabili
     """
     length = mask_length(config.reverse_scheduled_sampling, config.input_length,
                          config.total_length)
-    encoder_steps = config.input_length - 1 if config.reverse_scheduled_sampling else 0
+    encoder_steps = encoder_entries(config.reverse_scheduled_sampling, config.input_length)
     uniform = generator.uniform([batch_size, length], dtype=tf.float32)
     steps = tf.range(length)
     threshold = tf.where(steps < encoder_steps,

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from predrnn_tf.data import conversion, kth, moving_mnist, radar, windows
+from predrnn_tf.data.converters import kth, moving_mnist, radar, windows
+from predrnn_tf.data.converters import publishing as conversion
 from predrnn_tf.data.schema import DataError
 
 # ----------------------------------------------------------------------------- Moving MNIST

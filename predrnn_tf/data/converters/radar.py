@@ -33,7 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from predrnn_tf.data import imaging
+from predrnn_tf.data.converters import imaging
 from predrnn_tf.data.schema import DataError
 
 DBZ_MIN = -10.0

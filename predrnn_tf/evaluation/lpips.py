@@ -19,6 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from predrnn_tf.errors import LPIPSWeightsError
+
 WEIGHTS_FORMAT_VERSION = 1
 # torchvision AlexNet features: (index in ``features``, out channels, kernel, stride, padding,
 # max pool before this conv).
@@ -39,8 +41,6 @@ CONVERT_COMMAND = (
     "--output=lpips_alex.npz")
 
 
-class LPIPSWeightsError(ValueError):
-    """The LPIPS weights file is missing or does not hold the expected arrays."""
 
 
 def expected_weight_shapes() -> dict[str, tuple[int, ...]]:

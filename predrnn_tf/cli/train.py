@@ -1,0 +1,53 @@
+"""Train a PredRNN model: ``python -m predrnn_tf.train --flagfile=configs/radar.flags``.
+
+Flags carry the official run.py names (see ``--helpfull``). Running the same command again
+resumes from the newest checkpoint in ``--workdir``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from absl import app, flags, logging
+
+from predrnn_tf.cli.flag_parsing import (
+    config_from_flags,
+    define_config_flags,
+    import_tensorflow_quietly,
+    run_app,
+    run_or_exit,
+)
+
+define_config_flags()
+flags.DEFINE_string("workdir", None, "Work directory: checkpoints, config.json, TensorBoard.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.INFO)
+
+    def run():
+        from predrnn_tf.config import ConfigError
+
+        if not flags.FLAGS.workdir:
+            raise ConfigError("--workdir is required")
+        config = config_from_flags()
+        from predrnn_tf.training import loop as train_lib
+
+        result = train_lib.train_and_evaluate(config, flags.FLAGS.workdir)
+        summary = {key: result[key] for key in ("step", "mse", "persistence_mse", "sequences")
+                   if key in result}
+        print(json.dumps(summary))
+
+    run_or_exit(run)
+
+
+def console_main() -> None:
+    """The ``predrnn-train`` console command."""
+    import_tensorflow_quietly()
+    run_app(main)
+
+
+if __name__ == "__main__":
+    console_main()

@@ -1,0 +1,5 @@
+"""Evaluation: the paper's metrics, radar verification, baselines, LPIPS and plots.
+
+May import config, errors, files, units, checkpoints and models; never training, serving,
+cli/ or absl flags.
+"""
