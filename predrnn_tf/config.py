@@ -13,20 +13,25 @@ import json
 import os
 from typing import Any
 
+from predrnn_tf import files
 from predrnn_tf.errors import ConfigError
 
-MODEL_NAMES = ("predrnn_v2", "predrnn", "predrnn_m_only", "convlstm")
+MODEL_NAMES = ("predrnn_v2", "predrnn", "predrnn_m_only", "convlstm", "mim")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 ENCODER_CURVES = ("exponential", "linear", "sigmoid")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 NAN_POLICIES = ("stop", "skip_step")
+
+# Fields that must name one of a fixed set of values, with the allowed values.
+_CHOICES = (("model_name", MODEL_NAMES), ("precision", PRECISIONS),
+            ("r_sampling_curve", ENCODER_CURVES),
+            ("distribution_strategy", DISTRIBUTION_STRATEGIES), ("nan_policy", NAN_POLICIES))
 
 # Fields that fix the shapes of the weights: resuming with another value is refused.
 MODEL_SHAPE_FIELDS = (
     "model_name",
     "num_hidden",
     "filter_size",
-    "stride",
     "patch_size",
     "layer_norm",
     "img_width",
@@ -43,7 +48,6 @@ class Config:
     model_name: str = "predrnn_v2"
     num_hidden: tuple[int, ...] = (128, 128, 128, 128)
     filter_size: int = 5
-    stride: int = 1
     patch_size: int = 4
     layer_norm: bool = False
     memory_bottom_up: bool = True
@@ -119,7 +123,11 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Config:
-        """Builds a Config from a dict, ignoring unknown keys from newer versions."""
+        """Builds a Config from a dict, ignoring unknown keys.
+
+        Unknown keys come from newer versions, or from older ones: ``stride`` (always 1,
+        the official models' convolution stride) was a field until it was removed.
+        """
         known = {field.name for field in dataclasses.fields(cls)}
         kwargs = {key: value for key, value in values.items() if key in known}
         if "num_hidden" in kwargs:
@@ -157,20 +165,25 @@ def validate_config(config: Config) -> Config:
     Returns:
       The same config, for chaining.
     """
-    _require(config.model_name in MODEL_NAMES,
-             f"--model_name must be one of {', '.join(MODEL_NAMES)}, got {config.model_name!r}")
-    _require(config.precision in PRECISIONS,
-             f"--precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
-    _require(config.r_sampling_curve in ENCODER_CURVES,
-             f"--r_sampling_curve must be one of {', '.join(ENCODER_CURVES)}, "
-             f"got {config.r_sampling_curve!r}")
+    _validate_choices(config)
+    _validate_frames(config)
+    _validate_architecture(config)
+    _validate_optimisation(config)
+    _validate_schedules(config)
+    return config
+
+
+def _validate_choices(config: Config) -> None:
+    """The fields that name one of a fixed set of values."""
+    for name, allowed in _CHOICES:
+        value = getattr(config, name)
+        _require(value in allowed, f"--{name} must be one of {', '.join(allowed)}, got {value!r}")
     _require(config.r_sampling_strategy in (1, 2),
              f"--r_sampling_strategy must be 1 or 2, got {config.r_sampling_strategy}")
-    _require(config.distribution_strategy in DISTRIBUTION_STRATEGIES,
-             f"--distribution_strategy must be one of {', '.join(DISTRIBUTION_STRATEGIES)}, "
-             f"got {config.distribution_strategy!r}")
-    _require(config.nan_policy in NAN_POLICIES,
-             f"--nan_policy must be one of {', '.join(NAN_POLICIES)}, got {config.nan_policy!r}")
+
+
+def _validate_frames(config: Config) -> None:
+    """Sequence lengths and frame sizes."""
     _require(config.total_length >= 2,
              f"--total_length must be at least 2, got {config.total_length}")
     _require(1 <= config.input_length < config.total_length,
@@ -181,16 +194,24 @@ def validate_config(config: Config) -> Config:
              f"--img_width={config.img_width} must be a positive multiple of "
              f"--patch_size={config.patch_size}")
     _require(config.img_channel >= 1, f"--img_channel must be positive, got {config.img_channel}")
+
+
+def _validate_architecture(config: Config) -> None:
+    """Kernel and layer sizes."""
     _require(config.filter_size >= 1 and config.filter_size % 2 == 1,
              f"--filter_size must be a positive odd number, got {config.filter_size}")
-    _require(config.stride == 1,
-             f"--stride must be 1 (the official models use stride 1), got {config.stride}")
     _require(len(config.num_hidden) >= 1, "--num_hidden must list at least one layer")
-    uses_memory = config.model_name in ("predrnn_v2", "predrnn", "predrnn_m_only")
-    if uses_memory:
+    if config.model_name in ("predrnn_v2", "predrnn", "predrnn_m_only", "mim"):
         _require(len(set(config.num_hidden)) == 1,
                  f"--num_hidden must be equal sizes for {config.model_name} (the zigzag memory "
                  f"passes between layers), got {','.join(map(str, config.num_hidden))}")
+    _require(config.model_name != "mim" or (config.memory_bottom_up and config.memory_top_down),
+             "--memory_bottom_up=false / --memory_top_down=false are not implemented for "
+             "--model_name=mim")
+
+
+def _validate_optimisation(config: Config) -> None:
+    """Batch, learning rate, iterations and intervals."""
     _require(config.batch_size >= 1, f"--batch_size must be positive, got {config.batch_size}")
     _require(config.lr > 0, f"--lr must be positive, got {config.lr}")
     _require(config.max_iterations >= 0,
@@ -198,6 +219,10 @@ def validate_config(config: Config) -> Config:
     for name in ("display_interval", "test_interval", "snapshot_interval", "log_every"):
         value = getattr(config, name)
         _require(value >= 1, f"--{name} must be positive, got {value}")
+
+
+def _validate_schedules(config: Config) -> None:
+    """The loss weight, the sampling schedules, clipping and the input pipeline."""
     _require(config.decouple_beta >= 0,
              f"--decouple_beta must be >= 0, got {config.decouple_beta}")
     _require(config.r_sampling_step_2 > config.r_sampling_step_1 >= 0,
@@ -209,7 +234,6 @@ def validate_config(config: Config) -> Config:
     _require(config.shuffle_buffer >= 1,
              f"--shuffle_buffer must be positive, got {config.shuffle_buffer}")
     _require(bool(config.dataset_name), "--dataset_name must not be empty")
-    return config
 
 
 CONFIG_FILENAME = "config.json"
@@ -218,13 +242,8 @@ CONFIG_FILENAME = "config.json"
 def save_config(config: Config, workdir: str) -> str:
     """Writes ``config.json`` into ``workdir`` atomically and returns its path."""
     os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, CONFIG_FILENAME)
-    temporary = path + ".tmp"
-    with open(temporary, "w") as handle:
-        json.dump(config.to_dict(), handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(temporary, path)
-    return path
+    return files.write_json(os.path.join(workdir, CONFIG_FILENAME), config.to_dict(),
+                            sort_keys=True)
 
 
 def load_config(workdir: str) -> Config:
@@ -242,5 +261,9 @@ def load_config(workdir: str) -> Config:
 
 def changed_model_fields(saved: Config, requested: Config) -> list[str]:
     """Names of weight-shaping fields that differ between two configs."""
-    return [name for name in MODEL_SHAPE_FIELDS
-            if getattr(saved, name) != getattr(requested, name)]
+    changed = [name for name in MODEL_SHAPE_FIELDS
+               if getattr(saved, name) != getattr(requested, name)]
+    # MIM has its decoupling adapter only when decouple_beta > 0.
+    if saved.model_name == "mim" and (saved.decouple_beta > 0) != (requested.decouple_beta > 0):
+        changed.append("decouple_beta")
+    return changed

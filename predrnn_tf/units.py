@@ -80,10 +80,16 @@ def quantize(values: np.ndarray, scale: float, offset: float) -> np.ndarray:
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
+def floor_hko7_dbz(dbz: np.ndarray) -> np.ndarray:
+    """dBZ with NaN (no data) and echoes below -10 dBZ set to -10 dBZ (HKO-7 "no echo")."""
+    dbz = np.asarray(dbz)
+    return np.where(np.isnan(dbz), HKO7_DBZ_MIN, np.maximum(dbz, HKO7_DBZ_MIN)).astype(
+        np.result_type(dbz.dtype, np.float32))
+
+
 def dbz_to_hko7_pixels(dbz: np.ndarray) -> np.ndarray:
     """dBZ -> HKO-7 uint8 pixels (NaN and values below -10 dBZ become 0)."""
-    floor = np.where(np.isnan(dbz), HKO7_DBZ_MIN, dbz)
-    return quantize(np.maximum(floor, HKO7_DBZ_MIN), HKO7_SCALE, HKO7_OFFSET)
+    return quantize(floor_hko7_dbz(dbz), HKO7_SCALE, HKO7_OFFSET)
 
 
 def rain_rate_to_dbz(rate: np.ndarray, zr_a: float = ZR_A, zr_b: float = ZR_B) -> np.ndarray:
@@ -91,8 +97,7 @@ def rain_rate_to_dbz(rate: np.ndarray, zr_a: float = ZR_A, zr_b: float = ZR_B) -
     rate = np.asarray(rate, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         dbz = 10.0 * np.log10(zr_a * np.power(np.maximum(rate, 0.0), zr_b))
-    dbz[np.isnan(rate)] = np.nan
-    return dbz
+    return np.where(np.isnan(rate), np.nan, dbz)
 
 
 def dbz_to_rain_rate(dbz: np.ndarray, zr_a: float = ZR_A, zr_b: float = ZR_B) -> np.ndarray:

@@ -1,6 +1,9 @@
+import json
+
 import pytest
 
 from predrnn_tf.config import (
+    CONFIG_FILENAME,
     Config,
     ConfigError,
     changed_model_fields,
@@ -24,6 +27,12 @@ def test_json_round_trip(tmp_path):
     ({"model_name": "unet"}, "--model_name"),
     ({"precision": "float8"}, "--precision"),
     ({"r_sampling_step_1": 10, "r_sampling_step_2": 5}, "--r_sampling_step_2"),
+    ({"distribution_strategy": "tpu"}, "--distribution_strategy"),
+    ({"nan_policy": "ignore"}, "--nan_policy"),
+    ({"r_sampling_strategy": 3}, "--r_sampling_strategy"),
+    ({"filter_size": 4}, "--filter_size"),
+    ({"log_every": 0}, "--log_every"),
+    ({"shuffle_buffer": 0}, "--shuffle_buffer"),
 ])
 def test_validation_names_the_flag(changes, flag):
     with pytest.raises(ConfigError, match=flag):
@@ -39,3 +48,19 @@ def test_parse_num_hidden():
 def test_changed_model_fields():
     assert changed_model_fields(Config(), Config(lr=1.0, max_iterations=3)) == []
     assert changed_model_fields(Config(), Config(num_hidden=(64,) * 4)) == ["num_hidden"]
+
+
+def test_old_config_with_stride_still_loads(tmp_path):
+    """config.json files written before the stride field was removed keep loading."""
+    values = Config(lr=3e-4).to_dict()
+    assert "stride" not in values
+    values["stride"] = 1
+    (tmp_path / CONFIG_FILENAME).write_text(json.dumps(values))
+    assert load_config(str(tmp_path)) == Config(lr=3e-4)
+    assert Config.from_dict({"stride": 1, "filter_size": 3}) == Config(filter_size=3)
+
+
+def test_save_config_leaves_no_temporary_file(tmp_path):
+    path = save_config(Config(), str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CONFIG_FILENAME]
+    assert json.loads(open(path).read())["model_name"] == "predrnn_v2"

@@ -106,3 +106,29 @@ def test_two_local_workers_train_and_agree(data_dir, tmp_path):
         assert chief_log[step]["loss"] == pytest.approx(loss, abs=1e-5)
     assert (workdir / "checkpoints" / "ckpt-3.index").exists()
     assert os.listdir(scratch) == []  # the other worker's temporary checkpoints are gone
+
+
+SKIP_STEP_SCRIPT = r"""
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from predrnn_tf.training import loop as train_lib
+from predrnn_tf.config import Config
+
+config = Config.from_dict(json.loads(sys.argv[1]))
+result = train_lib.train_and_evaluate(config, sys.argv[2])
+print("RESULT " + json.dumps({"step": result["step"], "finite": result["train"]["finite"]}))
+"""
+
+
+def test_skip_step_policy_runs_under_the_mirrored_strategy(data_dir, tmp_path):
+    config = TINY.replace(data_dir=data_dir, distribution_strategy="mirrored", lr=1e30,
+                          nan_policy="skip_step", deterministic=False)
+    result = subprocess.run(
+        [sys.executable, "-c", SKIP_STEP_SCRIPT, json.dumps(config.to_dict()),
+         str(tmp_path / "run")], env=_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.split("RESULT ", 1)[1])
+    assert out["step"] == config.max_iterations
+    assert out["finite"] == 0.0  # the last steps were skipped on both replicas

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from predrnn_tf.data.schema import DataError
+from predrnn_tf.errors import DataError
 from predrnn_tf.evaluation import evaluator as evaluation
 from predrnn_tf.evaluation import lpips
 
@@ -222,4 +222,18 @@ def test_entry_point_bad_flags_are_one_line_errors(tiny_workdir, tmp_path, args,
     assert completed.returncode != 0
     assert message in completed.stderr
     assert "Traceback" not in completed.stderr
+    assert not output_dir.exists()
+
+
+@pytest.mark.parametrize("baseline", [[], ["--baseline=persistence"]])
+def test_entry_point_rejects_an_unknown_precision(tiny_workdir, tmp_path, baseline):
+    """Bug 5: --precision was passed unchecked to Keras (a traceback, or ignored for baselines)."""
+    workdir, _, _ = tiny_workdir
+    output_dir = tmp_path / "bad_precision"
+    completed = _run_evaluate(f"--workdir={workdir}", f"--output_dir={output_dir}",
+                              "--precision=float64", *baseline)
+    assert completed.returncode != 0
+    lines = completed.stderr.strip().splitlines()
+    assert lines == ["error: --precision must be one of float32, mixed_float16, mixed_bfloat16, "
+                     "got 'float64'"], completed.stderr[-2000:]
     assert not output_dir.exists()

@@ -7,16 +7,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from predrnn_tf import checkpoints
+from predrnn_tf import checkpoints, units
+from predrnn_tf.cli import export as export_cli
 from predrnn_tf.config import Config, save_config
 from predrnn_tf.data import schema, synthetic_radar
 from predrnn_tf.models.builder import build_model
 from predrnn_tf.serving import exporter as export_lib
+from predrnn_tf.serving import graph_ops, publishing, signatures, warmup
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = Config(num_hidden=(4, 4), filter_size=3, patch_size=4, img_width=16, input_length=3,
               total_length=6)
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+# The saved_model_cli of this interpreter's TensorFlow (no activated venv needed on PATH).
+SAVED_MODEL_CLI = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +49,7 @@ def export_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported(workdir, export_dir):
-    return export_lib.export_workdir(workdir, export_dir)
+    return export_cli.export_workdir(workdir, export_dir)
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +131,10 @@ def test_predict_dbz_round_trip(loaded):
 
 
 def test_no_dbz_mapping_means_no_dbz_signature(keras_model):
-    assert export_lib.dbz_mapping({"value_mapping": None}) is None
-    assert export_lib.dbz_mapping({"value_mapping": {"units": "mm/h", "scale": 1,
+    assert units.dbz_mapping({"value_mapping": None}) is None
+    assert units.dbz_mapping({"value_mapping": {"units": "mm/h", "scale": 1,
                                                      "offset": 0}}) is None
-    module = export_lib.ForecastModule(keras_model, TINY, value_mapping=None)
+    module = signatures.ForecastModule(keras_model, TINY, value_mapping=None)
     assert sorted(module.signatures()) == ["serving_default"]
 
 
@@ -138,7 +142,7 @@ def test_existing_version_is_refused_and_left_intact(workdir, export_dir, export
     saved_model = os.path.join(exported["path"], "saved_model.pb")
     before = os.stat(saved_model).st_mtime_ns
     with pytest.raises(export_lib.ExportError, match="already exists"):
-        export_lib.export_workdir(workdir, export_dir)
+        export_cli.export_workdir(workdir, export_dir)
     result = subprocess.run([sys.executable, "-m", "predrnn_tf.export", f"--workdir={workdir}",
                              f"--export_dir={export_dir}"], cwd=REPO, env=ENV,
                             capture_output=True, text=True, timeout=300)
@@ -151,14 +155,14 @@ def test_existing_version_is_refused_and_left_intact(workdir, export_dir, export
 def test_failed_export_leaves_no_folder(tmp_path):
     final = str(tmp_path / "model" / "7")
     with pytest.raises(RuntimeError):
-        with export_lib.staged_folder(final) as temporary:
+        with publishing.staged_folder(final) as temporary:
             os.makedirs(os.path.join(temporary, "variables"))
             raise RuntimeError("interrupted")
     assert os.listdir(tmp_path / "model") == []
 
 
 def test_mixed_bfloat16_export_keeps_float32_io(workdir, export_dir):
-    summary = export_lib.export_workdir(workdir, export_dir, precision="mixed_bfloat16",
+    summary = export_cli.export_workdir(workdir, export_dir, precision="mixed_bfloat16",
                                         version=5, warmup=False)
     assert summary["precision"] == "mixed_bfloat16"
     # bfloat16 compute really happened (not zero) and stays close to float32.
@@ -168,8 +172,8 @@ def test_mixed_bfloat16_export_keeps_float32_io(workdir, export_dir):
     assert function.structured_input_signature[1]["frames"].dtype == tf.float32
     outputs = function(frames=tf.constant(random_frames(2, 20)))["predictions"]
     assert outputs.dtype == tf.float32 and outputs.shape == (2, 3, 20, 20, 1)
-    ops = export_lib.graph_ops(summary["path"])
-    assert "Cast" in ops and not export_lib.unregistered_ops(ops)
+    ops = graph_ops.graph_ops(summary["path"])
+    assert "Cast" in ops and not graph_ops.unregistered_ops(ops)
     # The graph-mode loader (as TF Serving's) restores the variables the graph reads.
     frames = random_frames(1, 16)
     graph_outputs = run_in_session(summary["path"], frames)
@@ -188,17 +192,17 @@ def run_in_session(path, frames):
 
 def test_mixed_float16_module_keeps_float32_io(workdir):
     model, config = checkpoints.restore(workdir, precision="mixed_float16")
-    module = export_lib.ForecastModule(model, config)
+    module = signatures.ForecastModule(model, config)
     function = module.signatures()["serving_default"]
     assert model.compute_dtype == "float16"
     assert function.structured_outputs["predictions"].dtype == tf.float32
 
 
 def test_every_op_is_registered_in_plain_tensorflow(exported):
-    ops = sorted(export_lib.graph_ops(exported["path"]))
+    ops = sorted(graph_ops.graph_ops(exported["path"]))
     assert {"Conv2D", "Sigmoid", "Tanh"} <= set(ops)
     assert not any(op.startswith("__inference") for op in ops)  # function calls excluded
-    assert export_lib.unregistered_ops(["Conv2D", "PredRNNCustomOp"]) == ["PredRNNCustomOp"]
+    assert graph_ops.unregistered_ops(["Conv2D", "PredRNNCustomOp"]) == ["PredRNNCustomOp"]
     # A fresh interpreter with only TensorFlow imported knows every op.
     script = ("import json, sys; import tensorflow; "
               "from tensorflow.python.framework import op_def_registry; "
@@ -212,7 +216,7 @@ def test_every_op_is_registered_in_plain_tensorflow(exported):
 
 def test_saved_model_cli_show_and_run_reproduce_keras(exported, keras_model, tmp_path):
     path = exported["path"]
-    show = subprocess.run(["saved_model_cli", "show", "--dir", path, "--all"], env=ENV,
+    show = subprocess.run([*SAVED_MODEL_CLI, "show", "--dir", path, "--all"], env=ENV,
                           capture_output=True, text=True, timeout=300)
     assert show.returncode == 0, show.stderr
     for text in ("signature_def['serving_default']", "signature_def['predict_dbz']",
@@ -221,7 +225,7 @@ def test_saved_model_cli_show_and_run_reproduce_keras(exported, keras_model, tmp
         assert text in show.stdout
     frames = random_frames(2, 16, seed=3)
     np.save(tmp_path / "frames.npy", frames)
-    run = subprocess.run(["saved_model_cli", "run", "--dir", path, "--tag_set", "serve",
+    run = subprocess.run([*SAVED_MODEL_CLI, "run", "--dir", path, "--tag_set", "serve",
                           "--signature_def", "serving_default",
                           "--inputs", f"frames={tmp_path / 'frames.npy'}",
                           "--outdir", str(tmp_path / "out")], env=ENV,
@@ -237,9 +241,9 @@ def test_hand_built_warmup_record_matches_serving_api(monkeypatch):
 
     inputs = {"frames": np.arange(6, dtype=np.float32).reshape(1, 1, 2, 3, 1),
               "extra": np.ones((2,), np.float32)}
-    with_api = export_lib.encode_prediction_log("radar", "serving_default", inputs)
+    with_api = warmup.encode_prediction_log("radar", "serving_default", inputs)
     monkeypatch.setitem(sys.modules, "tensorflow_serving.apis", None)  # import now fails
-    by_hand = export_lib.encode_prediction_log("radar", "serving_default", inputs)
+    by_hand = warmup.encode_prediction_log("radar", "serving_default", inputs)
     parsed = prediction_log_pb2.PredictionLog.FromString(by_hand)
     assert parsed == prediction_log_pb2.PredictionLog.FromString(with_api)
     np.testing.assert_array_equal(
@@ -250,12 +254,12 @@ def test_hand_built_warmup_record_matches_serving_api(monkeypatch):
 def test_relative_l2_and_model_names():
     assert export_lib.relative_l2(np.array([3.0, 4.0]), np.array([3.0, 4.0])) == 0.0
     assert export_lib.relative_l2(np.array([3.0, 5.0]), np.array([3.0, 4.0])) == pytest.approx(0.2)
-    assert export_lib.default_model_name("/runs/my run/", TINY) == "my_run"
+    assert publishing.default_model_name("/runs/my run/", TINY) == "my_run"
     with pytest.raises(export_lib.ExportError, match="model_name"):
-        export_lib.check_model_name("a/b")
+        publishing.check_model_name("a/b")
 
 
 def test_layer_norm_model_is_exported_at_its_trained_size():
     config = TINY.replace(layer_norm=True)  # layer norm weights are (H, W, C): size-bound
-    module = export_lib.ForecastModule(build_model(config), config)
+    module = signatures.ForecastModule(build_model(config), config)
     assert module.serve.input_signature[0].shape.as_list() == [None, 3, 16, 16, 1]

@@ -13,7 +13,7 @@ import pytest
 from predrnn_tf.data import schema
 from predrnn_tf.data.converters import convert as converters
 from predrnn_tf.data.converters import kth
-from predrnn_tf.data.schema import DataError
+from predrnn_tf.errors import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LEVEL_STEP = 3  # gray level of frame i is 20 + LEVEL_STEP * i: the frame index is readable

@@ -15,7 +15,7 @@ import pytest
 from predrnn_tf.data import schema
 from predrnn_tf.data.converters import convert as converters
 from predrnn_tf.data.converters import moving_mnist
-from predrnn_tf.data.schema import DataError
+from predrnn_tf.errors import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_MNIST = os.path.join(REPO, "..", "shared", "data", "mnist", "t10k-images-idx3-ubyte.gz")

@@ -16,8 +16,8 @@ import pytest
 
 from predrnn_tf.data import schema
 from predrnn_tf.data.converters import convert as converters
-from predrnn_tf.data.converters import radar
-from predrnn_tf.data.schema import DataError
+from predrnn_tf.data.converters import imaging, radar
+from predrnn_tf.errors import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_FMI = os.path.join(REPO, "..", "shared", "data", "radar", "fmi_pgm")
@@ -69,7 +69,7 @@ def radar_options(tmp_path, **changes) -> converters.RadarOptions:
     return converters.RadarOptions(**values)
 
 
-# ----------------------------------------------------------------------------- readers, units
+# ----------------------------------------------------------------------------- readers, frames
 
 
 def test_read_pgm_binary_and_plain(tmp_path):
@@ -93,34 +93,11 @@ def test_fmi_importer_mapping_and_no_data(tmp_path):
     expected = 0.5 * pixels - 32.0
     assert np.isnan(values[1, 0]) and info["unit"] == "dBZ"
     np.testing.assert_allclose(values[0], expected[0])
-    frame, no_data = radar.prepare_frame(values, info, image_size=3, crop=(0, 0, 2, 3))
+    frame, no_data = imaging.prepare_radar_frame(values, info, image_size=3, crop=(0, 0, 2, 3))
     assert no_data == 1
     # dBZ -32 and the no-data pixel -> 0; 0 dBZ -> round(10 * 255 / 70) = 36; 10 dBZ -> 73.
     np.testing.assert_array_equal(frame[0], [0, 36, 73])
     assert frame[1, 0] == 0
-
-
-def test_to_dbz_rain_rate_and_accumulation():
-    info_rate = {"unit": "mm/h", "transform": None, "accutime": None}
-    dbz = radar.to_dbz(np.array([1.0, 10.0, 0.0, np.nan]), info_rate, 200.0, 1.6)
-    np.testing.assert_allclose(dbz[:2], [10 * np.log10(200), 10 * np.log10(200 * 10 ** 1.6)],
-                               rtol=1e-6)
-    assert dbz[2] == -np.inf and np.isnan(dbz[3])
-    info_accumulation = {"unit": "mm", "transform": None, "accutime": 5.0}
-    # 1 mm in 5 minutes is 12 mm/h.
-    np.testing.assert_allclose(radar.to_dbz(np.array([1.0]), info_accumulation),
-                               radar.to_dbz(np.array([12.0]), info_rate), rtol=1e-6)
-    with pytest.raises(DataError, match="cannot convert unit 'K'"):
-        radar.to_dbz(np.zeros(2), {"unit": "K"})
-
-
-def test_storage_mapping_round_trip_matches_metadata():
-    dbz = np.array([-20.0, -10.0, 0.0, 35.0, 60.0, 75.0, np.nan])
-    pixels = radar.dbz_to_pixels(dbz)
-    np.testing.assert_array_equal(pixels[[0, 1, 4, 5, 6]], [0, 0, 255, 255, 0])
-    metadata = {"value_mapping": radar.value_mapping(), "name": "x"}
-    back = schema.pixels_to_units(pixels / 255.0, metadata)
-    np.testing.assert_allclose(back[2:4], dbz[2:4], atol=70 / 255 / 2 + 1e-9)
 
 
 def test_knmi_hdf5_builtin_importer(tmp_path):
@@ -137,7 +114,7 @@ def test_knmi_hdf5_builtin_importer(tmp_path):
     values, info = radar.import_knmi_hdf5(str(path), accutime=5.0)
     np.testing.assert_allclose(values[[0, 0, 1], [0, 1, 1]], [0.0, 1.0, 12.0])
     assert np.isnan(values[1, 0]) and info == {"unit": "mm", "transform": None, "accutime": 5.0}
-    frame, no_data = radar.prepare_frame(values, info, image_size=2)
+    frame, no_data = imaging.prepare_radar_frame(values, info, image_size=2)
     assert no_data == 1 and frame[0, 0] == 0 and frame[1, 0] == 0
     # 1 mm / 5 min = 12 mm/h -> 10 log10(200 * 12 ** 1.6) = 40.3 dBZ -> pixel 183.
     assert frame[0, 1] == round((10 * np.log10(200 * 12 ** 1.6) + 10) * 255 / 70)

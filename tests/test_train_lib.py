@@ -113,3 +113,76 @@ def test_bad_flags_exit_with_one_line_naming_the_flag(tmp_path, args, flag):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert flag in lines[0] and "Traceback" not in result.stderr
+
+
+def test_adding_deterministic_on_resume_restores_without_the_input_position(data_dir, tmp_path):
+    """A checkpoint without an iterator (non-deterministic or imported run) still resumes."""
+    config = TINY.replace(data_dir=data_dir, max_iterations=2, test_interval=100,
+                          display_interval=100)
+    train_lib.train_and_evaluate(config, str(tmp_path))
+    result = train_lib.train_and_evaluate(config.replace(deterministic=True, max_iterations=3),
+                                          str(tmp_path))
+    assert result["step"] == 3
+    again = train_lib.train_and_evaluate(config.replace(deterministic=True, max_iterations=4),
+                                         str(tmp_path))
+    assert again["step"] == 4  # the new checkpoint holds the iterator and resumes with it
+
+
+@pytest.fixture(scope="module")
+def uneven_data_dir(tmp_path_factory):
+    """A test split of 10 sequences: not a multiple of TINY.batch_size (4)."""
+    path = str(tmp_path_factory.mktemp("uneven"))
+    synthetic_radar.ensure_synthetic_dataset(path, 16, 6, num_train=32, num_test=10)
+    return path
+
+
+def test_training_test_pass_matches_evaluate_on_the_same_checkpoint(uneven_data_dir, tmp_path):
+    import predrnn_tf
+    from predrnn_tf.data import reader
+    from predrnn_tf.evaluation import evaluator
+
+    config = TINY.replace(data_dir=uneven_data_dir, max_iterations=2, num_test_batches=0)
+    workdir = str(tmp_path / "run")
+    trained = train_lib.train_and_evaluate(config, workdir)
+    model, saved = predrnn_tf.restore(workdir)
+    dataset = reader.make_dataset(uneven_data_dir, saved.dataset_name, "test", saved.batch_size,
+                                  saved.total_length, shuffle=False, repeat=False,
+                                  deterministic=True, drop_remainder=False)
+    options = evaluator.EvaluationOptions(input_length=saved.input_length,
+                                          output_length=saved.output_length, num_strips=1)
+    evaluated = evaluator.evaluate(model, dataset, str(tmp_path / "eval"), options)
+    assert trained["num_sequences"] == evaluated["num_sequences"] == 10
+    # Same sequences, same sums; only float32 rounding of the two compiled forecasts differs
+    # (the dropped remainder batch used to shift the mean by ~1e-3).
+    assert trained["mse"] == pytest.approx(evaluated["metrics"]["mse"], rel=1e-9)
+    np.testing.assert_allclose(trained["per_frame"]["mse"], evaluated["per_frame"]["mse"],
+                               rtol=1e-9)
+    assert "mse" not in trained["train"] and "frame_loss_per_pixel" in trained["train"]
+
+
+def _failing_step(error):
+    def make_train_step(self):
+        def step(*args):
+            raise error
+        return step
+    return make_train_step
+
+
+@pytest.mark.parametrize("error,scans", [
+    (tf.errors.InvalidArgumentError(None, None, "Input to reshape is a tensor with 6 values, "
+                                    "but the requested shape has 7 [[{{node Reshape}}]]"), False),
+    (tf.errors.InvalidArgumentError(None, None, "Could not parse example input [[{{node "
+                                    "ParseExampleV2}}]] [[IteratorGetNext]]"), True),
+    (tf.errors.DataLossError(None, None, "corrupted record at 12"), True),
+])
+def test_only_record_errors_scan_the_shards(data_dir, tmp_path, monkeypatch, error, scans):
+    from predrnn_tf.data import reader
+
+    calls = []
+    monkeypatch.setattr(reader, "find_corrupt_shard", lambda *args: calls.append(args))
+    monkeypatch.setattr(train_lib.Trainer, "make_train_step", _failing_step(error))
+    with pytest.raises(type(error)) as raised:
+        train_lib.train_and_evaluate(TINY.replace(data_dir=data_dir, max_iterations=1),
+                                     str(tmp_path))
+    assert raised.value is error  # no shard named: the original error is re-raised
+    assert bool(calls) == scans

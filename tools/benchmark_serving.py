@@ -5,7 +5,7 @@
         --precisions=mixed_bfloat16 --repeats=2
 
 Exports an UNTRAINED model of the flagfile's size (no training or data needed: the cost of
-a forecast does not depend on the weights) with ``predrnn_tf.export_lib`` for each
+a forecast does not depend on the weights) with ``predrnn_tf.serving.exporter`` for each
 precision, loads the SavedModel in this process and times ``serving_default`` at each batch
 size. Prints per row: latency p50/p95, sequences/s, the analytic FLOPs of one forecast
 (the convolutions of the ``total_length - 1`` unrolled steps; gate arithmetic not counted),
@@ -225,9 +225,7 @@ def main(argv):
                 shutil.rmtree(export_root, ignore_errors=True)
         print_table(rows, config, values)
 
-    from predrnn_tf.serving.exporter import ExportError
-
-    run_or_exit(run, errors=(ExportError,))
+    run_or_exit(run)  # every predrnn_tf error (ExportError, ConfigError...) is one line
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ def loss_differences(reference: dict, entries: dict) -> list[float]:
         if step not in reference:
             differences.append(float("inf"))
             continue
-        for key in ("loss", "mse", "decouple_loss"):
+        for key in ("loss", "frame_loss_per_pixel", "decouple_loss"):
             differences.append(abs(float(values[key]) - float(reference[step][key])))
     return differences
 

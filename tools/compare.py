@@ -14,6 +14,7 @@ import sys
 
 from absl import app, flags
 
+from predrnn_tf.evaluation import charts as evaluation_charts
 from predrnn_tf.evaluation import plots as evaluation_plots
 
 DEFAULT_METRICS = ("mse", "mae", "psnr", "ssim", "lpips")
@@ -117,7 +118,7 @@ def main(argv: list[str]) -> None:
             print(note)
         if _OUTPUT.value:
             per_frame = {label: run["per_frame"] for label, run in zip(labels, runs, strict=True)}
-            image = evaluation_plots.draw_metric_curves(per_frame, metric_names)
+            image = evaluation_charts.draw_metric_curves(per_frame, metric_names)
             folder = os.path.dirname(_OUTPUT.value)
             if folder:
                 os.makedirs(folder, exist_ok=True)

@@ -22,7 +22,6 @@ from predrnn_tf.cli import flag_parsing as project_flags
 project_flags.import_tensorflow_quietly()
 
 from predrnn_tf.config import ConfigError
-from predrnn_tf.interop.pytorch import CheckpointFormatError
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory to export.")
 _OUTPUT = flags.DEFINE_string("output", None, "Output file, e.g. model.ckpt-80000.")
@@ -34,7 +33,7 @@ def official_flags(config) -> str:
     """The official run.py model flags that rebuild the exported network."""
     return (f"--model_name={config.model_name} "
             f"--num_hidden={','.join(str(size) for size in config.num_hidden)} "
-            f"--filter_size={config.filter_size} --stride={config.stride} "
+            f"--filter_size={config.filter_size} --stride=1 "  # the official models' stride
             f"--patch_size={config.patch_size} --img_width={config.img_width} "
             f"--img_channel={config.img_channel} --layer_norm={int(config.layer_norm)}")
 
@@ -60,4 +59,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    project_flags.run_tool(run, errors=(CheckpointFormatError, ImportError))
+    project_flags.run_tool(run, errors=(ImportError,))  # CheckpointFormatError is a PredRNNError

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -28,8 +26,8 @@ from predrnn_tf.cli import flag_parsing as project_flags
 
 project_flags.import_tensorflow_quietly()
 
+from predrnn_tf import files
 from predrnn_tf.config import ConfigError
-from predrnn_tf.interop.pytorch import CheckpointFormatError
 
 project_flags.define_config_flags()
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None,
@@ -54,32 +52,22 @@ def check_workdir_is_free(workdir: str) -> None:
 
 
 def write_workdir(model, config, step: int, workdir: str) -> str:
-    """Writes checkpoint + config.json into a temporary sibling, then renames it to ``workdir``."""
+    """Writes checkpoint + config.json into a staging folder renamed to ``workdir`` when done."""
     import tensorflow as tf
 
     from predrnn_tf import checkpoints
     from predrnn_tf.config import save_config
     from predrnn_tf.training.loop import make_optimizer
 
-    parent = os.path.dirname(os.path.abspath(workdir))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(workdir))}.import-",
-                               dir=parent)
-    try:
+    # The work directory is empty or absent (checked before): it is replaced as a whole.
+    with files.atomic_directory(workdir, replace=os.path.isdir(workdir)) as staging:
         optimizer = make_optimizer(config)
         optimizer.build(model.trainable_variables)
-        checkpoint = tf.train.Checkpoint(
-            model=model, optimizer=optimizer,
-            step=tf.Variable(step, dtype=tf.int64, trainable=False, name="step"),
-            generator=tf.random.Generator.from_seed(config.seed))
+        checkpoint = checkpoints.make_training_checkpoint(
+            model, optimizer, tf.Variable(step, dtype=tf.int64, trainable=False, name="step"),
+            tf.random.Generator.from_seed(config.seed))
         path = checkpoints.make_manager(checkpoint, staging).save(checkpoint_number=step)
         save_config(config, staging)
-        if os.path.isdir(workdir):
-            os.rmdir(workdir)  # empty, checked before
-        os.replace(staging, workdir)
-    finally:
-        if os.path.isdir(staging):
-            shutil.rmtree(staging)
     return os.path.join(workdir, os.path.relpath(path, staging))
 
 
@@ -106,4 +94,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    project_flags.run_tool(run, errors=(CheckpointFormatError, ImportError))
+    project_flags.run_tool(run, errors=(ImportError,))  # CheckpointFormatError is a PredRNNError

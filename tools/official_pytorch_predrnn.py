@@ -275,11 +275,16 @@ def reshape_patch_back(patch_tensor, patch_size):
 # ---------------------------------------------------------------------------------------
 
 
+# The official run.py's --stride: always 1 (our Config has no stride field).
+OFFICIAL_STRIDE = 1
+
+
 def official_configs(config) -> types.SimpleNamespace:
     """The official ``args`` namespace (run.py flag names) for one of our Configs."""
     return types.SimpleNamespace(
         patch_size=config.patch_size, img_channel=config.img_channel,
-        img_width=config.img_width, filter_size=config.filter_size, stride=config.stride,
+        img_width=config.img_width, filter_size=config.filter_size,
+        stride=OFFICIAL_STRIDE,
         layer_norm=int(config.layer_norm), total_length=config.total_length,
         input_length=config.input_length,
         reverse_scheduled_sampling=int(config.reverse_scheduled_sampling),

@@ -29,7 +29,9 @@ import cv2
 import numpy as np
 from absl import app, flags
 
+from predrnn_tf import files
 from predrnn_tf.cli.flag_parsing import import_tensorflow_quietly, run_app, run_or_exit
+from predrnn_tf.evaluation import charts as evaluation_charts
 from predrnn_tf.evaluation import plots as evaluation_plots
 
 # Input and output keys of the signatures written by predrnn_tf.export.
@@ -299,7 +301,7 @@ def animation_frames(inputs: np.ndarray, predictions: np.ndarray, dbz: bool) -> 
         header = np.full((20, image.shape[1], 3), 255, np.uint8)
         label = (f"input {step + 1}" if step < inputs.shape[1]
                  else f"forecast +{step - inputs.shape[1] + 1}")
-        evaluation_plots.put_text(header, label, (2, 14), 0.4)
+        evaluation_charts.put_text(header, label, (2, 14), 0.4)
         frames.append(np.concatenate([header, image], axis=0))
     return frames
 
@@ -310,9 +312,8 @@ def write_outputs(output_dir: str, inputs: np.ndarray, predictions: np.ndarray, 
     os.makedirs(output_dir, exist_ok=True)
     paths = []
     npy_path = os.path.join(output_dir, "predictions.npy")
-    temporary = os.path.join(output_dir, f".tmp-{os.getpid()}-predictions.npy")
-    np.save(temporary, predictions.astype(np.float32))
-    os.replace(temporary, npy_path)
+    with files.atomic_path(npy_path) as temporary:
+        np.save(temporary, predictions.astype(np.float32))
     paths.append(npy_path)
     inputs = np.asarray(inputs, np.float32)
     png_path = os.path.join(output_dir, "predictions.png")

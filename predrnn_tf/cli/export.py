@@ -6,12 +6,14 @@
 
 Writes ``EXPORT_DIR/MODEL_NAME/VERSION/`` (SavedModel + warm-up requests) with float32
 signatures ``serving_default`` (frames in [0, 1]) and, for dBZ datasets, ``predict_dbz``.
-See ``predrnn_tf.export_lib``.
+This entry point reads the dataset (its dBZ value mapping, the first test sequences for the
+float32 comparison) and passes them to :func:`predrnn_tf.serving.exporter.export_workdir`.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from absl import app, flags, logging
 
@@ -37,28 +39,104 @@ _COMPARE = flags.DEFINE_bool(
     "relative L2 difference (one extra forecast on two sequences).")
 
 
+def data_dir_or_none(config, workdir: str) -> str | None:
+    """The work directory's dataset folder, or None if the config names none."""
+    from predrnn_tf.data.sources import resolve_data_dir
+    from predrnn_tf.errors import ConfigError
+
+    try:
+        return resolve_data_dir(config, workdir)
+    except ConfigError:
+        return None
+
+
+def find_dbz_mapping(config, workdir: str) -> dict[str, Any] | None:
+    """The dBZ mapping of the work directory's dataset, or None (with a warning if unknown)."""
+    from predrnn_tf import units
+    from predrnn_tf.data import schema, synthetic_radar
+    from predrnn_tf.errors import ConfigError, DataError
+
+    try:
+        from predrnn_tf.data.sources import resolve_data_dir
+
+        metadata = schema.read_metadata(resolve_data_dir(config, workdir), config.dataset_name)
+    except (ConfigError, DataError) as error:
+        if config.dataset_name == synthetic_radar.NAME:
+            return {"units": "dBZ", "scale": synthetic_radar.DBZ_SCALE,
+                    "offset": synthetic_radar.DBZ_OFFSET}
+        logging.warning("No dataset metadata (%s): predict_dbz is not exported.", error)
+        return None
+    return units.dbz_mapping(metadata)
+
+
+def comparison_frames(config, data_dir: str | None, count: int = 2, seed: int = 0):
+    """Inputs ``[count, input_length, W, W, C]`` for the precision check, and their source.
+
+    The first test sequences of the dataset when readable at the model's frame size, else
+    seeded uniform noise.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from predrnn_tf.data import schema
+    from predrnn_tf.serving.exporter import random_frames
+
+    shards = schema.shard_paths(data_dir, config.dataset_name, "test") if data_dir else []
+    sequences = []
+    if shards:
+        for record in tf.data.TFRecordDataset(shards).take(count):
+            frames, _ = schema.parse_sequence_numpy(record.numpy())
+            sequences.append(frames[:config.input_length])
+    wanted = (config.input_length, config.img_width, config.img_width, config.img_channel)
+    if sequences and all(sequence.shape == wanted for sequence in sequences):
+        return np.stack(sequences).astype(np.float32) / 255.0, f"{len(sequences)} test sequences"
+    return random_frames(config, count, seed), f"{count} random sequences"
+
+
+def export_workdir(workdir: str, export_dir: str, *, compare: bool = True,
+                   **options: Any) -> dict[str, Any]:
+    """:func:`predrnn_tf.serving.exporter.export_workdir` with the workdir's dataset read.
+
+    Args:
+      workdir: a training work directory.
+      export_dir: root of the exports.
+      compare: compare against the float32 model on the first test sequences.
+      **options: model_name, precision, version, checkpoint, warmup.
+    """
+    from predrnn_tf.config import load_config
+    from predrnn_tf.serving import exporter
+
+    options["checkpoint"], options["version"], options["model_name"] = (
+        exporter.export_destination(workdir, export_dir, options.get("model_name"),
+                                    options.get("version"), options.get("checkpoint")))
+    config = load_config(workdir)
+    frames, source = None, ""
+    if compare:
+        frames, source = comparison_frames(config, data_dir_or_none(config, workdir))
+    return exporter.export_workdir(workdir, export_dir, compare=compare,
+                                   value_mapping=find_dbz_mapping(config, workdir),
+                                   reference_frames=frames, reference_source=source, **options)
+
+
+def run() -> None:
+    """Checks the required flags and exports; prints the summary as one JSON line."""
+    from predrnn_tf.errors import ConfigError
+
+    for name in ("workdir", "export_dir"):
+        if not flags.FLAGS[name].value:
+            raise ConfigError(f"--{name} is required")
+    summary = export_workdir(
+        _WORKDIR.value, _EXPORT_DIR.value, model_name=_MODEL_NAME.value,
+        precision=_PRECISION.value, version=_VERSION.value, checkpoint=_CHECKPOINT.value,
+        warmup=_WARMUP.value, compare=_COMPARE.value)
+    print(json.dumps(summary, sort_keys=True))
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.INFO)
-
-    def run():
-        from predrnn_tf.config import ConfigError
-
-        for name in ("workdir", "export_dir"):
-            if not flags.FLAGS[name].value:
-                raise ConfigError(f"--{name} is required")
-        from predrnn_tf.serving import exporter as export_lib
-
-        summary = export_lib.export_workdir(
-            _WORKDIR.value, _EXPORT_DIR.value, model_name=_MODEL_NAME.value,
-            precision=_PRECISION.value, version=_VERSION.value, checkpoint=_CHECKPOINT.value,
-            warmup=_WARMUP.value, compare=_COMPARE.value)
-        print(json.dumps(summary, sort_keys=True))
-
-    from predrnn_tf.serving.exporter import ExportError
-
-    run_or_exit(run, errors=(ExportError,))
+    run_or_exit(run)
 
 
 def console_main() -> None:

@@ -2,8 +2,9 @@
 
 Library code never imports this module. ``define_config_flags()`` defines one flag per
 Config field (the official ``run.py`` names), ``config_from_flags()`` builds the frozen
-Config, and ``run_or_exit()`` turns the project's input errors into one line on stderr and
-exit status 2.
+Config, and ``run_or_exit()`` turns every user error (any
+:class:`predrnn_tf.errors.PredRNNError`, a missing or unreadable file) into one line on
+stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from collections.abc import Callable
 
 from absl import flags
 
-from predrnn_tf.config import Config, ConfigError, parse_num_hidden, validate_config
-from predrnn_tf.errors import DataError
+from predrnn_tf.config import Config, parse_num_hidden, validate_config
+from predrnn_tf.errors import PredRNNError
 
 HELP = {
-    "model_name": "predrnn_v2 | predrnn | predrnn_m_only | convlstm.",
+    "model_name": "predrnn_v2 | predrnn | predrnn_m_only | convlstm | mim.",
     "num_hidden": "Hidden channels per layer, comma-separated, e.g. 128,128,128,128.",
     "filter_size": "Kernel size of the recurrent convolutions (odd).",
-    "stride": "Convolution stride (1, as the official models).",
     "patch_size": "Space-to-depth patch size: frames enter the cells as H/p x W/p x p*p*C.",
     "layer_norm": "Layer normalisation inside the ST-LSTM cells.",
     "memory_bottom_up": "Ablation switch: pass M from layer l-1 to layer l within a step.",
@@ -69,14 +69,23 @@ HELP = {
 }
 
 
-def define_config_flags(skip: tuple[str, ...] = ()) -> None:
-    """Defines one absl flag per Config field (except ``skip``), defaults from Config."""
+def define_config_flags(skip: tuple[str, ...] = (), only: tuple[str, ...] | None = None,
+                        help_suffix: str = "") -> None:
+    """Defines one absl flag per Config field, defaults from Config.
+
+    Args:
+      skip: fields that get no flag.
+      only: if given, the only fields that get a flag (e.g. the data fields of ``evaluate``).
+      help_suffix: appended to every help text (e.g. "Default: the work directory's value.").
+    """
     defaults = Config()
     for field in dataclasses.fields(Config):
         if field.name in skip or field.name in flags.FLAGS:
             continue
+        if only is not None and field.name not in only:
+            continue
         default = getattr(defaults, field.name)
-        help_text = HELP.get(field.name, field.name)
+        help_text = " ".join(filter(None, (HELP.get(field.name, field.name), help_suffix)))
         if isinstance(default, bool):
             flags.DEFINE_bool(field.name, default, help_text)
         elif isinstance(default, int):
@@ -167,8 +176,15 @@ def run_app(main: Callable[[list[str]], object]) -> None:
 
 
 def run_or_exit(main: Callable[[], object], errors: tuple[type[BaseException], ...] = ()) -> None:
-    """Runs ``main``; known input errors become one line on stderr and exit status 2."""
-    known = (ConfigError, DataError, FileNotFoundError, PermissionError) + tuple(errors)
+    """Runs ``main``; user errors become one line on stderr and exit status 2.
+
+    Args:
+      main: the entry point's body.
+      errors: exception types reported the same way besides every
+        :class:`~predrnn_tf.errors.PredRNNError`, ``FileNotFoundError`` and
+        ``PermissionError`` (e.g. ``ImportError`` for an optional dependency).
+    """
+    known = (PredRNNError, FileNotFoundError, PermissionError) + tuple(errors)
     try:
         main()
     except known as error:

@@ -36,7 +36,7 @@ def main(argv):
         from predrnn_tf.training import loop as train_lib
 
         result = train_lib.train_and_evaluate(config, flags.FLAGS.workdir)
-        summary = {key: result[key] for key in ("step", "mse", "persistence_mse", "sequences")
+        summary = {key: result[key] for key in ("step", "mse", "persistence_mse", "num_sequences")
                    if key in result}
         print(json.dumps(summary))
 

@@ -7,7 +7,7 @@ from typing import Any
 import tensorflow as tf
 
 from predrnn_tf.data import schema
-from predrnn_tf.data.schema import DataError
+from predrnn_tf.errors import DataError
 
 
 def check_metadata(metadata: dict[str, Any], config, split: str,
@@ -85,16 +85,32 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
     paths = schema.shard_paths(data_dir, name, split)
     if not paths:
         raise DataError(f"no {split} shards {name}-{split}-*-of-*.tfrecord in {data_dir}")
-    height, width = metadata["image_height"], metadata["image_width"]
-    channels = metadata["channels"]
+    records = _read_records(paths, shuffle=shuffle, repeat=repeat, seed=seed,
+                            deterministic=deterministic, input_context=input_context)
+    if shuffle:
+        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if skip_records:
+        records = records.skip(skip_records)
+    frame_shape = (metadata["image_height"], metadata["image_width"], metadata["channels"])
+    sequences = records.map(_decoder(sequence_length, *frame_shape),
+                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if skip_corrupt:
+        sequences = sequences.ignore_errors(log_warning=True)
+    return _batch_sequences(sequences, batch_size, drop_remainder, deterministic)
 
+
+def _read_records(paths: list[str], *, shuffle: bool, repeat: bool, seed: int,
+                  deterministic: bool,
+                  input_context: tf.distribute.InputContext | None) -> tf.data.Dataset:
+    """Serialized records of ``paths``, interleaved by file and sharded per input pipeline.
+
+    Shards by file when there are at least as many files as pipelines, else by record.
+    """
     files = tf.data.Dataset.from_tensor_slices(paths)
-    shard_records = False
-    if input_context is not None and input_context.num_input_pipelines > 1:
-        if len(paths) >= input_context.num_input_pipelines:
-            files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-        else:
-            shard_records = True
+    pipelines = input_context.num_input_pipelines if input_context is not None else 1
+    shard_records = pipelines > 1 and len(paths) < pipelines
+    if pipelines > 1 and not shard_records:
+        files = files.shard(pipelines, input_context.input_pipeline_id)
     if shuffle:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -103,23 +119,19 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
         tf.data.TFRecordDataset, cycle_length=min(4, len(paths)), block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if shard_records:
-        records = records.shard(input_context.num_input_pipelines,
-                                input_context.input_pipeline_id)
-    if shuffle:
-        records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if skip_records:
-        records = records.skip(skip_records)
-    sequences = records.map(_decoder(sequence_length, height, width, channels),
-                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    if skip_corrupt:
-        sequences = sequences.ignore_errors(log_warning=True)
+        records = records.shard(pipelines, input_context.input_pipeline_id)
+    return records
+
+
+def _batch_sequences(sequences: tf.data.Dataset, batch_size: int, drop_remainder: bool,
+                     deterministic: bool) -> tf.data.Dataset:
+    """Batches uint8 sequences into float32 ``[B, T, H, W, C]`` in [0, 1], prefetched."""
     batches = sequences.batch(batch_size, drop_remainder=drop_remainder)
     batches = batches.map(_to_unit_float, num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=deterministic)
     options = tf.data.Options()
     options.deterministic = deterministic
-    batches = batches.with_options(options)
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return batches.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
 def _first_line(error: tf.errors.OpError) -> str:

@@ -20,8 +20,9 @@ A dataset NAME in a folder is:
   ``units = a * pixel + b`` for uint8 ``pixel``), ``no_data_pixels``, ``source``, ``synthetic``,
   ``converter`` and ``converter_version``.
 
-Pixels become float32 in [0, 1] as ``pixel / 255`` in the reader. Every file is written under
-a temporary name and renamed when complete, so an interrupted conversion never leaves a shard
+Pixels become float32 in [0, 1] as ``pixel / 255`` in the reader; :mod:`predrnn_tf.units`
+maps them to physical units. Every file is written under a temporary name and put in place
+by :mod:`predrnn_tf.files` when complete, so an interrupted conversion never leaves a shard
 or a metadata file that looks finished.
 """
 
@@ -30,12 +31,17 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from predrnn_tf import files
 from predrnn_tf.errors import DataError
+
+# Re-exported for the callers that map pixels through the schema module; units.py owns them.
+from predrnn_tf.units import pixels_to_units, units_to_pixels  # noqa: F401
 
 SCHEMA_VERSION = 1
 SPLITS = ("train", "test")
@@ -96,22 +102,13 @@ def metadata_path(data_dir: str, name: str) -> str:
     return os.path.join(data_dir, f"{name}-metadata.json")
 
 
-def write_json_atomic(path: str, values: dict[str, Any]) -> None:
-    """Writes JSON to ``path`` through a temporary file and a rename."""
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w") as handle:
-        json.dump(values, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(temporary, path)
-
-
 def write_metadata(data_dir: str, name: str, metadata: dict[str, Any]) -> str:
     """Writes ``NAME-metadata.json`` atomically (adds ``schema_version`` and ``name``)."""
     values = dict(metadata)
     values.setdefault("schema_version", SCHEMA_VERSION)
     values["name"] = name
     path = metadata_path(data_dir, name)
-    write_json_atomic(path, values)
+    files.write_json(path, values, sort_keys=True)
     return path
 
 
@@ -127,28 +124,29 @@ def read_metadata(data_dir: str, name: str) -> dict[str, Any]:
         raise DataError(f"{path} is not valid JSON: {error}") from error
 
 
-def pixels_to_units(pixels01: Any, metadata: dict[str, Any]) -> Any:
-    """Maps [0, 1] pixels to physical units (e.g. dBZ) with the metadata's mapping."""
-    mapping = metadata.get("value_mapping")
-    if not mapping:
-        raise DataError(f"dataset {metadata.get('name')!r} has no value_mapping in its metadata")
-    return pixels01 * 255.0 * mapping["scale"] + mapping["offset"]
+def publish_file(staged: str, path: str) -> str:
+    """Puts the finished file ``staged`` in place as ``path`` through :func:`files.atomic_path`.
 
-
-def units_to_pixels(values: Any, metadata: dict[str, Any]) -> Any:
-    """Inverse of :func:`pixels_to_units`, not clipped: returns [0, 1]-scaled pixels."""
-    mapping = metadata.get("value_mapping")
-    if not mapping:
-        raise DataError(f"dataset {metadata.get('name')!r} has no value_mapping in its metadata")
-    return (values - mapping["offset"]) / mapping["scale"] / 255.0
+    The content reaches the temporary name of ``path`` as a hard link (a copy where the file
+    system has no links); ``files`` fsyncs it and renames it over ``path``; then ``staged``
+    is removed. Returns ``path``.
+    """
+    with files.atomic_path(path) as temporary:
+        try:
+            os.link(staged, temporary)
+        except OSError:
+            shutil.copyfile(staged, temporary)
+    os.remove(staged)
+    return path
 
 
 class ShardedWriter:
     """Writes sequences of one split into ``sequences_per_shard``-sized shards.
 
-    Shards are written as ``.NAME-SPLIT-XXXXX.tfrecord.tmp`` and renamed to their final
-    ``-of-YYYYY`` names by :meth:`close`, when the shard count is known. Use as a context
-    manager: on an exception the temporary files are removed and nothing is renamed.
+    Shards are written as ``.NAME-SPLIT-XXXXX.tfrecord.tmp`` and published under their final
+    ``-of-YYYYY`` names by :meth:`close` (:func:`publish_file`), when the shard count is
+    known. Use as a context manager: on an exception the temporary files are removed and
+    nothing is published.
     """
 
     def __init__(self, data_dir: str, name: str, split: str, sequences_per_shard: int = 256):
@@ -192,8 +190,7 @@ class ShardedWriter:
         final_paths = []
         for index, temporary in enumerate(self._temporary_paths):
             final = os.path.join(self.data_dir, shard_filename(self.name, self.split, index, total))
-            os.replace(temporary, final)
-            final_paths.append(final)
+            final_paths.append(publish_file(temporary, final))
         self._temporary_paths = []
         return final_paths
 

@@ -17,18 +17,14 @@ import os
 import numpy as np
 from absl import logging
 
+from predrnn_tf import units
 from predrnn_tf.data import schema
 
 NAME = "synthetic_radar"
 GENERATOR_VERSION = "1"
-DBZ_SCALE = 70.0 / 255.0
-DBZ_OFFSET = -10.0
-
-
-def dbz_to_uint8(dbz: np.ndarray) -> np.ndarray:
-    """dBZ -> uint8 pixels with the HKO-7 mapping, clipped to [0, 255]."""
-    pixels = np.round((dbz - DBZ_OFFSET) / DBZ_SCALE)
-    return np.clip(pixels, 0, 255).astype(np.uint8)
+# The HKO-7 mapping of units.py under the names serving/exporter.py and its tests use.
+DBZ_SCALE = units.HKO7_SCALE
+DBZ_OFFSET = units.HKO7_OFFSET
 
 
 def _cell_field(rows, cols, center, radii, angle, peak_dbz):
@@ -82,7 +78,7 @@ def metadata_for(image_size: int, length: int, num_train: int, num_test: int, se
         "sequence_length": length,
         "num_train": num_train,
         "num_test": num_test,
-        "value_mapping": {"units": "dBZ", "scale": DBZ_SCALE, "offset": DBZ_OFFSET},
+        "value_mapping": units.hko7_mapping(),
         "source": f"synthetic storm cells, seed {seed}",
         "synthetic": True,
         "converter": "predrnn_tf.data.synthetic_radar",
@@ -118,7 +114,7 @@ def ensure_synthetic_dataset(data_dir: str, image_size: int, length: int, num_tr
     for split in schema.SPLITS:
         with schema.ShardedWriter(data_dir, NAME, split, sequences_per_shard=128) as writer:
             for index in range(counts[split]):
-                frames = dbz_to_uint8(generate_sequence(rng, image_size, length))
+                frames = units.dbz_to_hko7_pixels(generate_sequence(rng, image_size, length))
                 writer.write(frames[..., None], sequence_id=f"synthetic-{split}-{index}")
         shards[split] = len(schema.shard_paths(data_dir, NAME, split))
     wanted["train_shards"], wanted["test_shards"] = shards["train"], shards["test"]

@@ -12,14 +12,15 @@
 - ``predictions.npz`` (``save_predictions``): ``inputs``, ``truth``, ``predictions`` float32 in
   [0, 1], enough to recompute every metric.
 
-Every file is written under a temporary name and renamed when complete.
+Every file is written through :mod:`predrnn_tf.files` (temporary name, then rename). This
+module reads no dataset: the caller passes the batches and the dataset metadata.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import json
+import io
 import math
 import os
 import time
@@ -30,9 +31,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from predrnn_tf.data.schema import DataError
+from predrnn_tf import files
+from predrnn_tf.errors import DataError
+from predrnn_tf.evaluation import charts as evaluation_charts
 from predrnn_tf.evaluation import plots as evaluation_plots
 from predrnn_tf.evaluation.metrics import DEFAULT_THRESHOLDS, FrameMetrics
+from predrnn_tf.models.forecasting import make_forecast_function
 
 METRICS_FILENAME = "metrics.json"
 CSV_FILENAME = "metrics_per_frame.csv"
@@ -70,15 +74,9 @@ class EvaluationOptions:
     name: str = "model"
 
 
-def make_model_forecaster(model: Any, output_length: int) -> Callable[[Any], Any]:
-    """A compiled ``inputs -> forecast`` of ``output_length`` frames from a PredRNN model."""
-    return tf.function(lambda frames: model.forecast(frames, output_length),
-                       reduce_retracing=True)
-
-
 def _as_forecaster(model_or_baseline: Any, output_length: int) -> Callable[[Any], Any]:
     if hasattr(model_or_baseline, "forecast"):
-        return make_model_forecaster(model_or_baseline, output_length)
+        return make_forecast_function(model_or_baseline, output_length)
     if callable(model_or_baseline):
         return model_or_baseline
     raise ValueError(f"expected a model with .forecast or a callable, got "
@@ -105,47 +103,34 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
-def _temporary_path(path: str) -> str:
-    folder, name = os.path.split(path)
-    return os.path.join(folder or ".", f".tmp-{os.getpid()}-{name}")
-
-
 def write_json(path: str, values: dict[str, Any]) -> None:
     """Writes strict JSON (NaN as null) atomically."""
-    temporary = _temporary_path(path)
-    with open(temporary, "w") as handle:
-        json.dump(_finite_or_none(values), handle, indent=2, allow_nan=False)
-        handle.write("\n")
-    os.replace(temporary, path)
+    files.write_json(path, _finite_or_none(values), allow_nan=False)
 
 
 def write_per_frame_csv(path: str, per_frame: dict[str, Sequence[float]]) -> None:
     """``frame,<metric>,...`` with one row per forecast frame (1-based), atomically."""
     names = list(per_frame)
     length = len(per_frame[names[0]]) if names else 0
-    temporary = _temporary_path(path)
-    with open(temporary, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["frame", *names])
-        for frame in range(length):
-            row = [frame + 1]
-            for name in names:
-                value = per_frame[name][frame]
-                row.append("" if value is None or not math.isfinite(value) else f"{value:.8g}")
-            writer.writerow(row)
-    os.replace(temporary, path)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["frame", *names])
+    for frame in range(length):
+        row = [frame + 1]
+        for name in names:
+            value = per_frame[name][frame]
+            row.append("" if value is None or not math.isfinite(value) else f"{value:.8g}")
+        writer.writerow(row)
+    files.write_text(path, text.getvalue())
 
 
 def write_predictions(path: str, inputs: np.ndarray, truth: np.ndarray,
                       predictions: np.ndarray) -> None:
     """``predictions.npz`` with float32 ``inputs``, ``truth``, ``predictions`` (clipped)."""
-    temporary = _temporary_path(path)
-    if not temporary.endswith(".npz"):
-        temporary += ".npz"
-    np.savez_compressed(temporary, inputs=inputs.astype(np.float32),
-                        truth=truth.astype(np.float32),
-                        predictions=np.clip(predictions, 0.0, 1.0).astype(np.float32))
-    os.replace(temporary, path)
+    with files.atomic_write(path, "wb") as handle:  # a file object: np.savez adds no suffix
+        np.savez_compressed(handle, inputs=inputs.astype(np.float32),
+                            truth=truth.astype(np.float32),
+                            predictions=np.clip(predictions, 0.0, 1.0).astype(np.float32))
 
 
 class _Collector:
@@ -205,7 +190,7 @@ def write_pictures(output_dir: str, arrays: dict[str, np.ndarray], result: dict[
     metric_names = [name for name in PLOTTED_METRICS if name in result["per_frame"]]
     metric_names += [name for name in result["per_frame"]
                      if name.startswith(("csi_", "hss_", "fss_"))]
-    curves = evaluation_plots.draw_metric_curves({options.name: result["per_frame"]},
+    curves = evaluation_charts.draw_metric_curves({options.name: result["per_frame"]},
                                                  metric_names)
     path = os.path.join(output_dir, CURVES_FILENAME)
     evaluation_plots.write_image(path, curves)
@@ -236,8 +221,10 @@ def evaluate(model_or_baseline: Any, dataset: Any, output_dir: str, options: Eva
     """Evaluates a forecaster on a dataset and writes the result files.
 
     Args:
-      model_or_baseline: a model with ``forecast(inputs, output_length)`` (e.g. PredRNN) or a
-        callable ``inputs [B, T_in, H, W, C] -> [B, T_out, H, W, C]`` (e.g. a baseline).
+      model_or_baseline: a model with ``forecast(inputs, output_length)`` (e.g. PredRNN),
+        run through :func:`predrnn_tf.models.forecasting.make_forecast_function` (the one
+        compiled, clipped forecast), or a callable ``inputs [B, T_in, H, W, C] ->
+        [B, T_out, H, W, C]`` (e.g. a baseline).
       dataset: iterable of float32 batches ``[B, T, H, W, C]`` in [0, 1], with
         ``T >= input_length + output_length``.
       output_dir: created if needed.
@@ -264,36 +251,59 @@ def evaluate(model_or_baseline: Any, dataset: Any, output_dir: str, options: Eva
     run_forecasts(forecaster, dataset, options, frame_metrics, collector)
     if frame_metrics.num_sequences == 0:
         raise DataError("the test set yielded no sequence to evaluate")
-    seconds = time.time() - start
-    result = frame_metrics.result()
+    result = assemble_result(frame_metrics, options, metadata,
+                             skipped_scores(lpips_model, lpips_skip_reason, value_mapping),
+                             {"seconds": round(time.time() - start, 3), **(info or {})})
+    write_result_files(output_dir, result, collector.arrays(), options, value_mapping)
+    return result
+
+
+def skipped_scores(lpips_model: Any, lpips_skip_reason: str,
+                   value_mapping: dict[str, Any] | None) -> dict[str, str]:
+    """The scores that could not be computed, with the reason of each."""
     skipped = {}
     if lpips_model is None:
         skipped["lpips"] = lpips_skip_reason or "no LPIPS model given"
     if not value_mapping:
         skipped["contingency"] = ("the dataset metadata has no value_mapping to dBZ: "
                                   "CSI/POD/FAR/HSS need physical units")
-    result = {
+    return skipped
+
+
+def assemble_result(frame_metrics: FrameMetrics, options: EvaluationOptions,
+                    metadata: dict[str, Any], skipped: dict[str, str],
+                    info: dict[str, Any]) -> dict[str, Any]:
+    """The contents of ``metrics.json`` (without ``files``), from the accumulated metrics."""
+    value_mapping = metadata.get("value_mapping") or None
+    return {
         "name": options.name,
         "dataset": metadata.get("name"),
         "synthetic": bool(metadata.get("synthetic", False)),
         "input_length": options.input_length,
-        **result,
+        **frame_metrics.result(),
         "thresholds": list(frame_metrics.thresholds),
         "units": value_mapping.get("units") if value_mapping else None,
         "skipped": skipped,
-        "info": {"seconds": round(seconds, 3), **(info or {})},
+        "info": info,
     }
+
+
+def write_result_files(output_dir: str, result: dict[str, Any], arrays: dict[str, np.ndarray],
+                       options: EvaluationOptions,
+                       value_mapping: dict[str, Any] | None) -> None:
+    """Writes the pictures, the CSV, ``predictions.npz`` and last ``metrics.json``.
+
+    Adds ``result["files"]`` ({kind: file name}) before writing ``metrics.json``.
+    """
     os.makedirs(output_dir, exist_ok=True)
-    arrays = collector.arrays()
-    files = write_pictures(output_dir, arrays, result, options, value_mapping)
+    written = write_pictures(output_dir, arrays, result, options, value_mapping)
     write_per_frame_csv(os.path.join(output_dir, CSV_FILENAME), result["per_frame"])
     if options.save_predictions:
         path = os.path.join(output_dir, PREDICTIONS_FILENAME)
         write_predictions(path, arrays["inputs"], arrays["truth"], arrays["predictions"])
-        files["predictions"] = path
-    result["files"] = {kind: os.path.basename(path) for kind, path in files.items()}
+        written["predictions"] = path
+    result["files"] = {kind: os.path.basename(path) for kind, path in written.items()}
     write_json(os.path.join(output_dir, METRICS_FILENAME), result)
-    return result
 
 
 def summary_line(result: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from predrnn_tf import files
 from predrnn_tf.errors import LPIPSWeightsError
 
 WEIGHTS_FORMAT_VERSION = 1
@@ -91,11 +92,13 @@ def check_weights(weights: dict[str, np.ndarray], source: str) -> None:
 
 
 def save_weights_file(weights: dict[str, np.ndarray], path: str) -> None:
-    """Writes the weights ``.npz`` atomically (temporary name, then rename)."""
+    """Writes the weights ``.npz`` atomically (through :func:`predrnn_tf.files.atomic_write`).
+
+    The file keeps the name ``path`` even if it does not end with ``.npz``.
+    """
     check_weights(weights, path)
-    temporary = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez(temporary, format_version=np.int64(WEIGHTS_FORMAT_VERSION), **weights)
-    os.replace(temporary, path)
+    with files.atomic_write(path, "wb") as handle:  # a file object: np.savez adds no suffix
+        np.savez(handle, format_version=np.int64(WEIGHTS_FORMAT_VERSION), **weights)
 
 
 def read_weights_file(path: str) -> dict[str, np.ndarray]:

@@ -1,17 +1,20 @@
-"""Pictures of an evaluation drawn with OpenCV only: line charts, radar colours, strips, GIFs.
+"""Pictures of an evaluation drawn with OpenCV only: radar colours, strips, GIFs, PNG files.
 
-Images are uint8 BGR ``[H, W, 3]`` (OpenCV's order). matplotlib is not needed.
+Images are uint8 BGR ``[H, W, 3]`` (OpenCV's order). matplotlib is not needed. The line
+charts of the metrics are in :mod:`predrnn_tf.evaluation.charts`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import cv2
 import numpy as np
+
+from predrnn_tf import files
+from predrnn_tf.evaluation.charts import BACKGROUND, GRID, put_text
 
 # The NWS reflectivity scale: (lower bound in dBZ, RGB). Below the first bound: background.
 DBZ_LEVELS = (
@@ -20,158 +23,8 @@ DBZ_LEVELS = (
     (45, (253, 149, 0)), (50, (253, 0, 0)), (55, (212, 0, 0)), (60, (188, 0, 0)),
     (65, (248, 0, 253)), (70, (152, 84, 198)), (75, (253, 253, 253)),
 )
-BACKGROUND = (255, 255, 255)
-TEXT = (30, 30, 30)
-GRID = (225, 225, 225)
-# Distinct line colours (BGR), Tableau 10.
-PALETTE = ((180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148),
-           (75, 86, 140), (194, 119, 227), (127, 127, 127), (34, 189, 188), (207, 190, 23))
-FONT = cv2.FONT_HERSHEY_SIMPLEX
-CHART_SIZE = (420, 300)  # width, height
 DISPLAY_MIN_SIZE = 96
 NO_ECHO_DBZ = DBZ_LEVELS[0][0]
-
-
-def put_text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.45,
-             color: tuple[int, int, int] = TEXT, thickness: int = 1) -> None:
-    """Anti-aliased text with its baseline-left corner at ``origin``."""
-    cv2.putText(image, text, (int(origin[0]), int(origin[1])), FONT, scale, color, thickness,
-                cv2.LINE_AA)
-
-
-def text_width(text: str, scale: float = 0.45, thickness: int = 1) -> int:
-    """Width in pixels of ``text`` drawn by :func:`put_text`."""
-    return cv2.getTextSize(text, FONT, scale, thickness)[0][0]
-
-
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """About ``count`` round tick values (1, 2, 5 x 10^k steps) covering [low, high]."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return [0.0, 1.0]
-    if high <= low:
-        padding = abs(low) * 0.05 or 1.0
-        low, high = low - padding, high + padding
-    raw_step = (high - low) / max(count - 1, 1)
-    magnitude = 10.0 ** math.floor(math.log10(raw_step))
-    step = next(factor * magnitude for factor in (1, 2, 2.5, 5, 10)
-                if factor * magnitude >= raw_step)
-    start = math.floor(low / step) * step
-    ticks = []
-    value = start
-    while value < high + step * 0.999:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks
-
-
-def format_tick(value: float) -> str:
-    """Short tick label: 0.25, 40, 1.2e+03."""
-    if value == 0:
-        return "0"
-    if abs(value) >= 1e4 or abs(value) < 1e-3:
-        return f"{value:.1e}"
-    return f"{value:.4g}"
-
-
-def draw_line_chart(series: dict[str, Sequence[float]], title: str, x_label: str = "frame",
-                    size: tuple[int, int] = CHART_SIZE) -> np.ndarray:
-    """A line chart of one or more series over frames 1..T with axes, grid and legend.
-
-    Args:
-      series: name -> values (NaN values leave gaps).
-      title: drawn above the plot.
-      x_label: label of the horizontal axis.
-      size: (width, height) in pixels.
-
-    Returns:
-      uint8 BGR image.
-    """
-    width, height = size
-    image = np.full((height, width, 3), BACKGROUND, np.uint8)
-    left, right, top, bottom = 62, 12, 28, 40
-    plot_width, plot_height = width - left - right, height - top - bottom
-    values = [np.asarray(value, np.float64) for value in series.values()]
-    finite = np.concatenate([value[np.isfinite(value)] for value in values] or [np.zeros(0)])
-    length = max((len(value) for value in values), default=1)
-    y_ticks = nice_ticks(float(finite.min()), float(finite.max())) if finite.size else [0.0, 1.0]
-    y_low, y_high = y_ticks[0], y_ticks[-1]
-    x_high = max(length, 2)
-
-    def to_pixel(frame: float, value: float) -> tuple[int, int]:
-        x = left + (frame - 1) / (x_high - 1) * plot_width
-        y = top + (1.0 - (value - y_low) / (y_high - y_low)) * plot_height
-        return int(round(x)), int(round(y))
-
-    for tick in y_ticks:
-        _, y = to_pixel(1, tick)
-        cv2.line(image, (left, y), (left + plot_width, y), GRID, 1)
-        label = format_tick(tick)
-        put_text(image, label, (left - 6 - text_width(label, 0.4), y + 4), 0.4)
-    x_step = max(1, int(math.ceil(length / 10)))
-    for frame in range(1, length + 1, x_step):
-        x, _ = to_pixel(frame, y_low)
-        cv2.line(image, (x, top + plot_height), (x, top + plot_height + 4), TEXT, 1)
-        put_text(image, str(frame), (x - text_width(str(frame), 0.4) // 2,
-                                     top + plot_height + 17), 0.4)
-    cv2.rectangle(image, (left, top), (left + plot_width, top + plot_height), TEXT, 1)
-    put_text(image, title, (left, top - 9), 0.5, thickness=1)
-    put_text(image, x_label, (left + plot_width // 2 - text_width(x_label, 0.4) // 2,
-                              height - 6), 0.4)
-    for index, value in enumerate(values):
-        color = PALETTE[index % len(PALETTE)]
-        points = [to_pixel(frame + 1, item) if np.isfinite(item) else None
-                  for frame, item in enumerate(value)]
-        for start, end in zip(points[:-1], points[1:], strict=True):
-            if start is not None and end is not None:
-                cv2.line(image, start, end, color, 2, cv2.LINE_AA)
-        for point in points:
-            if point is not None:
-                cv2.circle(image, point, 3, color, -1, cv2.LINE_AA)
-    if len(series) > 1:
-        names = list(series)
-        box_width = max(text_width(name, 0.4) for name in names) + 30
-        x0, y0 = left + plot_width - box_width - 4, top + 6
-        cv2.rectangle(image, (x0, y0), (x0 + box_width, y0 + 16 * len(names) + 4),
-                      BACKGROUND, -1)
-        cv2.rectangle(image, (x0, y0), (x0 + box_width, y0 + 16 * len(names) + 4), GRID, 1)
-        for index, name in enumerate(names):
-            color = PALETTE[index % len(PALETTE)]
-            y = y0 + 14 + 16 * index
-            cv2.line(image, (x0 + 5, y - 4), (x0 + 22, y - 4), color, 2, cv2.LINE_AA)
-            put_text(image, name, (x0 + 26, y), 0.4)
-    return image
-
-
-def tile_images(images: Sequence[np.ndarray], columns: int) -> np.ndarray:
-    """Puts equally sized images on a grid, row by row, white where the grid is not full."""
-    if not images:
-        raise ValueError("tile_images needs at least one image")
-    height, width = images[0].shape[:2]
-    rows = int(math.ceil(len(images) / columns))
-    canvas = np.full((rows * height, columns * width, 3), BACKGROUND, np.uint8)
-    for index, image in enumerate(images):
-        row, column = divmod(index, columns)
-        canvas[row * height:(row + 1) * height, column * width:(column + 1) * width] = image
-    return canvas
-
-
-def draw_metric_curves(per_frame: dict[str, dict[str, Sequence[float]]],
-                       metric_names: Sequence[str], columns: int = 3) -> np.ndarray:
-    """One chart per metric, every run overlaid (like the paper's per-frame figures).
-
-    Args:
-      per_frame: run name -> {metric name -> per-frame values}.
-      metric_names: metrics to draw, in order; runs without a metric are left out of its chart.
-      columns: charts per row.
-    """
-    charts = []
-    for metric in metric_names:
-        series = {run: values[metric] for run, values in per_frame.items() if metric in values}
-        if series:
-            charts.append(draw_line_chart(series, f"{metric} per frame"))
-    if not charts:
-        raise ValueError(f"no run has any of the metrics {list(metric_names)}")
-    return tile_images(charts, min(columns, len(charts)))
 
 
 def dbz_lookup_table() -> np.ndarray:
@@ -329,12 +182,38 @@ def draw_animation_frames(inputs: np.ndarray, truth: np.ndarray, predictions: np
 
 
 def write_image(path: str, image: np.ndarray) -> None:
-    """Writes a PNG atomically (temporary name in the same folder, then rename)."""
-    temporary = os.path.join(os.path.dirname(path) or ".",
-                             f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    if not cv2.imwrite(temporary, image):
-        raise OSError(f"could not write image {path}")
-    os.replace(temporary, path)
+    """Writes a PNG atomically (through :func:`predrnn_tf.files.atomic_path`)."""
+    with files.atomic_path(path) as temporary:
+        if not cv2.imwrite(temporary, image):
+            raise OSError(f"could not write image {path}")
+
+
+def gif_writer_available() -> bool:
+    """Whether OpenCV's animation writer (OpenCV >= 4.11) or Pillow can write a GIF."""
+    if hasattr(cv2, "Animation") and hasattr(cv2, "imwriteanimation"):
+        return True
+    try:
+        import PIL.Image  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _write_gif_file(path: str, frames: Sequence[np.ndarray], duration_ms: int) -> None:
+    """Writes the GIF to ``path`` with OpenCV, else Pillow; OSError if neither can."""
+    if hasattr(cv2, "Animation") and hasattr(cv2, "imwriteanimation"):
+        animation = cv2.Animation()
+        animation.loop_count = 0
+        animation.frames = [np.ascontiguousarray(frame) for frame in frames]
+        animation.durations = [duration_ms] * len(frames)
+        if cv2.imwriteanimation(path, animation):
+            return
+    try:
+        from PIL import Image
+    except ImportError as error:
+        raise OSError(f"OpenCV could not write the GIF {path} and Pillow is missing") from error
+    images = [Image.fromarray(np.ascontiguousarray(frame[..., ::-1])) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
 
 
 def write_gif(path: str, frames: Sequence[np.ndarray], frames_per_second: float = 2.0) -> bool:
@@ -342,23 +221,8 @@ def write_gif(path: str, frames: Sequence[np.ndarray], frames_per_second: float 
 
     Uses OpenCV's animation writer (OpenCV >= 4.11), else Pillow if installed.
     """
-    temporary = os.path.join(os.path.dirname(path) or ".",
-                             f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    duration_ms = int(round(1000.0 / frames_per_second))
-    written = False
-    if hasattr(cv2, "Animation") and hasattr(cv2, "imwriteanimation"):
-        animation = cv2.Animation()
-        animation.loop_count = 0
-        animation.frames = [np.ascontiguousarray(frame) for frame in frames]
-        animation.durations = [duration_ms] * len(frames)
-        written = bool(cv2.imwriteanimation(temporary, animation))
-    if not written:
-        try:
-            from PIL import Image
-        except ImportError:
-            return False
-        images = [Image.fromarray(np.ascontiguousarray(frame[..., ::-1])) for frame in frames]
-        images[0].save(temporary, save_all=True, append_images=images[1:],
-                       duration=duration_ms, loop=0)
-    os.replace(temporary, path)
+    if not gif_writer_available():
+        return False
+    with files.atomic_path(path) as temporary:
+        _write_gif_file(temporary, frames, int(round(1000.0 / frames_per_second)))
     return True

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from predrnn_tf import files
 from predrnn_tf.config import Config
 from predrnn_tf.errors import CheckpointFormatError
 
@@ -81,8 +82,6 @@ def check_official_config(config: Config) -> None:
         raise CheckpointFormatError(
             "--memory_bottom_up and --memory_top_down must both be true: the official code "
             "has no memory-flow ablation")
-    if config.stride != 1:
-        raise CheckpointFormatError(f"--stride must be 1, got {config.stride}")
 
 
 def weight_specs(config: Config) -> list[WeightSpec]:
@@ -314,13 +313,7 @@ def write_torch_checkpoint(state_dict: Mapping[str, np.ndarray], path: str) -> s
     tensors = collections.OrderedDict(
         (key, torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
         for key, value in state_dict.items())
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    try:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with files.atomic_path(path) as temporary:
         torch.save({STATE_DICT_ENTRY: tensors}, temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return path

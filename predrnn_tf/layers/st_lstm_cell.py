@@ -6,10 +6,25 @@ import keras
 from keras import ops
 
 
+def torch_conv_initializer() -> keras.initializers.Initializer:
+    """PyTorch's default ``nn.Conv2d`` weight init: uniform within +-1/sqrt(fan_in).
+
+    ``kaiming_uniform_(a=sqrt(5))`` has bound ``sqrt(6 / ((1 + 5) fan_in)) = 1/sqrt(fan_in)``,
+    which is ``VarianceScaling(scale=1/3, mode="fan_in", distribution="uniform")``.
+    """
+    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in",
+                                              distribution="uniform")
+
+
 def make_conv(filters: int, kernel_size: int, name: str,
               use_bias: bool = False) -> keras.layers.Conv2D:
-    """A stride-1, 'same'-padded NHWC convolution (bias-free by default, as the official code)."""
-    return keras.layers.Conv2D(filters, kernel_size, padding="same", use_bias=use_bias, name=name)
+    """A stride-1, 'same'-padded NHWC convolution (bias-free by default, as the official code).
+
+    Weights start as PyTorch's default (see :func:`torch_conv_initializer`), so training from
+    scratch starts from the same distribution as the official code; biases start at zero.
+    """
+    return keras.layers.Conv2D(filters, kernel_size, padding="same", use_bias=use_bias, name=name,
+                               kernel_initializer=torch_conv_initializer())
 
 
 def make_layer_norm(name: str) -> keras.layers.LayerNormalization:

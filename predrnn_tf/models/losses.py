@@ -36,3 +36,14 @@ def decoupling_cosine(delta_c: tf.Tensor, delta_m: tf.Tensor) -> tf.Tensor:
     norms = tf.norm(unit_c, axis=1) * tf.norm(unit_m, axis=1)  # [B, C]
     cosine = dot / tf.maximum(norms, _COSINE_EPSILON)
     return tf.reduce_mean(tf.abs(cosine), axis=1)
+
+
+def adapted_decoupling_cosine(adapter, delta_c: tf.Tensor, delta_m: tf.Tensor) -> tf.Tensor:
+    """Per-sample |cosine| between ``delta_c`` and ``delta_m`` after the shared 1x1 adapter.
+
+    Both increments go through ``adapter`` in one call (``[2B, Hp, Wp, nh]``), as the
+    official code applies the same ``adapter`` convolution to each.
+    """
+    both = adapter(tf.concat([delta_c, delta_m], axis=0))  # [2B, Hp, Wp, nh]
+    adapted_c, adapted_m = tf.split(both, 2, axis=0)
+    return decoupling_cosine(adapted_c, adapted_m)

@@ -7,8 +7,9 @@ import tensorflow as tf
 
 from predrnn_tf.layers import ConvLSTMCell, SpatioTemporalLSTMCell, ZigzagMemoryCell
 from predrnn_tf.layers.st_lstm_cell import make_conv
-from predrnn_tf.models.losses import decoupling_cosine
-from predrnn_tf.models.masks import forecast_mask, mask_index, mask_length
+from predrnn_tf.models.forecasting import unroll_forecast
+from predrnn_tf.models.losses import adapted_decoupling_cosine
+from predrnn_tf.models.masks import mask_index, mask_length
 from predrnn_tf.models.patches import patch_frames, unpatch_frames
 
 CELL_TYPES = {
@@ -206,9 +207,7 @@ class PredRNN(keras.Model):
         return state["hidden"][-1], cosines
 
     def _decoupling(self, delta_c, delta_m):
-        both = self.adapter(tf.concat([delta_c, delta_m], axis=0))  # [2B, Hp, Wp, nh]
-        adapted_c, adapted_m = tf.split(both, 2, axis=0)
-        return decoupling_cosine(adapted_c, adapted_m)
+        return adapted_decoupling_cosine(self.adapter, delta_c, delta_m)
 
     def forecast(self, input_frames, output_length: int | None = None):
         """Forecasts ``output_length`` frames from ``[B, input_length, H, W, C]`` inputs.
@@ -218,18 +217,7 @@ class PredRNN(keras.Model):
         Returns:
           ``[B, output_length, H, W, C]`` float32 (not clipped).
         """
-        output_length = output_length or (self.total_length - self.input_length)
-        total = self.input_length + output_length
-        if input_frames.shape[1] != self.input_length:
-            raise ValueError(f"forecast needs {self.input_length} input frames, "
-                             f"received shape {tuple(input_frames.shape)}")
-        frames = tf.cast(input_frames, tf.float32)
-        padding = tf.zeros_like(frames[:, :1])
-        frames = tf.concat([frames] + [padding] * output_length, axis=1)  # [B, total, H, W, C]
-        mask = forecast_mask(tf.shape(frames)[0], self.reverse_scheduled_sampling,
-                             self.input_length, total)
-        predictions, _ = self(frames, mask, training=False)
-        return predictions[:, self.input_length - 1:]
+        return unroll_forecast(self, input_frames, output_length)
 
     def get_config(self):
         config = super().get_config()

@@ -1,7 +1,7 @@
 """Surviving interruptions: the work-directory lock, graceful shutdown and safe file writes.
 
 Everything here is plain Python (no TensorFlow import), so entry points and tools can use it
-cheaply:
+cheaply; files that are kept are written through :mod:`predrnn_tf.files`:
 
 - :class:`WorkdirLock`: an exclusive ``fcntl`` lock on ``WORKDIR/.lock`` so that two runs
   cannot write the same work directory; the error names the other process. The kernel drops
@@ -33,15 +33,12 @@ import threading
 import time
 from typing import Any
 
+from predrnn_tf import files
 from predrnn_tf.errors import ConfigError, WorkdirError
 
 LOCK_FILENAME = ".lock"
 LOSS_LOG_FILENAME = "losses.jsonl"
 PROBE_FILENAME = ".write-probe"
-
-
-
-
 
 
 # --- work-directory lock ------------------------------------------------------------------
@@ -208,12 +205,15 @@ def remove_stray_files(workdir: str, checkpoint_subdir: str, latest_step: int | 
 
     Removes TensorFlow's ``*_temp`` checkpoint folders and ``checkpoint.tmp*`` state files,
     checkpoint files numbered above ``latest_step`` (written but never registered, so never
-    restored), and our own ``*.tmp`` files. Call it only while holding the work-directory lock.
+    restored), and our own temporary files (``*.tmp`` and
+    :func:`predrnn_tf.files.temporary_name`'s). Call it only while holding the work-directory lock.
     """
     directory = os.path.join(workdir, checkpoint_subdir)
     removed = []
-    candidates = glob.glob(os.path.join(directory, "*_temp")) + glob.glob(
-        os.path.join(directory, "checkpoint.tmp*")) + glob.glob(os.path.join(workdir, "*.tmp"))
+    patterns = [os.path.join(directory, "*_temp"), os.path.join(directory, "checkpoint.tmp*"),
+                os.path.join(workdir, "*.tmp"), os.path.join(workdir, ".*.tmp-*"),
+                os.path.join(workdir, ".tmp-*")]  # the last two: predrnn_tf.files' names
+    candidates = [path for pattern in patterns for path in glob.glob(pattern)]
     for path in glob.glob(os.path.join(directory, "*")):
         match = _CHECKPOINT_FILE.match(os.path.basename(path))
         if match and (latest_step is None or int(match.group("number")) > latest_step):
@@ -249,7 +249,8 @@ class LossLog:
     """``WORKDIR/losses.jsonl``: ``{"step": n, "loss": ..., ...}`` per logged step.
 
     Lines are appended and flushed one at a time, so a kill can at worst tear the last line
-    (which readers skip). :meth:`truncate_after` rewrites the file through a temporary name.
+    (which readers skip). :meth:`truncate_after` rewrites the file atomically
+    (:func:`predrnn_tf.files.atomic_write`).
     """
 
     def __init__(self, workdir: str):
@@ -260,12 +261,10 @@ class LossLog:
         entries = read_loss_log(self.path)
         if not entries and not os.path.exists(self.path):
             return
-        temporary = self.path + ".tmp"
-        with open(temporary, "w") as handle:
+        with files.atomic_write(self.path, "w") as handle:
             for number in sorted(entries):
                 if number <= step:
                     handle.write(json.dumps(entries[number]) + "\n")
-        os.replace(temporary, self.path)
 
     def append(self, step: int, values: dict[str, float]) -> None:
         """Appends one entry (floats keep their full precision: ``repr`` round-trips)."""

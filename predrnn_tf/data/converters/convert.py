@@ -3,7 +3,7 @@
 Each ``convert_*`` function reads the raw source through the per-dataset modules
 (:mod:`moving_mnist`, :mod:`kth`, :mod:`radar`), cuts windows with :mod:`windows`, writes
 shards through :class:`conversion.DatasetStaging` (atomic publish) and returns the metadata
-it wrote. Input problems raise :class:`predrnn_tf.data.schema.DataError` or ``ValueError``
+it wrote. Input problems raise :class:`predrnn_tf.errors.DataError` or ``ValueError``
 with a one-line message naming the flag, file or value.
 """
 
@@ -12,16 +12,16 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import glob
-import json
 import os
 from typing import Any
 
 import numpy as np
 from absl import logging
 
-from predrnn_tf.data.converters import kth, moving_mnist, radar, windows
+from predrnn_tf import units
+from predrnn_tf.data.converters import imaging, kth, moving_mnist, radar, windows
 from predrnn_tf.data.converters import publishing as conversion
-from predrnn_tf.data.schema import DataError
+from predrnn_tf.errors import DataError
 
 # ----------------------------------------------------------------------------- Moving MNIST
 
@@ -249,7 +249,7 @@ def convert_kth(options: KthOptions) -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True)
 class RadarOptions:
-    """Radar archive conversion (see :mod:`predrnn_tf.data.radar` for importers, units)."""
+    """Radar archive conversion (importers: :mod:`radar`; units: :mod:`predrnn_tf.units`)."""
 
     input_glob: str
     output_dir: str
@@ -269,21 +269,9 @@ class RadarOptions:
     pixel_offset: float = 0.0
     no_data_pixel: int | None = None
     pixel_unit: str = "dBZ"
-    zr_a: float = 200.0
-    zr_b: float = 1.6
+    zr_a: float = units.ZR_A
+    zr_b: float = units.ZR_B
     sequences_per_shard: int = 500
-
-
-def parse_importer_kwargs(text: str) -> dict[str, Any]:
-    """``--importer_kwargs`` JSON object -> dict."""
-    try:
-        values = json.loads(text or "{}")
-    except json.JSONDecodeError as error:
-        raise ValueError(f"--importer_kwargs must be a JSON object, got {text!r} ({error})") \
-            from error
-    if not isinstance(values, dict):
-        raise ValueError(f"--importer_kwargs must be a JSON object, got {text!r}")
-    return values
 
 
 def list_radar_files(options: RadarOptions) -> tuple[list[str], list[datetime.datetime]]:
@@ -303,17 +291,39 @@ def list_radar_files(options: RadarOptions) -> tuple[list[str], list[datetime.da
 
 def convert_radar(options: RadarOptions) -> dict[str, Any]:
     """Converts a time-stamped radar archive; returns the metadata written."""
+    _check_radar_options(options)
+    importer = radar.make_importer(
+        options.importer, radar.parse_importer_kwargs(options.importer_kwargs),
+        use_pysteps=options.use_pysteps, pixel_scale=options.pixel_scale,
+        pixel_offset=options.pixel_offset, no_data_pixel=options.no_data_pixel,
+        pixel_unit=options.pixel_unit)
+    paths, times = list_radar_files(options)
+    test_after, segments, expected = plan_radar_windows(options, times)
+    with conversion.DatasetStaging(options.output_dir, options.name,
+                                   options.sequences_per_shard) as staging:
+        no_data = _write_radar_windows(staging, options, importer, paths, times, segments,
+                                       sum(expected.values()))
+        source = f"{options.importer} files {options.input_glob}"
+        metadata = _common_metadata(options.image_size, options.image_size, 1, source, False,
+                                    "make_radar")
+        metadata["value_mapping"] = units.hko7_mapping()
+        metadata["no_data_pixels"] = no_data
+        metadata["details"] = _radar_details(options, paths, times, test_after, segments)
+        lengths = {"train": options.total_length, "test": options.total_length}
+        return staging.commit(metadata, lengths)
+
+
+def _check_radar_options(options: RadarOptions) -> None:
     for flag in ("image_size", "total_length", "stride"):
         if getattr(options, flag) < 1:
             raise ValueError(f"--{flag} must be positive, got {getattr(options, flag)}")
     if options.timestep_minutes <= 0:
         raise ValueError(f"--timestep_minutes must be positive, got {options.timestep_minutes}")
-    importer = radar.make_importer(
-        options.importer, parse_importer_kwargs(options.importer_kwargs),
-        use_pysteps=options.use_pysteps, pixel_scale=options.pixel_scale,
-        pixel_offset=options.pixel_offset, no_data_pixel=options.no_data_pixel,
-        pixel_unit=options.pixel_unit)
-    paths, times = list_radar_files(options)
+
+
+def plan_radar_windows(options: RadarOptions, times: list[datetime.datetime]
+                       ) -> tuple[datetime.datetime, list[windows.Segment], dict[str, int]]:
+    """(split time, gap-free segments, windows per split); DataError if no window fits."""
     timestep = datetime.timedelta(minutes=options.timestep_minutes)
     test_after = options.test_after or windows.default_split_time(times, options.test_fraction)
     segments = windows.split_segments(times, timestep, test_after)
@@ -322,51 +332,52 @@ def convert_radar(options: RadarOptions) -> dict[str, Any]:
         longest = max(segment.length for segment in segments)
         raise DataError(f"no window of --total_length={options.total_length} frames fits: the "
                         f"longest gap-free run on one side of the split has {longest} frames "
-                        f"({len(paths)} files, --timestep_minutes={options.timestep_minutes})")
+                        f"({len(times)} files, --timestep_minutes={options.timestep_minutes})")
     for split, count in expected.items():
         if not count:
             logging.warning("The %s split gets no window (split at %s); check --test_after.",
                             split, test_after)
+    return test_after, segments, expected
+
+
+def _write_radar_windows(staging: conversion.DatasetStaging, options: RadarOptions,
+                         importer: radar.Importer, paths: list[str], times: list[datetime.datetime],
+                         segments: list[windows.Segment], total: int) -> int:
+    """Writes every window into ``staging``; returns the no-data pixels of the frames used."""
     no_data = [0]
 
     def load(path: str) -> np.ndarray:
         values, info = importer(path)
-        frame, missing = radar.prepare_frame(values, info, options.image_size, options.crop,
-                                             options.zr_a, options.zr_b)
+        frame, missing = imaging.prepare_radar_frame(values, info, options.image_size,
+                                                     options.crop, options.zr_a, options.zr_b)
         no_data[0] += missing
         return frame
 
-    with conversion.DatasetStaging(options.output_dir, options.name,
-                                   options.sequences_per_shard) as staging:
-        for split in ("train", "test"):
-            staging.writer(split)
-        stream = windows.stream_windows(paths, segments, options.total_length, options.stride,
-                                        load)
-        total = sum(expected.values())
-        with conversion.ProgressBar(total, f"{options.name} windows") as progress:
-            for split, first, frames in stream:
-                sequence = np.stack(frames)[..., np.newaxis]  # [T, H, W, 1]
-                staging.writer(split).write(sequence, f"{times[first]:%Y%m%d%H%M}")
-                progress.update()
-        source = f"{options.importer} files {options.input_glob}"
-        metadata = _common_metadata(options.image_size, options.image_size, 1, source, False,
-                                    "make_radar")
-        metadata["value_mapping"] = radar.value_mapping()
-        metadata["no_data_pixels"] = no_data[0]
-        metadata["details"] = {
-            "importer": options.importer, "importer_kwargs": options.importer_kwargs,
-            "filename_pattern": options.filename_pattern, "files": len(paths),
-            "first_time": f"{times[0]:%Y-%m-%dT%H:%M}", "last_time": f"{times[-1]:%Y-%m-%dT%H:%M}",
-            "timestep_minutes": options.timestep_minutes, "stride": options.stride,
-            "test_after": f"{test_after:%Y-%m-%dT%H:%M}",
-            "segments": [[segment.split, f"{times[segment.start]:%Y-%m-%dT%H:%M}",
-                          segment.length] for segment in segments],
-            "crop": list(options.crop) if options.crop else "centred square",
-            "zr_a": options.zr_a, "zr_b": options.zr_b,
-            "no_data": "no-data pixels are stored as no echo (pixel 0); counted at source "
-                       "resolution over the frames used"}
-        lengths = {"train": options.total_length, "test": options.total_length}
-        return staging.commit(metadata, lengths)
+    for split in ("train", "test"):
+        staging.writer(split)  # an empty split still gets metadata
+    stream = windows.stream_windows(paths, segments, options.total_length, options.stride, load)
+    with conversion.ProgressBar(total, f"{options.name} windows") as progress:
+        for split, first, frames in stream:
+            sequence = np.stack(frames)[..., np.newaxis]  # [T, H, W, 1]
+            staging.writer(split).write(sequence, f"{times[first]:%Y%m%d%H%M}")
+            progress.update()
+    return no_data[0]
+
+
+def _radar_details(options: RadarOptions, paths: list[str], times: list[datetime.datetime],
+                   test_after: datetime.datetime, segments: list[windows.Segment]) -> dict:
+    return {
+        "importer": options.importer, "importer_kwargs": options.importer_kwargs,
+        "filename_pattern": options.filename_pattern, "files": len(paths),
+        "first_time": f"{times[0]:%Y-%m-%dT%H:%M}", "last_time": f"{times[-1]:%Y-%m-%dT%H:%M}",
+        "timestep_minutes": options.timestep_minutes, "stride": options.stride,
+        "test_after": f"{test_after:%Y-%m-%dT%H:%M}",
+        "segments": [[segment.split, f"{times[segment.start]:%Y-%m-%dT%H:%M}", segment.length]
+                     for segment in segments],
+        "crop": list(options.crop) if options.crop else "centred square",
+        "zr_a": options.zr_a, "zr_b": options.zr_b,
+        "no_data": "no-data pixels are stored as no echo (pixel 0); counted at source "
+                   "resolution over the frames used"}
 
 
 # ----------------------------------------------------------------------------- shared

@@ -1,9 +1,13 @@
-"""Shared frame operations for the converters: grayscale, crop, resize, quantise."""
+"""Shared frame operations for the converters: grayscale, crop, resize, radar storage pixels."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
+
+from predrnn_tf import units
 
 
 def to_grayscale(frame: np.ndarray) -> np.ndarray:
@@ -60,7 +64,21 @@ def resize_frame(frame: np.ndarray, height: int, width: int | None = None) -> np
     return cv2.resize(frame, (width, height), interpolation=interpolation)
 
 
-def quantize_to_uint8(values: np.ndarray, scale: float, offset: float) -> np.ndarray:
-    """Inverts ``units = scale * pixel + offset``, rounds and clips to uint8 [0, 255]."""
-    pixels = np.rint((np.asarray(values, np.float64) - offset) / scale)
-    return np.clip(pixels, 0, 255).astype(np.uint8)
+def prepare_radar_frame(
+    values: np.ndarray,
+    info: dict[str, Any],
+    image_size: int,
+    crop: tuple[int, int, int, int] | None = None,
+    zr_a: float = units.ZR_A,
+    zr_b: float = units.ZR_B,
+) -> tuple[np.ndarray, int]:
+    """One imported radar field -> stored uint8 ``[image_size, image_size]``, no-data count.
+
+    The field becomes dBZ (:func:`predrnn_tf.units.to_dbz`); no-data pixels become "no
+    echo" (-10 dBZ); it is cropped (default: the largest centred square), area-averaged in
+    dBZ to ``image_size`` and quantised with the HKO-7 mapping of :mod:`predrnn_tf.units`.
+    """
+    dbz = units.to_dbz(values, info, zr_a, zr_b)
+    no_data = int(np.isnan(dbz).sum())
+    dbz = resize_frame(crop_frame(units.floor_hko7_dbz(dbz), crop), image_size)
+    return units.dbz_to_hko7_pixels(dbz), no_data

@@ -23,7 +23,7 @@ import numpy as np
 
 from predrnn_tf.data.converters import imaging
 from predrnn_tf.data.converters.windows import window_starts
-from predrnn_tf.data.schema import DataError
+from predrnn_tf.errors import DataError
 
 ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
 FAST_ACTIONS = ("jogging", "running")

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-from predrnn_tf.data.schema import DataError
+from predrnn_tf.errors import DataError
 
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049

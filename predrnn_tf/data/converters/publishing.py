@@ -4,7 +4,8 @@ Every converter writes its shards into a hidden staging folder inside ``output_d
 (``.NAME.staging-PID``) through :class:`predrnn_tf.data.schema.ShardedWriter`. Only when all
 requested splits are complete does :meth:`DatasetStaging.commit` publish them: it removes
 the old ``NAME-metadata.json``, moves the new shards into place (replacing the old shards of
-the same splits) and writes the metadata last. An interrupted conversion therefore never
+the same splits; :func:`predrnn_tf.data.schema.publish_file`) and writes the metadata last
+(:func:`predrnn_tf.files.write_json`). An interrupted conversion therefore never
 leaves a shard or a metadata file that looks finished, and a dataset without metadata is
 refused by the reader.
 """
@@ -18,6 +19,7 @@ import time
 from typing import Any, TextIO
 
 from predrnn_tf.data import schema
+from predrnn_tf.errors import DataError
 
 CONVERTER_VERSION = "1.0"
 
@@ -87,7 +89,7 @@ class DatasetStaging:
         for split, paths in shards.items():
             schema.remove_split(self.output_dir, self.name, split)
             for path in paths:
-                os.replace(path, os.path.join(self.output_dir, os.path.basename(path)))
+                schema.publish_file(path, os.path.join(self.output_dir, os.path.basename(path)))
         schema.write_metadata(self.output_dir, self.name, merged)
         shutil.rmtree(self.staging_dir, ignore_errors=True)
         return schema.read_metadata(self.output_dir, self.name)
@@ -136,12 +138,7 @@ def merge_metadata(
     }
     sources: dict[str, str] = {}
     if previous is not None:
-        for field in _SHARED_FIELDS:
-            if field in previous and field in metadata and previous[field] != metadata[field]:
-                raise schema.DataError(
-                    f"the existing dataset has {field}={previous[field]!r} but this "
-                    f"conversion gives {field}={metadata[field]!r}; use another --name or "
-                    f"--output_dir")
+        check_shared_fields(previous, metadata)
         merged.update(previous)
         merged.pop("schema_version", None)
         sources.update(previous.get("sources", {}))
@@ -153,17 +150,32 @@ def merge_metadata(
         sources[split] = str(metadata.get("source", ""))
     merged["sources"] = sources
     merged["source"] = "; ".join(f"{split}: {text}" for split, text in sorted(sources.items()))
+    merged.update(_merge_sequence_lengths(merged, previous is not None, sequence_lengths))
+    merged["converter_version"] = CONVERTER_VERSION
+    return merged
+
+
+def check_shared_fields(previous: dict[str, Any], metadata: dict[str, Any]) -> None:
+    """DataError naming both values if a field both splits must share differs."""
+    for field in _SHARED_FIELDS:
+        if field in previous and field in metadata and previous[field] != metadata[field]:
+            raise DataError(
+                f"the existing dataset has {field}={previous[field]!r} but this "
+                f"conversion gives {field}={metadata[field]!r}; use another --name or "
+                f"--output_dir")
+
+
+def _merge_sequence_lengths(merged: dict[str, Any], has_previous: bool,
+                            sequence_lengths: dict[str, int]) -> dict[str, Any]:
+    """The three length fields: a split not written now keeps its earlier length."""
     train_length = sequence_lengths.get("train")
     test_length = sequence_lengths.get("test")
     if train_length is None:
-        train_length = merged.get("sequence_length") if previous else test_length
+        train_length = merged.get("sequence_length") if has_previous else test_length
     if test_length is None:
-        test_length = merged.get("test_sequence_length") if previous else train_length
-    merged["sequence_length"] = train_length
-    merged["train_sequence_length"] = train_length
-    merged["test_sequence_length"] = test_length
-    merged["converter_version"] = CONVERTER_VERSION
-    return merged
+        test_length = merged.get("test_sequence_length") if has_previous else train_length
+    return {"sequence_length": train_length, "train_sequence_length": train_length,
+            "test_sequence_length": test_length}
 
 
 class ProgressBar:

@@ -1,4 +1,4 @@
-"""Radar archives: file-name time stamps, importers, unit conversion to dBZ, storage pixels.
+"""Radar archives: file-name time stamps and importers (decoding one file to a field).
 
 Importers take one file and return ``(values, info)`` like pysteps' importers: ``values`` a
 float 2-D field with NaN where there is no data, ``info`` a dict with at least ``unit``
@@ -14,10 +14,9 @@ float 2-D field with NaN where there is no data, ``info`` a dict with at least `
 
 Any other name is looked up in ``pysteps.io`` (imported lazily).
 
-Stored frames use ONE pixel mapping for every radar dataset, as HKO-7:
-``dBZ = 70 * pixel / 255 - 10``; echoes below -10 dBZ (and no-data pixels) become pixel 0,
-above 60 dBZ pixel 255. The mapping is written into the dataset metadata
-(``value_mapping``) so evaluation can map back to dBZ.
+Units are not converted here: :func:`predrnn_tf.units.to_dbz` turns a field into dBZ and
+:func:`predrnn_tf.data.converters.imaging.prepare_radar_frame` into the stored HKO-7
+pixels (``dBZ = 70 * pixel / 255 - 10``, the dataset's ``value_mapping``).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from __future__ import annotations
 import datetime
 import gzip
 import importlib
+import json
 import os
 import re
 from collections.abc import Callable
@@ -34,12 +34,8 @@ import cv2
 import numpy as np
 
 from predrnn_tf.data.converters import imaging
-from predrnn_tf.data.schema import DataError
+from predrnn_tf.errors import DataError
 
-DBZ_MIN = -10.0
-DBZ_MAX = 60.0
-PIXEL_SCALE = (DBZ_MAX - DBZ_MIN) / 255.0
-PIXEL_OFFSET = DBZ_MIN
 BUILTIN_IMPORTERS = ("fmi_pgm", "knmi_hdf5", "pgm", "png", "npy")
 
 Importer = Callable[[str], tuple[np.ndarray, dict[str, Any]]]
@@ -48,13 +44,6 @@ _PATTERN_CODES = {
     "Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{2}", "d": r"\d{2}", "H": r"\d{2}",
     "M": r"\d{2}", "S": r"\d{2}", "j": r"\d{3}",
 }
-
-
-def value_mapping() -> dict[str, Any]:
-    """The storage mapping for the metadata: ``dBZ = scale * pixel + offset``."""
-    return {"units": "dBZ", "scale": PIXEL_SCALE, "offset": PIXEL_OFFSET,
-            "min": DBZ_MIN, "max": DBZ_MAX,
-            "note": "dBZ = 70 * pixel / 255 - 10 (HKO-7); pixel 0 = no echo or no data"}
 
 
 # ----------------------------------------------------------------------------- time stamps
@@ -155,6 +144,25 @@ def read_pgm(path: str, gzipped: bool | None = None) -> tuple[np.ndarray, list[s
     magic = content[:2]
     if magic not in (b"P5", b"P2"):
         raise DataError(f"{path}: not a PGM file (magic {magic!r}, expected P5 or P2)")
+    (width, height, maxval), comments, position = _read_pgm_header(path, content)
+    if magic == b"P2":
+        values = np.array(content[position:].split()[:width * height], np.int64)
+        if values.size < width * height:
+            raise DataError(f"{path}: truncated PGM data")
+        dtype = np.uint8 if maxval < 256 else np.uint16
+        return values.astype(dtype).reshape(height, width), comments
+    position += 1  # the single whitespace after maxval
+    dtype = np.dtype(np.uint8) if maxval < 256 else np.dtype(">u2")
+    expected = width * height * dtype.itemsize
+    if len(content) - position < expected:
+        raise DataError(f"{path}: truncated PGM data: {height}x{width} pixels need {expected} "
+                        f"bytes, {len(content) - position} present")
+    pixels = np.frombuffer(content, dtype, width * height, offset=position)
+    return pixels.reshape(height, width).astype(dtype.newbyteorder("=")), comments
+
+
+def _read_pgm_header(path: str, content: bytes) -> tuple[tuple[int, int, int], list[str], int]:
+    """((width, height, maxval), comment lines, position after maxval) of a PGM's header."""
     tokens: list[bytes] = []
     comments: list[str] = []
     position = 2
@@ -179,20 +187,7 @@ def read_pgm(path: str, gzipped: bool | None = None) -> tuple[np.ndarray, list[s
         raise DataError(f"{path}: bad PGM header {tokens}") from error
     if width < 1 or height < 1 or not 0 < maxval < 65536:
         raise DataError(f"{path}: bad PGM header width={width} height={height} maxval={maxval}")
-    if magic == b"P2":
-        values = np.array(content[position:].split()[:width * height], np.int64)
-        if values.size < width * height:
-            raise DataError(f"{path}: truncated PGM data")
-        dtype = np.uint8 if maxval < 256 else np.uint16
-        return values.astype(dtype).reshape(height, width), comments
-    position += 1  # the single whitespace after maxval
-    dtype = np.dtype(np.uint8) if maxval < 256 else np.dtype(">u2")
-    expected = width * height * dtype.itemsize
-    if len(content) - position < expected:
-        raise DataError(f"{path}: truncated PGM data: {height}x{width} pixels need {expected} "
-                        f"bytes, {len(content) - position} present")
-    pixels = np.frombuffer(content, dtype, width * height, offset=position)
-    return pixels.reshape(height, width).astype(dtype.newbyteorder("=")), comments
+    return (width, height, maxval), comments, position
 
 
 def import_grayscale(
@@ -288,6 +283,18 @@ def import_with_pysteps(name: str, path: str, kwargs: dict[str, Any]) -> tuple[n
                     "accutime": info.get("accutime")}
 
 
+def parse_importer_kwargs(text: str) -> dict[str, Any]:
+    """``--importer_kwargs`` JSON object -> dict."""
+    try:
+        values = json.loads(text or "{}")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--importer_kwargs must be a JSON object, got {text!r} ({error})") \
+            from error
+    if not isinstance(values, dict):
+        raise ValueError(f"--importer_kwargs must be a JSON object, got {text!r}")
+    return values
+
+
 def make_importer(
     name: str,
     kwargs: dict[str, Any],
@@ -311,65 +318,6 @@ def make_importer(
     _reject_kwargs(name, kwargs)
     return lambda path: import_grayscale(path, pixel_scale, pixel_offset, no_data_pixel,
                                          pixel_unit)
-
-
-# ----------------------------------------------------------------------------- units
-
-
-def to_dbz(values: np.ndarray, info: dict[str, Any], zr_a: float = 200.0,
-           zr_b: float = 1.6) -> np.ndarray:
-    """Converts an importer's field to dBZ (NaN stays NaN; no rain becomes -inf).
-
-    Rain rates use ``Z = zr_a * R ** zr_b``; accumulations in mm over ``accutime``
-    minutes are first turned into a rate in mm/h.
-    """
-    unit, transform = info.get("unit"), info.get("transform")
-    values = np.asarray(values, np.float64)
-    if unit == "dBZ":
-        return values.astype(np.float32)
-    if transform == "dB":
-        values = 10.0 ** (values / 10.0)
-    elif transform not in (None, "None"):
-        raise DataError(f"cannot convert data with transform={transform!r} to dBZ")
-    if unit == "mm":
-        accutime = info.get("accutime")
-        if not accutime:
-            raise DataError("accumulation in mm without accutime (minutes): pass it in "
-                            "--importer_kwargs")
-        values = values * (60.0 / float(accutime))
-    elif unit != "mm/h":
-        raise DataError(f"cannot convert unit {unit!r} to dBZ (expected dBZ, mm/h or mm)")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        reflectivity = zr_a * np.power(np.maximum(values, 0.0), zr_b)
-        dbz = 10.0 * np.log10(reflectivity)
-    dbz[np.isnan(values)] = np.nan
-    return dbz.astype(np.float32)
-
-
-def dbz_to_pixels(dbz: np.ndarray) -> np.ndarray:
-    """dBZ -> storage uint8 pixels (NaN and values below -10 dBZ become 0)."""
-    floor = np.where(np.isnan(dbz), DBZ_MIN, dbz)
-    return imaging.quantize_to_uint8(np.maximum(floor, DBZ_MIN), PIXEL_SCALE, PIXEL_OFFSET)
-
-
-def prepare_frame(
-    values: np.ndarray,
-    info: dict[str, Any],
-    image_size: int,
-    crop: tuple[int, int, int, int] | None = None,
-    zr_a: float = 200.0,
-    zr_b: float = 1.6,
-) -> tuple[np.ndarray, int]:
-    """One imported field -> stored uint8 ``[image_size, image_size]`` and its no-data count.
-
-    No-data pixels become "no echo" (-10 dBZ); the field is cropped (default: the largest
-    centred square), area-averaged in dBZ to ``image_size`` and quantised.
-    """
-    dbz = to_dbz(values, info, zr_a, zr_b)
-    no_data = int(np.isnan(dbz).sum())
-    dbz = np.where(np.isnan(dbz), DBZ_MIN, np.maximum(dbz, DBZ_MIN)).astype(np.float32)
-    dbz = imaging.resize_frame(imaging.crop_frame(dbz, crop), image_size)
-    return imaging.quantize_to_uint8(dbz, PIXEL_SCALE, PIXEL_OFFSET), no_data
 
 
 # ----------------------------------------------------------------------------- helpers

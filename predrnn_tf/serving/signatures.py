@@ -1,0 +1,123 @@
+"""The exported object: a model's variables and its float32 serving signatures.
+
+- ``serving_default``: ``frames`` float32 ``[batch, input_length, H, W, C]`` in [0, 1] ->
+  ``predictions`` float32 ``[batch, output_length, H, W, C]`` clipped to [0, 1]. Batch is
+  dynamic; H and W are dynamic (any multiple of ``patch_size``) unless the model has
+  size-bound weights (``layer_norm``, ConvLSTM peepholes).
+- ``predict_dbz`` (datasets whose metadata maps pixels to dBZ): ``frames_dbz`` ->
+  ``predictions_dbz``, the same forecast through the dataset's value mapping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from predrnn_tf import units
+from predrnn_tf.config import Config
+from predrnn_tf.errors import ExportError
+from predrnn_tf.models.forecasting import clipped_forecast
+
+SERVING_SIGNATURE = "serving_default"
+DBZ_SIGNATURE = "predict_dbz"
+INPUT_KEY = "frames"
+OUTPUT_KEY = "predictions"
+DBZ_INPUT_KEY = "frames_dbz"
+DBZ_OUTPUT_KEY = "predictions_dbz"
+
+
+def spatial_size_is_dynamic(config: Config) -> bool:
+    """Whether the model accepts frame sizes other than ``img_width`` (no size-bound weights)."""
+    size_bound = config.layer_norm or (config.model_name == "convlstm"
+                                       and config.conv_lstm_peephole)
+    return not size_bound
+
+
+def tensorflow_variable(variable) -> tf.Variable:
+    """The ``tf.Variable`` behind a Keras 3 variable (TensorFlow backend)."""
+    value = getattr(variable, "value", variable)
+    if not isinstance(value, tf.Variable):
+        raise ExportError(f"variable {variable.path!r} is not backed by a tf.Variable "
+                          f"(got {type(value).__name__}); export needs the TensorFlow backend")
+    return value
+
+
+def checked_frames(model, frames: tf.Tensor) -> tf.Tensor:
+    """``frames`` behind a graph-side check of their shape against the model.
+
+    Turns a wrong frame count or channel count, or a frame size that is not a multiple of
+    ``patch_size``, into a clear InvalidArgument error for the client (a graph-mode server
+    feeds the placeholder without checking its declared shape, and the unrolled model would
+    otherwise answer a wrong-length request with a wrong forecast).
+    """
+    shape = tf.shape(frames)
+    valid = tf.reduce_all([
+        tf.equal(tf.size(shape), 5),
+        tf.equal(shape[1], model.input_length),
+        tf.equal(shape[-1], model.img_channel),
+        tf.reduce_all(tf.equal(tf.math.floormod(shape[2:4], model.patch_size), 0)),
+    ])
+    expected = (f"frames must be [batch, {model.input_length}, H, W, {model.img_channel}] with "
+                f"H and W multiples of patch_size={model.patch_size}; received shape")
+    check = tf.debugging.Assert(valid, [expected, shape])
+    with tf.control_dependencies([check]):
+        return tf.identity(frames)
+
+
+def served_forecast(model, frames: tf.Tensor) -> tf.Tensor:
+    """The shape-checked :func:`~predrnn_tf.models.forecasting.clipped_forecast`."""
+    return clipped_forecast(model, checked_frames(model, frames))
+
+
+class ForecastModule(tf.Module):
+    """The exported object: the model's variables and its float32 serving functions.
+
+    The Keras model itself is not an attribute (SavedModel would trace its default
+    ``call`` signature, which needs a mask). Its variables are tracked as the underlying
+    ``tf.Variable`` objects, not as Keras variables: a Keras 3 variable exports a second
+    copy of itself that the SavedModel's restore op fills while the functions read the
+    original, so graph-mode loaders (TF Serving, ``saved_model_cli run``) would fail with
+    "Could not find variable".
+
+    Args:
+      model: a built :class:`~predrnn_tf.models.predrnn.PredRNN` (any precision policy).
+      config: its configuration (input length, channels, frame size, patch size).
+      value_mapping: a dBZ ``value_mapping`` to add the ``predict_dbz`` function, or None.
+    """
+
+    def __init__(self, model, config: Config, value_mapping: dict[str, Any] | None = None):
+        super().__init__(name="predrnn_forecast")
+        self.model_variables = [tensorflow_variable(variable) for variable in model.variables]
+        size = None if spatial_size_is_dynamic(config) else config.img_width
+        shape = [None, config.input_length, size, size, config.img_channel]
+
+        def serve(frames):
+            return {OUTPUT_KEY: served_forecast(model, frames)}
+
+        self.serve = tf.function(serve,
+                                 input_signature=[tf.TensorSpec(shape, tf.float32, INPUT_KEY)])
+        self.serve_dbz = None
+        if value_mapping:
+            self.serve_dbz = tf.function(
+                make_dbz_function(model, value_mapping),
+                input_signature=[tf.TensorSpec(shape, tf.float32, DBZ_INPUT_KEY)])
+
+    def signatures(self) -> dict[str, Any]:
+        """The signature functions to pass to ``tf.saved_model.save``."""
+        signatures = {SERVING_SIGNATURE: self.serve.get_concrete_function()}
+        if self.serve_dbz is not None:
+            signatures[DBZ_SIGNATURE] = self.serve_dbz.get_concrete_function()
+        return signatures
+
+
+def make_dbz_function(model, value_mapping: dict[str, Any]):
+    """``frames_dbz -> {predictions_dbz}``: the forecast through the dBZ value mapping."""
+    mapping = dict(value_mapping)
+
+    def serve_dbz(frames_dbz):
+        pixels = tf.clip_by_value(units.units_to_pixels(frames_dbz, mapping), 0.0, 1.0)
+        predictions = served_forecast(model, pixels)
+        return {DBZ_OUTPUT_KEY: units.pixels_to_units(predictions, mapping)}
+
+    return serve_dbz

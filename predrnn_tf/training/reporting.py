@@ -1,0 +1,95 @@
+"""What a training run reports: progress lines, TensorBoard scalars and image strips.
+
+Names follow :mod:`predrnn_tf.evaluation`: ``mse`` is always the per-frame MSE (summed over
+a frame's pixels, averaged over frames and sequences) of a test pass; the training loss
+terms are ``loss``, ``frame_loss_per_pixel`` (squared error per pixel over all frames) and
+``decouple_loss``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+TRAIN_KEYS = ("loss", "frame_loss_per_pixel", "decouple_loss")
+
+
+def format_duration(seconds: float) -> str:
+    """``H:MM:SS``."""
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def make_writer(workdir: str, is_chief: bool):
+    """The TensorBoard writer of ``WORKDIR/tensorboard`` (a no-op writer off the chief)."""
+    if is_chief:
+        return tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+    return tf.summary.create_noop_writer()
+
+
+def image_strip(truth: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Truth above prediction for one sequence: ``[1, 2H, T*W, C]`` in [0, 1]."""
+    top = np.concatenate(list(truth), axis=1)  # [H, T*W, C]
+    bottom = np.concatenate(list(np.clip(predictions, 0.0, 1.0)), axis=1)  # [H, T*W, C]
+    return np.concatenate([top, bottom], axis=0)[None]  # [1, 2H, T*W, C]
+
+
+def write_image_strip(writer, step: int, frames: np.ndarray, forecast_fn,
+                      input_length: int) -> None:
+    """Summarises truth over forecast of the first of ``frames`` ``[1, T, H, W, C]``."""
+    predictions = np.asarray(forecast_fn(frames[:, :input_length]))
+    strip = image_strip(frames[0, input_length:], predictions[0])
+    with writer.as_default(step=step):
+        tf.summary.image("test/truth_over_prediction", strip)
+
+
+def write_test_summaries(writer, step: int, test: dict[str, Any]) -> None:
+    """Scalars of one test pass (see :func:`predrnn_tf.training.test_pass.run_test_pass`)."""
+    with writer.as_default(step=step):
+        tf.summary.scalar("test/mse_per_frame_mean", test["mse"])
+        tf.summary.scalar("test/persistence_mse_per_frame_mean", test["persistence_mse"])
+        for index, value in enumerate(test["per_frame"]["mse"]):
+            tf.summary.scalar(f"test_frames/mse_frame_{index + 1:02d}", value)
+
+
+def log_test_pass(step: int, test: dict[str, Any]) -> None:
+    """One line with the test pass's per-frame MSE against persistence."""
+    logging.info("test at step %d: per-frame MSE %.2f (persistence %.2f) over %d sequences",
+                 step, test["mse"], test["persistence_mse"], test["num_sequences"])
+
+
+class ProgressLogger:
+    """Progress lines with rate and ETA, and the training scalars."""
+
+    def __init__(self, start_step: int, max_iterations: int, writer):
+        self.start_step = start_step
+        self.max_iterations = max_iterations
+        self.writer = writer
+        self.start_time = time.time()
+        self.last_time = self.start_time
+        self.last_step = start_step
+
+    def log(self, step: int, results: dict[str, float], probabilities: tuple[float, float],
+            learning_rate: float) -> None:
+        """Logs one progress line and writes the ``train/`` scalars of ``step``."""
+        now = time.time()
+        rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+        overall = (step - self.start_step) / max(now - self.start_time, 1e-9)
+        remaining = (self.max_iterations - step) / max(overall, 1e-9)
+        self.last_time, self.last_step = now, step
+        logging.info("step %d/%d  loss %.5f  frame_loss_per_pixel %.5f  decouple %.4f  "
+                     "p_true %.3f/%.3f  %.2f it/s  eta %s", step, self.max_iterations,
+                     results["loss"], results["frame_loss_per_pixel"], results["decouple_loss"],
+                     probabilities[0], probabilities[1], rate, format_duration(remaining))
+        with self.writer.as_default(step=step):
+            for key in TRAIN_KEYS:
+                tf.summary.scalar(f"train/{key}", results[key])
+            tf.summary.scalar("train/encoder_true_probability", probabilities[0])
+            tf.summary.scalar("train/decoder_true_probability", probabilities[1])
+            tf.summary.scalar("train/learning_rate", learning_rate)
+            tf.summary.scalar("train/steps_per_second", rate)

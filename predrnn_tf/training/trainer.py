@@ -1,0 +1,230 @@
+"""The Trainer: model, optimizer, checkpoint and the compiled train step of one run.
+
+One ``tf.function`` train step reads a batch ``[B, T, H, W, C]`` from the input iterator,
+draws the sampling mask for the global batch from a checkpointed ``tf.random.Generator``,
+runs the whole unroll, the loss (per-pixel frame loss + ``decouple_beta`` x decoupling
+loss) and the optimizer update on every replica (twice with ``reverse_input``), and adds
+one to ``step``. Losses are averaged over the global batch and each replica takes its rows
+of the global mask, so results do not depend on the replica count. The checkpoint layout
+itself belongs to :mod:`predrnn_tf.checkpoints`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from predrnn_tf import checkpoints
+from predrnn_tf.config import Config
+from predrnn_tf.data import reader
+from predrnn_tf.errors import CheckpointError, NonFiniteLossError, WorkdirError
+from predrnn_tf.models.builder import build_model
+from predrnn_tf.models.losses import frame_mse
+from predrnn_tf.training import train_step
+
+
+def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
+    """Adam with ``lr`` (and global-norm clipping); loss scaling for mixed_float16."""
+    clip = config.gradient_clip_norm or None
+    optimizer = keras.optimizers.Adam(learning_rate=config.lr, global_clipnorm=clip)
+    if config.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+class Trainer:
+    """Holds the model, optimizer, checkpoint and step function of one training run.
+
+    Args:
+      config: the validated run configuration.
+      workdir: the work directory (checkpoints go to ``WORKDIR/checkpoints``).
+      strategy: the ``tf.distribute`` strategy; model and optimizer are built in its scope.
+      is_chief: whether this process writes the work directory (non-chief workers of a
+        multi-worker run save collectively into a temporary folder that is emptied).
+    """
+
+    def __init__(self, config: Config, workdir: str, strategy: tf.distribute.Strategy,
+                 is_chief: bool = True):
+        self.config = config
+        self.workdir = workdir
+        self.strategy = strategy
+        self.is_chief = is_chief
+        self.global_batch = config.batch_size
+        keras.utils.set_random_seed(config.seed)
+        with strategy.scope():
+            self.model = build_model(config)
+            self.optimizer = make_optimizer(config)
+            self.optimizer.build(self.model.trainable_variables)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.generator = tf.random.Generator.from_seed(config.seed)
+        self.train_iterator = None
+        self.checkpoint = None
+        self.manager = None
+        self.write_manager = None
+        self._temporary_dir = None
+        self._checkpoint_has_iterator = False
+
+    # --- data -----------------------------------------------------------------------------
+    @property
+    def distributes_input(self) -> bool:
+        """True if each replica gets its own slice of the input (several replicas/workers)."""
+        return self.strategy.num_replicas_in_sync > 1 or isinstance(
+            self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+    @property
+    def checkpoints_iterator(self) -> bool:
+        """True if the input position is saved in the checkpoint (deterministic, one replica).
+
+        A distributed iterator cannot be checkpointed; deterministic distributed runs skip
+        the records of the steps already done instead (see :meth:`make_train_iterator`).
+        """
+        return self.config.deterministic and not self.distributes_input
+
+    def make_train_iterator(self, data_dir: str, skip_steps: int = 0):
+        """Creates the (distributed) training iterator of ``[B, T, H, W, C]`` batches.
+
+        Args:
+          data_dir: the dataset folder.
+          skip_steps: steps whose input is skipped (a deterministic resume without a
+            checkpointed iterator: the seeded order is replayed and the first
+            ``skip_steps * batch_size`` records are dropped before decoding).
+        """
+        config = self.config
+
+        def dataset_fn(input_context=None):
+            batch, pipelines = self.global_batch, 1
+            if input_context is not None:
+                batch = input_context.get_per_replica_batch_size(self.global_batch)
+                pipelines = input_context.num_input_pipelines
+            return reader.make_dataset(
+                data_dir, config.dataset_name, "train", batch, config.total_length,
+                shuffle=True, repeat=True, seed=config.seed, deterministic=config.deterministic,
+                skip_corrupt=config.skip_corrupt, shuffle_buffer=config.shuffle_buffer,
+                input_context=input_context,
+                skip_records=skip_steps * self.global_batch // pipelines)
+
+        if self.distributes_input:
+            dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
+        else:
+            dataset = dataset_fn()
+        self.train_iterator = iter(dataset)
+        return self.train_iterator
+
+    # --- checkpoint -------------------------------------------------------------------------
+    def _training_checkpoint(self, with_iterator: bool) -> tf.train.Checkpoint:
+        iterator = self.train_iterator if with_iterator else None
+        return checkpoints.make_training_checkpoint(self.model, self.optimizer, self.step,
+                                                    self.generator, iterator)
+
+    def make_checkpoint(self) -> tf.train.CheckpointManager:
+        """Builds the checkpoint (with the input position when deterministic) and manager."""
+        with_iterator = self.checkpoints_iterator and self.train_iterator is not None
+        self.checkpoint = self._training_checkpoint(with_iterator)
+        self._checkpoint_has_iterator = with_iterator
+        self.manager = checkpoints.make_manager(self.checkpoint, self.workdir)
+        self.write_manager = self.manager
+        if not self.is_chief:  # other workers save (collectively) into a removed temp dir
+            self._temporary_dir = tempfile.mkdtemp(prefix="predrnn-worker-")
+            self.write_manager = checkpoints.make_manager(self.checkpoint, self._temporary_dir,
+                                                          max_to_keep=1)
+        return self.manager
+
+    def restore_or_initialize(self) -> int:
+        """Restores the newest checkpoint if any; returns the step to start from.
+
+        A checkpoint without an input position (written without ``--deterministic``, or
+        imported from PyTorch) restores everything else; the input then starts from the
+        beginning of its seeded order.
+        """
+        latest = self.manager.latest_checkpoint
+        if not latest:
+            logging.info("No checkpoint in %s: starting from scratch.", self.manager.directory)
+            return 0
+        checkpoints.check_variables_match(latest, self._training_checkpoint(False))
+        checkpoint = self.checkpoint
+        if self._checkpoint_has_iterator and not checkpoints.has_iterator(latest):
+            logging.info("Checkpoint %s holds no input position: the input starts from the "
+                         "beginning.", latest)
+            checkpoint = self._training_checkpoint(False)
+        try:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise CheckpointError(
+                f"checkpoint {latest} does not match the model of these flags (another "
+                f"model or a damaged file: {checkpoints.error_line(error)}); use a new "
+                f"--workdir") from error
+        logging.info("Resumed from %s at step %d.", latest, int(self.step.numpy()))
+        return int(self.step.numpy())
+
+    def checkpoint_bytes(self) -> int:
+        """A generous estimate of one checkpoint's size (weights, Adam slots, input state)."""
+        weights = sum(int(np.prod(variable.shape)) * 4 for variable in self.model.weights)
+        size = 3 * weights + (1 << 20)
+        if self.config.deterministic:  # the iterator state holds the shuffle buffer
+            frame = self.config.img_width * self.config.img_width * self.config.img_channel
+            size += self.config.shuffle_buffer * self.config.total_length * frame * 2
+        return size
+
+    def save(self) -> str | None:
+        """Saves a checkpoint at the current step unless a weight is non-finite.
+
+        A failed write (full disk, lost permissions) raises WorkdirError; the previous
+        checkpoint stays the newest one, since the manager registers a checkpoint only
+        after it is completely written.
+        """
+        step = int(self.step.numpy())
+        if not bool(train_step.all_finite(self.model.trainable_variables)):
+            raise NonFiniteLossError(
+                f"non-finite weights at step {step}: checkpoint not written; the last "
+                f"checkpoint ({self.manager.latest_checkpoint}) is untouched")
+        try:
+            path = self.write_manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as error:
+            raise WorkdirError(
+                f"--workdir={self.workdir}: writing the checkpoint of step {step} failed "
+                f"({checkpoints.error_line(error)}); the previous checkpoint "
+                f"({self.manager.latest_checkpoint}) is intact") from error
+        if not self.is_chief:  # keep the folder, drop its files
+            _clear_directory(checkpoints.checkpoint_dir(self._temporary_dir))
+            return None
+        return path
+
+    def close(self) -> None:
+        """Removes a non-chief worker's temporary checkpoint folder."""
+        if self._temporary_dir:
+            shutil.rmtree(self._temporary_dir, ignore_errors=True)
+            self._temporary_dir = None
+
+    # --- step -------------------------------------------------------------------------------
+    def replica_loss(self, frames, mask):
+        """Forward pass on this replica's ``[b, T, H, W, C]`` frames.
+
+        Returns:
+          ``(loss, frame_loss_per_pixel, decouple_loss)``, each averaged over the global
+          batch; ``frame_loss_per_pixel`` is the squared error per pixel over all frames.
+        """
+        predictions, decouple = self.model(frames, mask, training=True)
+        per_pixel = frame_mse(predictions, frames[:, 1:])  # [b]
+        per_sample = per_pixel + self.config.decouple_beta * decouple
+        average = lambda values: tf.nn.compute_average_loss(  # noqa: E731
+            values, global_batch_size=self.global_batch)
+        return average(per_sample), average(per_pixel), average(decouple)
+
+    def make_train_step(self):
+        """The compiled train step: (iterator, encoder p, decoder p) -> metrics dict."""
+        return train_step.make_train_step(self)
+
+
+def _clear_directory(path: str) -> None:
+    for name in os.listdir(path) if os.path.isdir(path) else []:
+        entry = os.path.join(path, name)
+        if os.path.isdir(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            os.remove(entry)
