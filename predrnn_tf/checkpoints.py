@@ -11,11 +11,14 @@ through this module, so the layout has one owner. Problems raise
 
 from __future__ import annotations
 
-import itertools
+import collections
+import glob
+import logging
 import os
 import re
 from typing import Any
 
+import keras
 import tensorflow as tf
 
 from predrnn_tf.config import Config, load_config
@@ -26,9 +29,10 @@ from predrnn_tf.models.predrnn import PredRNN
 CHECKPOINT_SUBDIR = "checkpoints"
 MAX_TO_KEEP = 5
 ITERATOR_KEY = "iterator"
-# Probe checkpoints live in TensorFlow's in-memory file system: nothing touches the disk.
-_PROBE_ROOT = "ram://predrnn-checkpoint-probe"
-_probe_numbers = itertools.count()
+CHECKPOINT_NAME = "ckpt"
+STATE_FILENAME = "checkpoint"  # the CheckpointManager's list of registered checkpoints
+_NUMBERED_FILE = re.compile(rf"^{CHECKPOINT_NAME}-(?P<number>\d+)\.(index|data-\d+-of-\d+)$")
+_log = logging.getLogger(__name__)
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -58,12 +62,93 @@ def make_manager(checkpoint: tf.train.Checkpoint, workdir: str,
                  max_to_keep: int = MAX_TO_KEEP) -> tf.train.CheckpointManager:
     """The CheckpointManager of a work directory."""
     return tf.train.CheckpointManager(checkpoint, checkpoint_dir(workdir), max_to_keep=max_to_keep,
-                                      checkpoint_name="ckpt")
+                                      checkpoint_name=CHECKPOINT_NAME)
+
+
+def checkpoint_problem(path: str) -> str | None:
+    """None if the checkpoint at ``path`` is complete and readable, else why it is not.
+
+    Reads the index and every stored tensor (the bundle reader checks each tensor's CRC), so
+    a missing, truncated or damaged ``.index`` or ``.data`` shard is found here, before any
+    restore could half-apply it.
+    """
+    if not tf.io.gfile.exists(path + ".index"):
+        return f"{os.path.basename(path)}.index is missing"
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name, dtype in reader.get_variable_to_dtype_map().items():
+            if dtype == tf.variant:  # e.g. the input iterator's state: no numpy dtype
+                tf.raw_ops.RestoreV2(prefix=path, tensor_names=[name], shape_and_slices=[""],
+                                     dtypes=[tf.variant])
+            else:
+                reader.get_tensor(name)
+    except (tf.errors.OpError, ValueError, IndexError, RuntimeError) as error:
+        return error_line(error, limit=160)
+    return None
+
+
+def _numbered_checkpoints(directory: str) -> list[str]:
+    """Prefixes ``DIR/ckpt-N`` with any file on disk, newest (highest N) first."""
+    numbers = set()
+    for path in glob.glob(os.path.join(glob.escape(directory), f"{CHECKPOINT_NAME}-*")):
+        match = _NUMBERED_FILE.match(os.path.basename(path))
+        if match:
+            numbers.add(int(match.group("number")))
+    return [os.path.join(directory, f"{CHECKPOINT_NAME}-{number}")
+            for number in sorted(numbers, reverse=True)]
+
+
+def _registered_checkpoint(directory: str) -> str | None:
+    """The newest checkpoint named by the state file, or None (missing or unreadable file)."""
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except (tf.errors.OpError, ValueError):
+        return None
+    if state is None or not state.model_checkpoint_path:
+        return None
+    path = state.model_checkpoint_path
+    return path if os.path.isabs(path) else os.path.join(directory, path)
+
+
+def find_restorable_checkpoint(workdir: str) -> tuple[str | None, list[tuple[str, str]]]:
+    """The checkpoint to resume from, found from the files themselves.
+
+    The state file's newest checkpoint comes first when it is intact; otherwise (state file
+    missing, or its checkpoint damaged or deleted) the highest-numbered intact
+    ``ckpt-N`` is taken. Nothing is ever deleted here.
+
+    Returns:
+      ``(path or None, [(path, problem)] of the newer checkpoints that were passed over)``.
+    """
+    directory = checkpoint_dir(workdir)
+    registered = _registered_checkpoint(directory)
+    candidates = ([registered] if registered else []) + [
+        path for path in _numbered_checkpoints(directory) if path != registered]
+    passed_over = []
+    for path in candidates:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path, passed_over
+        passed_over.append((path, problem))
+    return None, passed_over
 
 
 def latest_checkpoint(workdir: str) -> str | None:
-    """Path prefix of the newest complete checkpoint in ``workdir``, or None."""
-    return tf.train.latest_checkpoint(checkpoint_dir(workdir))
+    """Path prefix of the newest intact checkpoint in ``workdir``, or None if there is none.
+
+    Damaged or missing newer checkpoints are passed over with one warning line; when every
+    checkpoint on disk is damaged, CheckpointError lists them (they are kept, never removed).
+    """
+    path, passed_over = find_restorable_checkpoint(workdir)
+    if passed_over and path is None:
+        listed = "; ".join(f"{name}: {problem}" for name, problem in passed_over[:3])
+        raise CheckpointError(
+            f"no intact checkpoint in {checkpoint_dir(workdir)} ({listed}); they are kept: "
+            f"restore them from a backup, or move them aside to train from step 0")
+    if passed_over:
+        _log.warning("Checkpoint %s is damaged or incomplete (%s): using the newest intact "
+                     "one, %s.", passed_over[0][0], passed_over[0][1], path)
+    return path
 
 
 def error_line(error: BaseException, limit: int = 300) -> str:
@@ -79,8 +164,17 @@ def stored_variables(path: str) -> dict[str, list[int]]:
     try:
         return {name: list(shape) for name, shape in tf.train.list_variables(path)}
     except (tf.errors.OpError, ValueError) as error:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({error_line(error)}); "
-                              f"use a new --workdir") from error
+        raise CheckpointError(f"checkpoint {path} cannot be read ({error_line(error)})"
+                              ) from error
+
+
+def checkpoint_step(path: str) -> int:
+    """The training step stored in the checkpoint at ``path``."""
+    try:
+        return int(tf.train.load_variable(path, "step/.ATTRIBUTES/VARIABLE_VALUE"))
+    except (tf.errors.OpError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {path} holds no training step "
+                              f"({error_line(error)})") from error
 
 
 def has_iterator(path: str) -> bool:
@@ -88,19 +182,33 @@ def has_iterator(path: str) -> bool:
     return any(name.startswith(f"{ITERATOR_KEY}/") for name in stored_variables(path))
 
 
-def expected_variables(checkpoint: tf.train.Checkpoint) -> dict[str, list[int]]:
-    """``{variable name: shape}`` that ``checkpoint`` would write, from an in-memory probe.
+def _escape_local_name(name: str) -> str:
+    """A child name as checkpoint keys spell it ("." doubled, "/" as ".S")."""
+    return name.replace(".", "..").replace("/", ".S")
 
-    A variable is named by its first path in the object graph, so the names come from
-    writing the same objects (to TensorFlow's ``ram://`` file system, never to disk).
+
+def expected_variables(checkpoint: tf.train.Checkpoint) -> dict[str, list[int]]:
+    """``{variable name: shape}`` that ``checkpoint`` would write, without writing anything.
+
+    A checkpoint names each variable by its first path in a breadth-first walk of the object
+    graph (``model/layer_with_weights-0/.../.ATTRIBUTES/VARIABLE_VALUE``); the same walk over
+    ``tf.train.TrackableView`` gives the names here, so no probe checkpoint is written.
     """
-    folder = f"{_PROBE_ROOT}-{os.getpid()}-{next(_probe_numbers)}"
-    try:
-        tf.train.CheckpointManager(checkpoint, folder, max_to_keep=1).save()
-        return {name: list(shape) for name, shape in tf.train.list_variables(folder)}
-    finally:
-        if tf.io.gfile.exists(folder):
-            tf.io.gfile.rmtree(folder)
+    view = tf.train.TrackableView(checkpoint)
+    seen = {id(checkpoint)}
+    queue = collections.deque([(checkpoint, ())])
+    variables = {}
+    while queue:
+        parent, path = queue.popleft()
+        for name, child in view.children(parent).items():
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            child_path = path + (_escape_local_name(name),)
+            if isinstance(child, (tf.Variable, keras.Variable)):
+                variables["/".join(child_path) + "/.ATTRIBUTES/VARIABLE_VALUE"] = list(child.shape)
+            queue.append((child, child_path))
+    return variables
 
 
 def check_variables_match(path: str, checkpoint: tf.train.Checkpoint) -> None:
@@ -118,11 +226,13 @@ def check_variables_match(path: str, checkpoint: tf.train.Checkpoint) -> None:
             continue
         if name not in stored:
             raise CheckpointError(f"checkpoint {path} holds another model: it has no variable "
-                                  f"{name}; use a new --workdir")
+                                  f"{name}; use the flags it was trained with, or another "
+                                  f"--workdir for this model")
         if stored[name] != shape:
             raise CheckpointError(f"checkpoint {path} holds another model: variable {name} has "
                                   f"shape {stored[name]} there but {shape} with these flags; "
-                                  f"use a new --workdir")
+                                  f"use the flags it was trained with, or another --workdir "
+                                  f"for this model")
 
 
 def restore_weights(model: PredRNN, path: str) -> None:

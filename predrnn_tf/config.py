@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import os
 from typing import Any
 
@@ -21,11 +23,23 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 ENCODER_CURVES = ("exponential", "linear", "sigmoid")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 NAN_POLICIES = ("stop", "skip_step")
+FRAME_LOSSES = ("mse", "masked_mse", "balanced_mse")  # predrnn_tf/models/losses.py
 
 # Fields that must name one of a fixed set of values, with the allowed values.
 _CHOICES = (("model_name", MODEL_NAMES), ("precision", PRECISIONS),
             ("r_sampling_curve", ENCODER_CURVES),
-            ("distribution_strategy", DISTRIBUTION_STRATEGIES), ("nan_policy", NAN_POLICIES))
+            ("distribution_strategy", DISTRIBUTION_STRATEGIES), ("nan_policy", NAN_POLICIES),
+            ("frame_loss", FRAME_LOSSES))
+
+# Largest accepted value of each integer field (the default bound is INT_MAX: TensorFlow's
+# int32 counters). The tighter ones keep a typo (one zero too many) from allocating
+# terabytes or running for years before anything fails.
+INT_MAX = 2**31 - 1
+_INT_LIMITS = {"filter_size": 63, "patch_size": 64, "img_width": 8192, "img_channel": 64,
+               "input_length": 10_000, "total_length": 10_000, "batch_size": 65_536,
+               "shuffle_buffer": 10_000_000, "num_devices": 4096}
+MAX_HIDDEN = 4096  # channels per layer
+MAX_LAYERS = 64
 
 # Fields that fix the shapes of the weights: resuming with another value is refused.
 MODEL_SHAPE_FIELDS = (
@@ -63,8 +77,10 @@ class Config:
     shuffle_buffer: int = 256
     deterministic: bool = False
     skip_corrupt: bool = False
+    augment: bool = False
     # Loss.
     decouple_beta: float = 0.1
+    frame_loss: str = "mse"
     # Sampling schedules.
     reverse_scheduled_sampling: bool = True
     r_sampling_step_1: int = 25000
@@ -84,6 +100,8 @@ class Config:
     gradient_clip_norm: float = 0.0
     precision: str = "float32"
     jit_compile: bool = False
+    keras_adam: bool = False
+    remat: bool = False
     seed: int = 0
     # Intervals.
     display_interval: int = 100
@@ -165,12 +183,43 @@ def validate_config(config: Config) -> Config:
     Returns:
       The same config, for chaining.
     """
+    if not isinstance(config, Config):
+        raise ConfigError(f"expected a predrnn_tf.Config, received {type(config).__name__}")
+    _validate_types(config)
     _validate_choices(config)
     _validate_frames(config)
     _validate_architecture(config)
     _validate_optimisation(config)
     _validate_schedules(config)
     return config
+
+
+def _validate_types(config: Config) -> None:
+    """Every field has its default's type (ints for ints, finite numbers for floats...)."""
+    for field in dataclasses.fields(Config):
+        value, default = getattr(config, field.name), field.default
+        if isinstance(default, bool):
+            _require(isinstance(value, bool), f"--{field.name} must be true or false, got "
+                                              f"{value!r}")
+        elif isinstance(default, int):
+            _require(isinstance(value, numbers.Integral) and not isinstance(value, bool),
+                     f"--{field.name} must be an integer, got {value!r}")
+            limit = _INT_LIMITS.get(field.name, INT_MAX)
+            _require(-INT_MAX <= value <= limit,
+                     f"--{field.name}={value} is too large (at most {limit})")
+        elif isinstance(default, float):
+            _require(isinstance(value, numbers.Real) and not isinstance(value, bool),
+                     f"--{field.name} must be a number, got {value!r}")
+            _require(math.isfinite(value), f"--{field.name} must be finite, got {value}")
+        elif isinstance(default, str):
+            _require(isinstance(value, str), f"--{field.name} must be a string, got {value!r}")
+    hidden = config.num_hidden
+    _require(isinstance(hidden, tuple) and all(
+        isinstance(size, numbers.Integral) and not isinstance(size, bool) for size in hidden),
+        f"--num_hidden must be a tuple of integers, got {hidden!r}")
+    _require(len(hidden) <= MAX_LAYERS and all(0 < size <= MAX_HIDDEN for size in hidden),
+             f"--num_hidden must list 1 to {MAX_LAYERS} layers of 1 to {MAX_HIDDEN} channels, "
+             f"got {','.join(map(str, hidden))}")
 
 
 def _validate_choices(config: Config) -> None:
@@ -216,6 +265,12 @@ def _validate_optimisation(config: Config) -> None:
     _require(config.lr > 0, f"--lr must be positive, got {config.lr}")
     _require(config.max_iterations >= 0,
              f"--max_iterations must be >= 0, got {config.max_iterations}")
+    _require(config.num_test_batches >= 0,
+             f"--num_test_batches must be >= 0 (0 = the whole test split), got "
+             f"{config.num_test_batches}")
+    _require(config.num_devices >= 0,
+             f"--num_devices must be >= 0 (0 = all visible), got {config.num_devices}")
+    _require(config.seed >= 0, f"--seed must be >= 0, got {config.seed}")
     for name in ("display_interval", "test_interval", "snapshot_interval", "log_every"):
         value = getattr(config, name)
         _require(value >= 1, f"--{name} must be positive, got {value}")
@@ -233,30 +288,62 @@ def _validate_schedules(config: Config) -> None:
              f"--gradient_clip_norm must be >= 0, got {config.gradient_clip_norm}")
     _require(config.shuffle_buffer >= 1,
              f"--shuffle_buffer must be positive, got {config.shuffle_buffer}")
+    _require(0 <= config.sampling_start_value <= 1,
+             f"--sampling_start_value must be in [0, 1], got {config.sampling_start_value}")
+    _require(config.sampling_changing_rate >= 0,
+             f"--sampling_changing_rate must be >= 0, got {config.sampling_changing_rate}")
+    _require(config.sampling_stop_iter >= 0,
+             f"--sampling_stop_iter must be >= 0, got {config.sampling_stop_iter}")
     _require(bool(config.dataset_name), "--dataset_name must not be empty")
+    _require(os.sep not in config.dataset_name and config.dataset_name not in (".", ".."),
+             f"--dataset_name is a file prefix, not a path: got {config.dataset_name!r} (put "
+             f"the folder in --data_dir)")
 
 
 CONFIG_FILENAME = "config.json"
 
 
 def save_config(config: Config, workdir: str) -> str:
-    """Writes ``config.json`` into ``workdir`` atomically and returns its path."""
+    """Writes ``config.json`` into ``workdir`` atomically and returns its path.
+
+    A ``data_dir`` inside the work directory is stored relative to it (and one outside as an
+    absolute path), so a moved or copied work directory still finds its data.
+    """
     os.makedirs(workdir, exist_ok=True)
-    return files.write_json(os.path.join(workdir, CONFIG_FILENAME), config.to_dict(),
-                            sort_keys=True)
+    values = config.to_dict()
+    if config.data_dir:
+        data_dir = os.path.abspath(config.data_dir)
+        inside = os.path.relpath(data_dir, os.path.abspath(workdir))
+        values["data_dir"] = inside if not inside.startswith(os.pardir) else data_dir
+    return files.write_json(os.path.join(workdir, CONFIG_FILENAME), values, sort_keys=True)
 
 
 def load_config(workdir: str) -> Config:
-    """Reads the ``config.json`` saved by training in ``workdir``."""
+    """Reads the ``config.json`` saved by training in ``workdir``.
+
+    A relative ``data_dir`` is resolved against ``workdir``. ConfigError names the file when
+    it is missing, not JSON, or holds a value of the wrong type or range.
+    """
     path = os.path.join(workdir, CONFIG_FILENAME)
+    if os.path.isdir(path) or (os.path.exists(workdir) and not os.path.isdir(workdir)):
+        raise ConfigError(f"--workdir={workdir} is not a training workdir ({path} is not a file)")
     if not os.path.exists(path):
         raise ConfigError(f"--workdir={workdir} has no {CONFIG_FILENAME}: not a training workdir")
     try:
         with open(path) as handle:
             values = json.load(handle)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path} is not valid JSON: {error}") from error
-    return Config.from_dict(values)
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a JSON object, found {type(values).__name__}")
+    try:
+        config = validate_config(Config.from_dict(values))
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from error
+    if config.data_dir and not os.path.isabs(config.data_dir):
+        config = config.replace(data_dir=os.path.normpath(
+            os.path.join(os.path.abspath(workdir), config.data_dir)))
+    return config
 
 
 def changed_model_fields(saved: Config, requested: Config) -> list[str]:

@@ -7,6 +7,7 @@ class says what kind of thing went wrong::
     ├── ConfigError            a flag or Config value is invalid (names the flag and value)
     │   └── WorkdirError       the work directory cannot be used (locked, unwritable, ...)
     ├── InputError             an array given to the Python API or a server is unusable
+    │   └── RequestError       a request to the local server is refused (HTTP status)
     ├── DataError              a dataset or input file is missing, corrupt or inconsistent
     │   └── LPIPSWeightsError  the LPIPS weights file is missing or malformed
     ├── CheckpointError        a checkpoint is missing, damaged or of another model
@@ -33,6 +34,17 @@ class WorkdirError(ConfigError):
 
 class InputError(PredRNNError):
     """An array given to the Python API or a server has the wrong rank, dtype, range or size."""
+
+
+class RequestError(InputError):
+    """A request to the local REST server is refused: an HTTP status and a one-line message."""
+
+    MAX_CHARACTERS = 500
+
+    def __init__(self, status: int, message: str):
+        self.status = int(status)
+        self.message = " ".join(str(message).split())[:self.MAX_CHARACTERS]
+        super().__init__(self.message)
 
 
 class DataError(PredRNNError):

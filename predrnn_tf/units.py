@@ -130,3 +130,140 @@ def to_dbz(values: np.ndarray, info: dict[str, Any], zr_a: float = ZR_A,
     elif unit != "mm/h":
         raise DataError(f"cannot convert unit {unit!r} to dBZ (expected dBZ, mm/h or mm)")
     return rain_rate_to_dbz(values, zr_a, zr_b).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- rain rate
+#
+# The radar recipe's training scale: rain rate R in mm/h stored in dBR = 10 log10(R).
+#   pixel 0        no data (outside coverage): ignored by the loss, the metrics, the baselines
+#   pixel 1        no rain (R below RAIN_RATE_FLOOR, stored as R = 0)
+#   pixel p >= 2   dBR = scale * p + offset, linear from DBR_MIN (pixel 1) to DBR_MAX (255)
+# The model sees p / 255, so it is trained on a log scale of the rain rate.
+NO_DATA_PIXEL = 0
+NO_RAIN_PIXEL = 1
+DBR_MIN = -10.0  # 0.1 mm/h
+DBR_MAX = 23.0  # ~200 mm/h
+DBR_SCALE = (DBR_MAX - DBR_MIN) / 254.0
+DBR_OFFSET = DBR_MIN - DBR_SCALE * NO_RAIN_PIXEL
+RAIN_RATE_FLOOR = 10.0 ** (DBR_MIN / 10.0)
+RAIN_RATE_TRANSFORM = "dBR"
+
+
+def rain_rate_mapping() -> dict[str, Any]:
+    """The recipe's storage mapping (rain rate in dBR, pixel 0 = no data) as a value_mapping."""
+    return {"units": "mm/h", "transform": RAIN_RATE_TRANSFORM, "scale": DBR_SCALE,
+            "offset": DBR_OFFSET, "no_data_pixel": NO_DATA_PIXEL,
+            "no_rain_pixel": NO_RAIN_PIXEL, "min": 0.0, "max": 10.0 ** (DBR_MAX / 10.0),
+            "note": "dBR = 10 log10(R [mm/h]) = scale * pixel + offset for pixel >= 2; "
+                    "pixel 1 = no rain (R < 0.1 mm/h, taken as 0); pixel 0 = no data"}
+
+
+def is_rain_rate_mapping(metadata: dict[str, Any] | None) -> bool:
+    """True if the (metadata's) value_mapping stores rain rate through the dBR transform."""
+    mapping = mapping_of(metadata)
+    return bool(mapping) and mapping.get("transform") == RAIN_RATE_TRANSFORM
+
+
+def no_data_pixel(metadata: dict[str, Any] | None) -> int | None:
+    """The uint8 pixel value meaning "no data", or None if the dataset has none."""
+    mapping = mapping_of(metadata)
+    value = (mapping or {}).get("no_data_pixel")
+    return None if value is None else int(value)
+
+
+def rain_rate_to_pixels(rate: np.ndarray) -> np.ndarray:
+    """Rain rate (mm/h, NaN = no data) -> uint8 storage pixels of :func:`rain_rate_mapping`."""
+    rate = np.asarray(rate, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dbr = 10.0 * np.log10(np.maximum(rate, RAIN_RATE_FLOOR))
+    pixels = np.clip(np.round((dbr - DBR_OFFSET) / DBR_SCALE), NO_RAIN_PIXEL, 255)
+    pixels = np.where(rate < RAIN_RATE_FLOOR, NO_RAIN_PIXEL, pixels)
+    return np.where(np.isnan(rate), NO_DATA_PIXEL, pixels).astype(np.uint8)
+
+
+def pixels_to_rain_rate(pixels01: np.ndarray, metadata: dict[str, Any] | None) -> np.ndarray:
+    """[0, 1] pixels of a dBR dataset -> rain rate in mm/h (at or below pixel 1: 0 mm/h).
+
+    No-data pixels are not special here (a forecast has none): use :func:`valid_pixels`.
+    """
+    mapping = _require_mapping(metadata)
+    if mapping.get("transform") != RAIN_RATE_TRANSFORM:
+        raise DataError(f"value_mapping {mapping.get('units')!r} is not a dBR rain-rate mapping")
+    pixels = np.asarray(pixels01, np.float64) * 255.0
+    dbr = pixels * float(mapping["scale"]) + float(mapping["offset"])
+    rate = np.power(10.0, dbr / 10.0)
+    return np.where(pixels <= float(mapping.get("no_rain_pixel", NO_RAIN_PIXEL)), 0.0, rate)
+
+
+def rain_rate_to_unit_pixels(rate: np.ndarray) -> np.ndarray:
+    """Rain rate (mm/h) -> continuous [0, 1] pixels (inverse of :func:`pixels_to_rain_rate`)."""
+    rate = np.asarray(rate, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dbr = 10.0 * np.log10(np.maximum(rate, RAIN_RATE_FLOOR))
+    pixels = np.clip((dbr - DBR_OFFSET) / DBR_SCALE, NO_RAIN_PIXEL, 255.0)
+    return np.where(rate < RAIN_RATE_FLOOR, NO_RAIN_PIXEL, pixels) / 255.0
+
+
+def valid_pixels(pixels01: np.ndarray, metadata: dict[str, Any] | None) -> np.ndarray:
+    """Boolean mask of the pixels that hold data (all True without a no-data pixel value)."""
+    pixels01 = np.asarray(pixels01)
+    missing = no_data_pixel(metadata)
+    if missing is None:
+        return np.ones(pixels01.shape, bool)
+    return np.round(pixels01 * 255.0).astype(np.int64) != missing
+
+
+def pixels_to_values(pixels01: np.ndarray, metadata: dict[str, Any] | None) -> np.ndarray:
+    """[0, 1] pixels -> physical values: mm/h for dBR datasets, else the linear mapping."""
+    if is_rain_rate_mapping(metadata):
+        return pixels_to_rain_rate(pixels01, metadata)
+    return np.asarray(pixels_to_units(np.asarray(pixels01, np.float64), metadata))
+
+
+def rate_to_accumulation(rate: np.ndarray, minutes: float) -> np.ndarray:
+    """Rain rate (mm/h) held for ``minutes`` -> accumulation in mm."""
+    if minutes <= 0:
+        raise ValueError(f"accumulation interval must be positive minutes, got {minutes}")
+    return np.asarray(rate, np.float64) * (float(minutes) / 60.0)
+
+
+def accumulation_to_rate(depth: np.ndarray, minutes: float) -> np.ndarray:
+    """Accumulation in mm over ``minutes`` -> mean rain rate in mm/h."""
+    if minutes <= 0:
+        raise ValueError(f"accumulation interval must be positive minutes, got {minutes}")
+    return np.asarray(depth, np.float64) * (60.0 / float(minutes))
+
+
+def field_unit(info: dict[str, Any]) -> str:
+    """A short name of an importer field's unit and transform (to detect mixed units)."""
+    transform = info.get("transform")
+    transform = None if transform in (None, "None") else transform
+    return f"{info.get('unit')}" + (f" ({transform})" if transform else "")
+
+
+def to_rain_rate(values: np.ndarray, info: dict[str, Any], zr_a: float = ZR_A,
+                 zr_b: float = ZR_B) -> np.ndarray:
+    """Converts an importer's field (pysteps ``unit``/``transform``/``accutime``) to mm/h.
+
+    Reflectivity goes through ``Z = zr_a * R ** zr_b``; accumulations in mm over
+    ``accutime`` minutes become their mean rate. NaN (no data) stays NaN.
+    """
+    unit, transform = info.get("unit"), info.get("transform")
+    values = np.asarray(values, np.float64)
+    if unit == "dBZ":
+        with np.errstate(over="ignore", invalid="ignore"):
+            rate = dbz_to_rain_rate(values, zr_a, zr_b)
+        return np.where(np.isnan(values), np.nan, np.nan_to_num(rate, posinf=np.nan))
+    if transform == "dB":
+        values = 10.0 ** (values / 10.0)
+    elif transform not in (None, "None"):
+        raise DataError(f"cannot convert data with transform={transform!r} to mm/h")
+    if unit == "mm":
+        accutime = info.get("accutime")
+        if not accutime:
+            raise DataError("accumulation in mm without accutime (minutes): pass it in "
+                            "--importer_kwargs")
+        return accumulation_to_rate(values, float(accutime))
+    if unit != "mm/h":
+        raise DataError(f"cannot convert unit {unit!r} to mm/h (expected dBZ, mm/h or mm)")
+    return values

@@ -26,7 +26,8 @@ def test_persistence_repeats_last_input():
 
 
 def test_make_baseline_rejects_unknown_name():
-    with pytest.raises(ValueError, match="baseline must be one of persistence, extrapolation"):
+    with pytest.raises(ValueError,
+                       match="baseline must be one of persistence, extrapolation, sprog"):
         baselines.make_baseline("climatology", 3)
     assert isinstance(baselines.make_baseline("persistence", 2), baselines.PersistenceBaseline)
 
@@ -55,3 +56,39 @@ def test_extrapolation_rejects_color_frames():
     pytest.importorskip("pysteps")
     with pytest.raises(ValueError, match="one-channel"):
         baselines.ExtrapolationBaseline(2)(np.zeros((1, 3, 8, 8, 3), np.float32))
+
+
+def _rain_rate_pixels(length=6, size=48):
+    """A moving rain cell (peak 20 mm/h) as dBR pixels, the first row no data."""
+    from predrnn_tf import units
+
+    rate = 20.0 * _gaussian_blob_sequence(length, size)
+    pixels = units.rain_rate_to_pixels(rate).astype(np.float32) / 255.0
+    pixels[:, :, 0] = 0.0
+    return pixels
+
+
+@pytest.mark.parametrize("name", ["extrapolation", "sprog"])
+def test_rain_rate_nowcasts_move_the_cell(name):
+    pytest.importorskip("pysteps")
+    from predrnn_tf import units
+    from predrnn_tf.evaluation import radar_scores
+
+    metadata = {"name": "toy", "value_mapping": units.rain_rate_mapping(),
+                "grid": {"pixel_km": 2.0}}
+    frames = _rain_rate_pixels(8)
+    forecaster = baselines.make_baseline(name, 3, metadata)
+    forecast = forecaster(frames[:, :5])
+    assert forecast.shape == (1, 3, 48, 48, 1) and forecast.dtype == np.float32
+    scores = {}
+    for label, prediction in (("model", forecast),
+                              ("persistence", baselines.persistence(frames[:, :5], 3))):
+        scorer = radar_scores.RadarScores(3, metadata)
+        scorer.update(frames[:, 5:], prediction)
+        scores[label] = scorer.result()["metrics"]
+    assert scores["model"]["mse_mmh"] < 0.5 * scores["persistence"]["mse_mmh"]
+
+
+def test_sprog_needs_a_rain_rate_dataset():
+    with pytest.raises(ValueError, match="--baselines=sprog needs a rain-rate dataset"):
+        baselines.make_baseline("sprog", 3, {"value_mapping": None})

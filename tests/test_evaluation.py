@@ -54,8 +54,9 @@ def test_evaluate_writes_all_files_and_recomputable_metrics(tmp_path):
                                  metadata={"name": "blobs", "value_mapping": RADAR_MAPPING},
                                  lpips_skip_reason="no weights: run the converter")
     files = sorted(os.listdir(output_dir))
-    assert files == ["metrics.json", "metrics_per_frame.csv", "metrics_per_frame.png",
-                     "predictions.gif", "predictions.npz", "predictions.png"]
+    assert files == ["mean_intensity.png", "metrics.json", "metrics_per_frame.csv",
+                     "metrics_per_frame.png", "predictions.gif", "predictions.npz",
+                     "predictions.png"]
     with open(os.path.join(output_dir, "metrics.json")) as handle:
         text = handle.read()
     assert "NaN" not in text
@@ -237,3 +238,52 @@ def test_entry_point_rejects_an_unknown_precision(tiny_workdir, tmp_path, baseli
     assert lines == ["error: --precision must be one of float32, mixed_float16, mixed_bfloat16, "
                      "got 'float64'"], completed.stderr[-2000:]
     assert not output_dir.exists()
+
+
+def _write_rain_rate_dataset(data_dir: str) -> None:
+    """A moving rain cell in dBR pixels (pixel 0 = no data in the first row), 4 test sequences."""
+    from predrnn_tf import units
+    from predrnn_tf.data import schema
+
+    rows, cols = np.mgrid[0:32, 0:32]
+    for split in ("train", "test"):
+        with schema.ShardedWriter(data_dir, "rain", split) as writer:
+            for shift in range(4):
+                rate = np.stack([20.0 * np.exp(-((rows - 10 - t) ** 2 + (cols - 8 - 2 * t - shift)
+                                                 ** 2) / 30.0) for t in range(6)])
+                pixels = units.rain_rate_to_pixels(rate)
+                pixels[:, 0] = units.NO_DATA_PIXEL
+                writer.write(pixels[..., None])
+    schema.write_metadata(data_dir, "rain", {
+        "image_height": 32, "image_width": 32, "channels": 1, "sequence_length": 6,
+        "num_train": 4, "num_test": 4, "value_mapping": units.rain_rate_mapping(),
+        "grid": {"pixel_km": 2.0, "interval_minutes": 10.0}})
+
+
+def test_entry_point_radar_baselines_in_one_table(tmp_path):
+    pytest.importorskip("pysteps")
+    data_dir, output_dir = str(tmp_path / "data"), str(tmp_path / "eval")
+    _write_rain_rate_dataset(data_dir)
+    completed = _run_evaluate("--baselines=persistence,extrapolation", f"--data_dir={data_dir}",
+                              "--dataset_name=rain", "--input_length=3", "--output_length=3",
+                              f"--output_dir={output_dir}", "--save_predictions")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "| extrapolation | csi_1mmh |" in completed.stdout
+    with open(os.path.join(output_dir, "metrics.json")) as handle:
+        result = json.load(handle)
+    assert result["lead_minutes"] == [10.0, 20.0, 30.0]
+    forecasters = result["forecasters"]
+    assert set(forecasters) == {"persistence", "extrapolation"}
+    for name in forecasters:
+        assert len(forecasters[name]["per_frame"]["csi_1mmh"]) == 3
+        assert "fss_5mmh_16km" in forecasters[name]["metrics"]
+    assert (forecasters["extrapolation"]["metrics"]["mse_mmh"]
+            < forecasters["persistence"]["metrics"]["mse_mmh"])
+    saved = np.load(os.path.join(output_dir, "predictions.npz"))
+    assert saved["extrapolation"].shape == saved["truth"].shape == (4, 3, 32, 32, 1)
+    assert os.path.exists(os.path.join(output_dir, "metrics_per_lead.png"))
+    bad = _run_evaluate("--baselines=persistence,climatology", f"--data_dir={data_dir}",
+                        "--dataset_name=rain", "--input_length=3", "--output_length=3",
+                        f"--output_dir={output_dir}")
+    assert bad.returncode != 0 and "--baselines: unknown ['climatology']" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

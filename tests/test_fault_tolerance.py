@@ -97,18 +97,20 @@ def test_loss_log_truncates_to_the_resumed_step_and_skips_a_torn_line(tmp_path):
         assert handle.read().count("\n") == 2
 
 
-def test_remove_stray_files_keeps_registered_checkpoints(tmp_path):
+def test_remove_stray_files_never_deletes_a_numbered_checkpoint(tmp_path):
+    """Temporary leftovers go; ckpt-N files stay even when no state file lists them."""
     directory = tmp_path / "checkpoints"
     directory.mkdir()
-    keep = ["ckpt-2.index", "ckpt-2.data-00000-of-00001", "checkpoint"]
-    stray = ["ckpt-4.index", "ckpt-4.data-00000-of-00001", "checkpoint.tmp1234abcd"]
+    keep = ["ckpt-2.index", "ckpt-2.data-00000-of-00001", "ckpt-4.index",
+            "ckpt-4.data-00000-of-00001"]  # no "checkpoint" state file at all
+    stray = ["checkpoint.tmp1234abcd"]
     for name in keep + stray:
         (directory / name).write_text("x")
-    (directory / "ckpt-4_temp").mkdir()
+    (directory / "ckpt-6_temp").mkdir()
     (tmp_path / "config.json.tmp").write_text("{")
-    removed = fault_tolerance.remove_stray_files(str(tmp_path), "checkpoints", latest_step=2)
+    removed = fault_tolerance.remove_stray_files(str(tmp_path), "checkpoints")
     assert sorted(os.path.basename(path) for path in removed) == sorted(
-        stray + ["ckpt-4_temp", "config.json.tmp"])
+        stray + ["ckpt-6_temp", "config.json.tmp"])
     assert sorted(os.listdir(directory)) == sorted(keep)
 
 

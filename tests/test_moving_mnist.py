@@ -230,3 +230,76 @@ def test_tool_generates_and_prints_summary(tmp_path):
 def test_real_mnist_test_digits_read():
     images = moving_mnist.read_idx_images(SHARED_MNIST)
     assert images.shape == (10000, 28, 28)
+
+
+# ------------------------------------------------------------------ Fig. 9 intensity modes
+
+
+def frame_brightness(sequence):
+    return sequence.reshape(sequence.shape[0], -1).max(axis=1).astype(float)
+
+
+def test_constant_intensity_draws_nothing_extra_and_keeps_the_recipe():
+    digits = constant_digits(3, 200)
+    plain = moving_mnist.generate_sequence(digits, np.random.default_rng(1), num_frames=8)
+    same = moving_mnist.generate_sequence(digits, np.random.default_rng(1), num_frames=8,
+                                          intensity_mode="constant")
+    np.testing.assert_array_equal(plain, same)
+
+
+def test_sudden_intensity_drops_once_in_the_middle_half():
+    digits = constant_digits(3, 200)
+    for seed in range(5):
+        sequence = moving_mnist.generate_sequence(
+            digits, np.random.default_rng(seed), num_frames=20, intensity_mode="sudden",
+            sudden_factor=0.5)
+        brightness = frame_brightness(sequence)
+        change = int(np.argmax(brightness < 200))
+        assert 5 <= change < 15
+        assert (brightness[:change] == 200).all() and (brightness[change:] == 100).all()
+
+
+def test_periodic_intensity_follows_one_of_the_periods():
+    digits = constant_digits(3, 200)
+    periods = set()
+    for seed in range(12):
+        sequence = moving_mnist.generate_sequence(
+            digits, np.random.default_rng(seed), num_frames=40, intensity_mode="periodic",
+            intensity_periods=(4.0, 10.0))
+        brightness = frame_brightness(sequence) / 200.0
+        assert brightness.min() >= 0.29 and brightness.max() <= 1.0
+        spectrum = np.abs(np.fft.rfft(brightness - brightness.mean()))
+        periods.add(round(40 / int(np.argmax(spectrum))))
+    assert periods == {4, 10}
+
+
+def test_bad_intensity_flags_are_one_line_errors(tmp_path):
+    result = run_tool(f"--output_dir={tmp_path}", "--num_train=2", "--num_test=2",
+                      "--intensity_mode=periodic", "--intensity_periods=5,x")
+    assert result.returncode == 2 and "--intensity_periods must be numbers" in result.stderr
+    result = run_tool(f"--output_dir={tmp_path}", "--num_train=2", "--num_test=2",
+                      "--intensity_mode=sudden", "--sudden_factor=1.5")
+    assert result.returncode == 2 and "--sudden_factor must be in (0, 1]" in result.stderr
+    assert not os.path.exists(tmp_path / "mnist-metadata.json")
+
+
+def test_evaluation_plots_mean_intensity_per_frame(tmp_path):
+    from predrnn_tf.evaluation import evaluator
+
+    rng = np.random.default_rng(0)
+    frames = rng.random((4, 6, 8, 8, 1)).astype(np.float32)
+    frames[:, 3:] *= np.array([1.0, 0.5, 0.25])[None, :, None, None, None]
+
+    def halve(inputs):  # forecasts every frame at half the last input's brightness
+        last = np.asarray(inputs)[:, -1:]
+        return np.repeat(last * 0.5, 3, axis=1)
+
+    options = evaluator.EvaluationOptions(input_length=3, output_length=3, name="half")
+    result = evaluator.evaluate(halve, [frames[:2], frames[2:]], str(tmp_path), options)
+    curves = result["mean_intensity"]
+    np.testing.assert_allclose(curves["truth"], frames[:, 3:].mean(axis=(0, 2, 3, 4)),
+                               rtol=1e-6)
+    persistence = frames[:, 2].mean()
+    np.testing.assert_allclose(curves["persistence"], [persistence] * 3, rtol=1e-6)
+    np.testing.assert_allclose(curves["prediction"], [persistence / 2] * 3, rtol=1e-6)
+    assert (tmp_path / curves["plot"]).stat().st_size > 1000

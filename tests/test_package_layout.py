@@ -33,6 +33,10 @@ ALLOWED = {
     "interop": {"config", "errors", "files", "checkpoints", "models", "layers"},
     "training": {"config", "errors", "files", "units", "checkpoints", "models", "layers",
                  "data", "evaluation"},
+    "inference": {"config", "errors", "files", "units", "checkpoints", "models", "layers",
+                  "data", "evaluation", "serving"},
+    "analysis": {"config", "errors", "files", "units", "checkpoints", "models", "layers",
+                 "data", "evaluation", "training"},
     "cli": {"*"},
     "package": {"*"},  # predrnn_tf/__init__.py and the predrnn_tf.train/evaluate/export aliases
 }

@@ -113,7 +113,8 @@ def test_knmi_hdf5_builtin_importer(tmp_path):
         calibration.attrs["calibration_out_of_image"] = np.array([65535], np.int32)
     values, info = radar.import_knmi_hdf5(str(path), accutime=5.0)
     np.testing.assert_allclose(values[[0, 0, 1], [0, 1, 1]], [0.0, 1.0, 12.0])
-    assert np.isnan(values[1, 0]) and info == {"unit": "mm", "transform": None, "accutime": 5.0}
+    assert np.isnan(values[1, 0]) and info == {"unit": "mm", "transform": None, "accutime": 5.0,
+                                        "pixel_km": 1.0}
     frame, no_data = imaging.prepare_radar_frame(values, info, image_size=2)
     assert no_data == 1 and frame[0, 0] == 0 and frame[1, 0] == 0
     # 1 mm / 5 min = 12 mm/h -> 10 log10(200 * 12 ** 1.6) = 40.3 dBZ -> pixel 183.
@@ -123,9 +124,8 @@ def test_knmi_hdf5_builtin_importer(tmp_path):
 def test_pysteps_importer_missing_is_clear(monkeypatch):
     monkeypatch.setitem(sys.modules, "pysteps", None)  # as if not installed
     monkeypatch.setitem(sys.modules, "pysteps.io", None)
-    importer = radar.make_importer("mch_gif", {})
     with pytest.raises(ImportError, match="needs the optional package 'pysteps'"):
-        importer("any.gif")
+        radar.make_importer("mch_gif", {})  # refused before any file is read
 
 
 def test_parse_timestamp():

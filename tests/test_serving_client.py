@@ -294,8 +294,10 @@ def test_unreachable_server_and_bad_input_are_one_line(tmp_path):
     assert_one_line_error(closed, "cannot reach")
     assert_one_line_error(run_client(f"--model_name={MODEL}", f"--input={tmp_path / 'flat.npy'}"),
                           "[T, H, W]", "(4, 4)")
-    assert_one_line_error(run_client(f"--model_name={MODEL}", f"--input={tmp_path / 'dbz.npy'}"),
-                          "[0, 1]", "predict_dbz")
+    assert_one_line_error(run_client(f"--model_name={MODEL}", f"--input={tmp_path / 'dbz.npy'}",
+                                     "--signature=serving_default"), "[0, 1]", "predict_dbz")
+    assert client.choose_signature(np.full((3, 16, 16), 35.0)) == "predict_dbz"  # auto
+    assert client.choose_signature(frames_01()) == "serving_default"
     assert_one_line_error(run_client(f"--model_name={MODEL}", "--input=/nonexistent.npy"),
                           "does not exist")
 

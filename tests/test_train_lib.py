@@ -186,3 +186,105 @@ def test_only_record_errors_scan_the_shards(data_dir, tmp_path, monkeypatch, err
                                      str(tmp_path))
     assert raised.value is error  # no shard named: the original error is re-raised
     assert bool(calls) == scans
+
+
+# --- issue 13: nothing lost, nothing silently wrong ------------------------------------------
+
+def _small_run(data_dir, **changes):
+    values = dict(data_dir=data_dir, max_iterations=2, test_interval=100, display_interval=100)
+    values.update(changes)
+    return TINY.replace(**values)
+
+
+def test_a_negative_num_test_batches_is_refused_before_anything_is_written(data_dir, tmp_path):
+    workdir = tmp_path / "run"
+    with pytest.raises(train_lib.ConfigError, match="--num_test_batches"):
+        train_lib.train_and_evaluate(_small_run(data_dir, num_test_batches=-1), str(workdir))
+    assert not workdir.exists()
+
+
+def test_the_checkpoint_is_written_before_the_test_pass(data_dir, tmp_path, monkeypatch):
+    """A test pass that fails never costs the work of its step."""
+    def failing_test_pass(*args, **kwargs):
+        raise RuntimeError("test pass failed")
+
+    monkeypatch.setattr(train_lib, "run_test_pass", failing_test_pass)
+    config = _small_run(data_dir, test_interval=2, snapshot_interval=2)
+    with pytest.raises(RuntimeError, match="test pass failed"):
+        train_lib.train_and_evaluate(config, str(tmp_path))
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+
+
+def _foreign_dataset(data_dir, target, name="mnist"):
+    """A copy of the synthetic dataset under another name (as a converter would write it)."""
+    from predrnn_tf.data import schema
+    os.makedirs(target)
+    for split in schema.SPLITS:
+        paths = schema.shard_paths(data_dir, synthetic_radar.NAME, split)
+        for index, path in enumerate(paths):
+            target_path = os.path.join(target, schema.shard_filename(name, split, index,
+                                                                     len(paths)))
+            with open(path, "rb") as source, open(target_path, "wb") as copy:
+                copy.write(source.read())
+    schema.write_metadata(target, name, schema.read_metadata(data_dir, synthetic_radar.NAME))
+    return target
+
+
+def test_a_data_dir_of_another_dataset_is_never_written_into(data_dir, tmp_path):
+    """Forgetting --dataset_name: one error listing what is there, no generated shards."""
+    foreign = _foreign_dataset(data_dir, str(tmp_path / "mnist_data"))
+    before = sorted(os.listdir(foreign))
+    with pytest.raises(train_lib.ConfigError, match=r"holds the dataset\(s\) mnist.*"
+                                                    r"--dataset_name=mnist"):
+        train_lib.train_and_evaluate(_small_run(foreign), str(tmp_path / "run"))
+    assert sorted(os.listdir(foreign)) == before and not (tmp_path / "run").exists()
+    with pytest.raises(train_lib.DataError, match="has no radar-metadata.json.*holds mnist"):
+        train_lib.train_and_evaluate(_small_run(foreign, dataset_name="radar"),
+                                     str(tmp_path / "run"))
+
+
+def test_empty_train_shards_are_an_error_not_a_hang(data_dir, tmp_path):
+    from predrnn_tf.data import schema
+    foreign = _foreign_dataset(data_dir, str(tmp_path / "empty"))
+    for path in schema.shard_paths(foreign, "mnist", "train"):
+        open(path, "wb").close()  # the metadata still counts the records
+    with pytest.raises(train_lib.DataError, match="hold no record although its metadata counts"):
+        train_lib.train_and_evaluate(_small_run(foreign, dataset_name="mnist"),
+                                     str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_test_split_smaller_than_the_batch_runs(tmp_path):
+    small = str(tmp_path / "small")
+    synthetic_radar.ensure_synthetic_dataset(small, 16, 6, num_train=16, num_test=2)
+    result = train_lib.train_and_evaluate(
+        _small_run(small, batch_size=4, num_test_batches=0, test_interval=2), str(tmp_path / "r"))
+    assert result["step"] == 2 and result["num_sequences"] == 2
+
+
+def test_a_failed_data_dir_leaves_no_workdir_and_no_lock(tmp_path):
+    workdir = tmp_path / "run"
+    with pytest.raises(train_lib.ConfigError, match="--data_dir=.*does not exist"):
+        train_lib.train_and_evaluate(
+            TINY.replace(dataset_name="mnist", data_dir=str(tmp_path / "missing")), str(workdir))
+    assert not workdir.exists()
+
+
+def test_train_prints_the_absolute_workdir_and_new_or_resumed(data_dir, tmp_path):
+    args = [f"--data_dir={data_dir}", "--num_hidden=8,8", "--filter_size=3", "--patch_size=2",
+            "--img_width=16", "--input_length=3", "--total_length=6", "--batch_size=4",
+            "--max_iterations=1", "--test_interval=100", "--display_interval=100",
+            "--snapshot_interval=1", "--num_test_batches=1", "--shuffle_buffer=4",
+            "--workdir=relative_run"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    command = [sys.executable, "-m", "predrnn_tf.train", *args]
+    first = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    where = os.path.join(str(tmp_path), "relative_run")
+    assert f"Work directory {where}: starting a new run." in first.stderr
+    second = subprocess.run([*command, "--max_iterations=2"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert f"Work directory {where}: resuming from step 1 (ckpt-1)." in second.stderr
+    for noise in ("cuda", "oneDNN", "absl::InitializeLog"):
+        assert noise not in first.stderr + second.stderr

@@ -35,6 +35,16 @@ flags.DEFINE_integer("warmup_steps", 1, "Untimed updates (tracing and first-call
 flags.DEFINE_integer("steps", 3, "Timed updates.")
 flags.DEFINE_integer("peak_repeats", 3, "Repetitions of each conv when measuring the peak.")
 flags.DEFINE_string("workdir", None, "Unused (accepted so training flagfiles work).")
+flags.DEFINE_integer("forecast_steps", 0, "If > 0, also time this many calls of the compiled "
+                     "forecast per precision against the forward-only conv peak.")
+flags.DEFINE_list("memory_sizes", [], "Image sizes (e.g. 128,256,512) at which to measure the "
+                  "peak training memory per sequence (batch 1), plain and with --remat, each "
+                  "in its own process.")
+flags.DEFINE_integer("memory_plain_max_size", 256, "Largest image size measured without "
+                     "--remat (larger plain sizes are extrapolated, linear in pixels: the "
+                     "plain unroll at 512x512 needs more memory than a 24 GiB machine has).")
+flags.DEFINE_string("memory_probe", "", "Internal: SIZE:REMAT, run one update in this process "
+                    "and print its peak memory.")
 
 
 def conv_shapes(config) -> list[tuple[int, int, int, int]]:
@@ -72,8 +82,9 @@ def update_flops(config) -> float:
                      for k, cin, cout, count in conv_shapes(config))
 
 
-def measure_conv_peak(config, precision: str, repeats: int) -> float:
-    """GFLOP/s of forward + backward of the model's own conv shapes, weighted as in a step."""
+def measure_conv_peak(config, precision: str, repeats: int, backward: bool = True) -> float:
+    """GFLOP/s of forward + backward (or forward only) of the model's own conv shapes,
+    weighted as in a step."""
     import tensorflow as tf
 
     dtype = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16,
@@ -89,6 +100,8 @@ def measure_conv_peak(config, precision: str, repeats: int) -> float:
 
         @tf.function
         def forward_backward(inputs=inputs, kernel=kernel):
+            if not backward:
+                return [tf.nn.conv2d(inputs, kernel, 1, "SAME")]
             with tf.GradientTape() as tape:
                 tape.watch(inputs)
                 outputs = tf.nn.conv2d(inputs, kernel, 1, "SAME")
@@ -101,7 +114,7 @@ def measure_conv_peak(config, precision: str, repeats: int) -> float:
             for gradient in forward_backward():
                 gradient.numpy()
         elapsed = (time.perf_counter() - start) / repeats
-        total_flops += 3.0 * conv_flops(k, cin, cout, batch, size) * count
+        total_flops += (3.0 if backward else 1.0) * conv_flops(k, cin, cout, batch, size) * count
         total_time += elapsed * count
     return total_flops / total_time / 1e9
 
@@ -129,43 +142,195 @@ def time_updates(config, warmup: int, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def time_forecasts(config, warmup: int, steps: int) -> float:
+    """Seconds per call of the one compiled forecast (models/forecasting.py) on a random
+    ``[batch_size, input_length, H, W, C]`` batch: ``total_length - 1`` steps, no gradient."""
+    import numpy as np
+    import tensorflow as tf
+
+    from predrnn_tf.models.builder import build_model
+    from predrnn_tf.models.forecasting import make_forecast_function
+
+    model = build_model(config)
+    forecast = make_forecast_function(model)
+    shape = (config.batch_size, config.input_length, config.img_width, config.img_width,
+             config.img_channel)
+    inputs = tf.constant(np.random.default_rng(0).random(shape, dtype=np.float32))
+    for _ in range(max(warmup, 1)):  # the first call traces
+        forecast(inputs).numpy()
+    start = time.perf_counter()
+    for _ in range(steps):
+        forecast(inputs).numpy()
+    return (time.perf_counter() - start) / steps
+
+
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
+def current_rss_gib() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags of /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bfloat16() -> bool:
+    """True if the CPU has bfloat16 instructions (AVX512_BF16 or AMX-BF16)."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def probe_memory(config, size: int, remat: bool) -> tuple[float, float]:
+    """(training GiB, seconds) of one update on one sequence of ``size`` x ``size``.
+
+    Training memory is the peak RSS during the update minus the RSS after the model, the
+    optimizer and the traced step exist (so it excludes the framework and the graph).
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from predrnn_tf.training.trainer import Trainer
+
+    config = config.replace(img_width=size, batch_size=1, reverse_input=False, remat=remat)
+    trainer = Trainer(config, "/nonexistent", tf.distribute.get_strategy())
+    shape = (1, config.total_length, size, size, config.img_channel)
+    frames = np.random.default_rng(0).random(shape, dtype=np.float32)
+    trainer.train_iterator = iter(tf.data.Dataset.from_tensors(frames).repeat())
+    step = trainer.make_train_step()
+    half = tf.constant(0.5)
+    step.get_concrete_function(trainer.train_iterator, half, half)
+    before = current_rss_gib()
+    start = time.perf_counter()
+    float(step(trainer.train_iterator, half, half)["loss"])
+    return peak_rss_gib() - before, time.perf_counter() - start
+
+
+def measure_memory(size: int, remat: bool) -> tuple[float, float]:
+    """Runs :func:`probe_memory` in a fresh process (peak RSS is per process)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, os.path.abspath(__file__), *sys.argv[1:],
+               f"--memory_probe={size}:{int(remat)}", "--memory_sizes="]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    for line in result.stdout.splitlines():
+        if line.startswith("MEMORY "):
+            gib, seconds = line.split()[1:3]
+            return float(gib), float(seconds)
+    raise RuntimeError(f"memory probe at {size}x{size} remat={remat} failed: "
+                       f"{result.stderr.strip().splitlines()[-1:]}")
+
+
+def memory_table(config, sizes: list[int], plain_max: int, log=print) -> list[str]:
+    """Markdown lines: peak training memory per sequence, plain and with --remat."""
+    plain, remat = {}, {}
+    for size in sizes:
+        if size <= plain_max:
+            plain[size] = measure_memory(size, False)
+            log(f"memory {size}x{size} plain: {plain[size][0]:.2f} GiB, {plain[size][1]:.1f} s")
+        remat[size] = measure_memory(size, True)
+        log(f"memory {size}x{size} remat: {remat[size][0]:.2f} GiB, {remat[size][1]:.1f} s")
+    measured = sorted(plain)
+    lines = [f"peak training memory per sequence (batch 1, T={config.total_length}, "
+             f"p={config.patch_size}, {config.model_name} "
+             f"{','.join(map(str, config.num_hidden))}, {config.precision})",
+             "| image | plain GiB | --remat GiB | plain / remat | plain s/update | "
+             "remat s/update |", "|---|---|---|---|---|---|"]
+    for size in sizes:
+        if size in plain:
+            gib, text, seconds = plain[size][0], f"{plain[size][0]:.2f}", f"{plain[size][1]:.1f}"
+        elif len(measured) >= 2:  # linear in pixels through the two largest measured sizes
+            small, large = measured[-2], measured[-1]
+            slope = (plain[large][0] - plain[small][0]) / (large ** 2 - small ** 2)
+            gib = plain[large][0] + slope * (size ** 2 - large ** 2)
+            text, seconds = f"~{gib:.1f} (extrapolated)", "not run"
+        else:
+            gib, text, seconds = None, "not run", "not run"
+        ratio = f"{gib / remat[size][0]:.1f}x" if gib else "n/a"
+        lines.append(f"| {size}x{size} | {text} | {remat[size][0]:.2f} | {ratio} | {seconds} | "
+                     f"{remat[size][1]:.1f} |")
+    return lines
+
+
+def speed_table(base, precisions: list[str]) -> list[str]:
+    """Markdown lines: one row per precision, timed and peak-measured in this process."""
+    import keras
+
+    flops = update_flops(base)
+    rows = []
+    for precision in precisions:
+        config = base.replace(precision=precision)
+        keras.config.set_dtype_policy("float32")
+        peak = measure_conv_peak(config, precision, flags.FLAGS.peak_repeats)
+        seconds = time_updates(config, flags.FLAGS.warmup_steps, flags.FLAGS.steps)
+        achieved = flops / seconds / 1e9
+        rows.append((precision, seconds, config.batch_size / seconds, flops / 1e12,
+                     achieved, peak, achieved / peak, peak_rss_gib()))
+    header = ("precision", "s/update", "seq/s", "TFLOP/update", "GFLOP/s",
+              "conv peak GFLOP/s", "ratio", "peak RSS GiB")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        lines.append(f"| {row[0]} | {row[1]:.3f} | {row[2]:.2f} | {row[3]:.3f} | {row[4]:.1f} | "
+                     f"{row[5]:.1f} | {row[6]:.2f} | {row[7]:.2f} |")
+    for row in rows[1:]:
+        lines.append(f"speed-up {row[0]} vs {rows[0][0]}: {rows[0][1] / row[1]:.2f}x")
+    return lines
+
+
+def forecast_table(base, precisions: list[str]) -> list[str]:
+    """Markdown lines: the compiled forecast (no gradient) per precision vs the same-run
+    forward-only conv peak; its FLOPs are one third of an update's."""
+    import keras
+
+    flops = update_flops(base) / 3.0
+    lines = ["| forecast precision | s/forecast | GFLOP/s | forward conv peak GFLOP/s | ratio |",
+             "|---|---|---|---|---|"]
+    for precision in precisions:
+        config = base.replace(precision=precision)
+        keras.config.set_dtype_policy("float32")
+        peak = measure_conv_peak(config, precision, flags.FLAGS.peak_repeats, backward=False)
+        seconds = time_forecasts(config, flags.FLAGS.warmup_steps, flags.FLAGS.forecast_steps)
+        achieved = flops / seconds / 1e9
+        lines.append(f"| {precision} | {seconds:.3f} | {achieved:.1f} | {peak:.1f} | "
+                     f"{achieved / peak:.2f} |")
+    return lines
+
+
 def main(argv):
     del argv
-    import keras
 
     def run():
         import tensorflow as tf
 
         tf.get_logger().setLevel("ERROR")  # one tf.function per conv shape is intended
         base = config_from_flags()
+        if flags.FLAGS.memory_probe:
+            size, remat = flags.FLAGS.memory_probe.split(":")
+            gib, seconds = probe_memory(base, int(size), remat == "1")
+            print(f"MEMORY {gib:.4f} {seconds:.3f}")
+            return
         precisions = [p for p in (flags.FLAGS.precisions or base.precision).split(",") if p]
-        flops = update_flops(base)
-        rows = []
-        for precision in precisions:
-            config = base.replace(precision=precision)
-            keras.config.set_dtype_policy("float32")
-            peak = measure_conv_peak(config, precision, flags.FLAGS.peak_repeats)
-            seconds = time_updates(config, flags.FLAGS.warmup_steps, flags.FLAGS.steps)
-            achieved = flops / seconds / 1e9
-            rows.append((precision, seconds, config.batch_size / seconds, flops / 1e12,
-                         achieved, peak, achieved / peak, peak_rss_gib()))
         print(f"model {base.model_name} {','.join(map(str, base.num_hidden))} "
               f"k={base.filter_size} {base.img_width}x{base.img_width} p={base.patch_size} "
-              f"T={base.total_length} batch={base.batch_size}  load={os.getloadavg()[0]:.2f}")
-        header = ("precision", "s/update", "seq/s", "TFLOP/update", "GFLOP/s",
-                  "conv peak GFLOP/s", "ratio", "peak RSS GiB")
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for row in rows:
-            print(f"| {row[0]} | {row[1]:.3f} | {row[2]:.2f} | {row[3]:.3f} | {row[4]:.1f} | "
-                  f"{row[5]:.1f} | {row[6]:.2f} | {row[7]:.2f} |")
-        if len(rows) > 1:
-            for row in rows[1:]:
-                print(f"speed-up {row[0]} vs {rows[0][0]}: {rows[0][1] / row[1]:.2f}x")
+              f"T={base.total_length} batch={base.batch_size} remat={base.remat}  "
+              f"load={os.getloadavg()[0]:.2f}  native bfloat16: {native_bfloat16()}")
+        if flags.FLAGS.steps > 0:
+            print("\n".join(speed_table(base, precisions)))
+        if flags.FLAGS.forecast_steps > 0:
+            print("\n".join(forecast_table(base, precisions)))
+        if flags.FLAGS.memory_sizes:
+            sizes = [int(size) for size in flags.FLAGS.memory_sizes]
+            print("\n".join(memory_table(base, sizes, flags.FLAGS.memory_plain_max_size)))
 
     run_or_exit(run)
 

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from predrnn_tf.config import Config, ConfigError, parse_num_hidden
-from predrnn_tf.data import reader, schema
+from predrnn_tf.data import mixing, reader, schema
 from predrnn_tf.data.converters import convert as converters
 from predrnn_tf.data.converters import publishing as conversion
 
@@ -58,6 +58,12 @@ _DATASETS = flags.DEFINE_list(
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Reader batch size.")
 _READER_BATCHES = flags.DEFINE_integer("reader_batches", 200, "Batches timed per reader.")
 _SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", 256, "Reader shuffle buffer.")
+_MIXTURE = flags.DEFINE_string(
+    "mixture", "", "Real-radar recipe mode: a --dataset_name mixture in --data_dir (e.g. "
+    "fmi,knmi,bom_c10): times the mixed, augmented pipeline of --mixture_flagfile alone and "
+    "--train_steps training steps of that recipe on it, and prints their ratio.")
+_MIXTURE_FLAGFILE = flags.DEFINE_string("mixture_flagfile", "configs/radar_real.flags",
+                                        "The recipe of --mixture.")
 _TRAIN_STEPS = flags.DEFINE_integer(
     "train_steps", 2, "Timed training steps per configuration after one untimed step "
     "(each 10-20 s at full size on a 2-core CPU); 0 skips the training measurement.")
@@ -103,12 +109,14 @@ def prepare_datasets(data_dir: str, kinds: list[str]) -> None:
 
 
 def time_reader(data_dir: str, name: str, batch_size: int, batches: int,
-                shuffle_buffer: int) -> dict[str, float]:
+                shuffle_buffer: int, augment: bool = False,
+                frame_size: int | None = None) -> dict[str, float]:
     """Decoded sequences/s of the training reader (after a warm-up of 10 batches)."""
-    metadata = schema.read_metadata(data_dir, name)
+    metadata = mixing.read_metadata(data_dir, name)
     length = metadata.get("train_sequence_length", metadata["sequence_length"])
     dataset = reader.make_dataset(data_dir, name, "train", batch_size, length, shuffle=True,
-                                  repeat=True, shuffle_buffer=shuffle_buffer)
+                                  repeat=True, shuffle_buffer=shuffle_buffer, augment=augment,
+                                  frame_size=frame_size)
     iterator = iter(dataset)
     for _ in range(10):
         next(iterator)
@@ -174,7 +182,30 @@ def time_training(config: Config, data_dir: str, steps: int) -> dict[str, float]
     return {"seconds_per_step": seconds, "sequences_per_second": config.batch_size / seconds}
 
 
+def run_mixture() -> None:
+    """The mixed, augmented recipe pipeline alone vs what the recipe's training consumes."""
+    path = _MIXTURE_FLAGFILE.value
+    config = config_from_flagfile(path if os.path.exists(path) else os.path.join(REPO, path))
+    config = config.replace(dataset_name=_MIXTURE.value, data_dir=_DATA_DIR.value)
+    pipeline = time_reader(_DATA_DIR.value, _MIXTURE.value, config.batch_size,
+                           _READER_BATCHES.value, _SHUFFLE_BUFFER.value,
+                           augment=config.augment, frame_size=config.img_width)
+    print(f"mixed pipeline {_MIXTURE.value} (augment={config.augment}, {pipeline['shape']}): "
+          f"{pipeline['sequences_per_second']:.1f} sequences/s")
+    if _TRAIN_STEPS.value > 0:
+        training = time_training(config, _DATA_DIR.value, _TRAIN_STEPS.value)
+        print(f"training {path}: {training['seconds_per_step']:.2f} s/step = "
+              f"{training['sequences_per_second']:.2f} sequences/s; pipeline / training = "
+              f"{pipeline['sequences_per_second'] / training['sequences_per_second']:.0f}x "
+              f"(goal >= 20x)")
+
+
 def run() -> None:
+    if _MIXTURE.value:
+        if not _DATA_DIR.value:
+            raise ValueError("--mixture needs --data_dir (the converted sources)")
+        run_mixture()
+        return
     kinds_and_names = []
     for entry in _DATASETS.value:
         kind, _, name = entry.partition(":")

@@ -7,6 +7,8 @@ Writes ``torch.save({'net_param': state_dict}, output)`` with the official key l
 loads it with ``--pretrained_model=model.ckpt-80000`` and the same model flags, which are
 printed. The file is written under a temporary name and renamed. Importing the result with
 ``tools/import_pytorch_checkpoint.py`` gives back bit-identical weights. Needs torch.
+A ``--model_name=mim`` workdir is written as a bare OpenSTL ``MIM_Model`` state dict instead
+(import it back with ``--checkpoint_format=openstl``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,31 @@ def official_flags(config) -> str:
             f"--img_channel={config.img_channel} --layer_norm={int(config.layer_norm)}")
 
 
+def export_mim() -> None:
+    """A MIM workdir: a bare OpenSTL ``MIM_Model`` state dict (``torch.save(state_dict)``).
+
+    The decoupling adapter is not an OpenSTL weight and is left out, so OpenSTL's strict
+    ``load_state_dict`` accepts the file.
+    """
+    import io
+
+    from predrnn_tf import files
+    from predrnn_tf.checkpoints import restore
+    from predrnn_tf.interop import mim_pytorch
+    from predrnn_tf.interop import pytorch as torch_import
+
+    torch = torch_import.import_torch()
+    model, config = restore(_WORKDIR.value, _CHECKPOINT.value, precision="float32")
+    state_dict = mim_pytorch.model_state_dict(model, config)
+    buffer = io.BytesIO()
+    torch.save({key: torch.from_numpy(value) for key, value in state_dict.items()}, buffer)
+    files.write_bytes(_OUTPUT.value, buffer.getvalue())
+    print(f"wrote {len(state_dict)} tensors to {_OUTPUT.value} (OpenSTL MIM_Model state dict; "
+          f"num_hidden={','.join(map(str, config.num_hidden))}, filter_size="
+          f"{config.filter_size}, patch_size={config.patch_size}, layer_norm="
+          f"{int(config.layer_norm)})")
+
+
 def run() -> None:
     from predrnn_tf.checkpoints import restore
     from predrnn_tf.config import load_config
@@ -49,7 +76,11 @@ def run() -> None:
         raise ConfigError("--output is required (e.g. model.ckpt-80000)")
     if os.path.isdir(_OUTPUT.value):
         raise ConfigError(f"--output={_OUTPUT.value} is a directory; give a file name")
-    torch_import.check_official_config(load_config(_WORKDIR.value))
+    saved = load_config(_WORKDIR.value)
+    if saved.model_name == "mim":
+        export_mim()
+        return
+    torch_import.check_official_config(saved)
     torch_import.import_torch()  # fail before the (slower) restore if torch is missing
     model, config = restore(_WORKDIR.value, _CHECKPOINT.value, precision="float32")
     state_dict = torch_import.model_state_dict(model, config)

@@ -3,7 +3,10 @@
   python tools/import_pytorch_checkpoint.py --checkpoint=model.ckpt-80000 \
       --flagfile=configs/mnist.flags --workdir=runs/mnist_official [--model_name=predrnn]
 
-The file is what the official ``model_factory.save`` writes (``{'net_param': state_dict}``)
+With ``--checkpoint_format=openstl`` (and ``--model_name=mim``) the file is an OpenSTL
+``MIM_Model`` state dict (see predrnn_tf/interop/mim_pytorch.py for the layout).
+
+The official file is what ``model_factory.save`` writes (``{'net_param': state_dict}``)
 for ``--model_name=predrnn_v2`` or ``predrnn``, with or without ``--layer_norm``. Every key and
 shape is checked against the flags first; the first mismatch (missing key, unexpected key,
 wrong shape) is reported in one line and nothing is written. On success the new work
@@ -34,6 +37,11 @@ _CHECKPOINT = flags.DEFINE_string("checkpoint", None,
                                   "The official PyTorch checkpoint file (model.ckpt-N).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "New work directory to create (must not hold "
                                                 "anything yet).")
+_FORMAT = flags.DEFINE_enum(
+    "checkpoint_format", "official", ["official", "openstl"],
+    "official: thuml/predrnn-pytorch {'net_param': ...} (predrnn_v2, predrnn); openstl: "
+    "OpenSTL's MIM_Model state dict, bare or Lightning {'state_dict': {'model.' + key}} "
+    "(needs --model_name=mim; --decouple_beta=0 gives OpenSTL's exact model).")
 
 
 def step_from_filename(path: str) -> int:
@@ -80,9 +88,15 @@ def run() -> None:
     if not _WORKDIR.value:
         raise ConfigError("--workdir is required")
     config = project_flags.config_from_flags()
-    torch_import.check_official_config(config)
-    check_workdir_is_free(_WORKDIR.value)
-    state_dict = torch_import.read_torch_checkpoint(_CHECKPOINT.value)
+    if _FORMAT.value == "openstl":
+        from predrnn_tf.interop import mim_pytorch as torch_import
+        torch_import.check_mim_config(config)
+        check_workdir_is_free(_WORKDIR.value)
+        state_dict = torch_import.read_openstl_checkpoint(_CHECKPOINT.value)
+    else:
+        torch_import.check_official_config(config)
+        check_workdir_is_free(_WORKDIR.value)
+        state_dict = torch_import.read_torch_checkpoint(_CHECKPOINT.value)
     torch_import.check_shapes({key: value.shape for key, value in state_dict.items()}, config,
                               source=_CHECKPOINT.value)
     model = build_model(config)

@@ -60,6 +60,24 @@ _FROM_OFFICIAL_NPZ = flags.DEFINE_string(
 _SPLIT = flags.DEFINE_enum("split", None, ["train", "test"],
                            "Split written by --from_npy / --from_official_npz.")
 _SEQUENCES_PER_SHARD = flags.DEFINE_integer("sequences_per_shard", 1000, "Records per shard.")
+_INTENSITY_MODE = flags.DEFINE_enum(
+    "intensity_mode", "constant", ["constant", "sudden", "periodic"],
+    "Brightness over time (the paper's Fig. 9): constant (the recipe), sudden (drops to "
+    "--sudden_factor at a random frame of the middle half), periodic (a cosine whose period "
+    "is drawn from --intensity_periods).")
+_INTENSITY_PERIODS = flags.DEFINE_list("intensity_periods", ["5", "10", "20"],
+                                       "Periods in frames for --intensity_mode=periodic.")
+_SUDDEN_FACTOR = flags.DEFINE_float("sudden_factor", 0.5,
+                                    "Brightness after the change, --intensity_mode=sudden.")
+
+
+def intensity_periods() -> tuple[float, ...]:
+    """--intensity_periods as numbers (a one-line error otherwise)."""
+    try:
+        return tuple(float(value) for value in _INTENSITY_PERIODS.value)
+    except ValueError:
+        raise ValueError(f"--intensity_periods must be numbers, got "
+                         f"{','.join(_INTENSITY_PERIODS.value)}") from None
 
 
 def convert() -> None:
@@ -81,7 +99,9 @@ def convert() -> None:
             num_test=_NUM_TEST.value, total_length=_TOTAL_LENGTH.value,
             num_digits=_NUM_DIGITS.value, image_size=_IMAGE_SIZE.value,
             step_length=_STEP_LENGTH.value, seed=_SEED.value,
-            sequences_per_shard=_SEQUENCES_PER_SHARD.value))
+            sequences_per_shard=_SEQUENCES_PER_SHARD.value,
+            intensity_mode=_INTENSITY_MODE.value,
+            intensity_periods=intensity_periods(), sudden_factor=_SUDDEN_FACTOR.value))
     print(conversion.format_summary(metadata, _OUTPUT_DIR.value, time.monotonic() - start))
 
 

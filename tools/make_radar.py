@@ -17,6 +17,15 @@ uint8 with dBZ = 70 * pixel / 255 - 10 (kept in the metadata as value_mapping). 
 --total_length frames every --stride frames never cross a gap in the time stamps; windows
 starting at or after --test_after are test (default: the last 20% of the timeline) and no
 window straddles the split.
+
+The real-radar recipe (--storage=rain_rate; its settings in configs/radar_real_data.flags)
+stores rain rate instead: any source's unit -> mm/h, area-averaged to --pixel_km, sampled
+every --interval_minutes, tiled into --image_size squares, dBR with pixel 0 = no data:
+
+  python tools/make_radar.py --flagfile=configs/radar_real_data.flags \
+      --input_glob='ARCHIVE/*.h5' --importer=knmi_hdf5 --importer_kwargs='{}' \
+      --filename_pattern='RAD_NL25_RAP_5min_%Y%m%d%H%M' --timestep_minutes=5 \
+      --test_after=201008260520 --output_dir=/tmp/radar --name=knmi
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ project_flags.import_tensorflow_quietly()
 from predrnn_tf.data.converters import convert as converters
 from predrnn_tf.data.converters import imaging, radar
 from predrnn_tf.data.converters import publishing as conversion
+from predrnn_tf.errors import DataError
 
 _INPUT_GLOB = flags.DEFINE_string("input_glob", None, "Glob of the radar files ('**' ok).",
                                   required=True)
@@ -71,6 +81,26 @@ _PIXEL_UNIT = flags.DEFINE_enum("pixel_unit", "dBZ", ["dBZ", "mm/h", "mm"],
 _ZR_A = flags.DEFINE_float("zr_a", 200.0, "Z-R relation Z = zr_a * R ** zr_b: a.")
 _ZR_B = flags.DEFINE_float("zr_b", 1.6, "Z-R relation Z = zr_a * R ** zr_b: b.")
 _SEQUENCES_PER_SHARD = flags.DEFINE_integer("sequences_per_shard", 500, "Records per shard.")
+_STORAGE = flags.DEFINE_enum(
+    "storage", "hko7_dbz", ["hko7_dbz", "rain_rate"],
+    "rain_rate: the real-radar recipe (mm/h in dBR, pixel 0 = no data, fixed --pixel_km "
+    "grid and --interval_minutes, --image_size tiles); hko7_dbz: dBZ, centred square.")
+_PIXEL_KM = flags.DEFINE_float("pixel_km", 2.0, "rain_rate: the recipe's grid spacing (km).")
+_SOURCE_PIXEL_KM = flags.DEFINE_float(
+    "source_pixel_km", 0.0, "rain_rate: the source's grid spacing in km (0 = from the "
+    "importer's metadata; needed for pgm/png/npy).")
+_INTERVAL_MINUTES = flags.DEFINE_float(
+    "interval_minutes", 0.0, "rain_rate: the recipe's interval; a whole multiple of "
+    "--timestep_minutes (frames in between are skipped), else a one-line error. 0 = the "
+    "source's.")
+_TILE_STRIDE = flags.DEFINE_integer("tile_stride", 0, "rain_rate: pixels between tiles "
+                                    "(0 = --image_size, non-overlapping).")
+_MIN_VALID_FRACTION = flags.DEFINE_float(
+    "min_valid_fraction", 0.5, "rain_rate: tiles with less valid (inside coverage) area "
+    "are dropped.")
+_MIN_WET_FRACTION = flags.DEFINE_float(
+    "min_wet_fraction", 0.0, "rain_rate: tiles whose valid pixels over the window have "
+    "less than this share >= 0.1 mm/h are dropped (both splits alike).")
 
 
 def convert() -> None:
@@ -94,10 +124,13 @@ def convert() -> None:
         pixel_offset=_PIXEL_OFFSET.value,
         no_data_pixel=None if _NO_DATA_PIXEL.value < 0 else _NO_DATA_PIXEL.value,
         pixel_unit=_PIXEL_UNIT.value, zr_a=_ZR_A.value, zr_b=_ZR_B.value,
-        sequences_per_shard=_SEQUENCES_PER_SHARD.value)
+        sequences_per_shard=_SEQUENCES_PER_SHARD.value, storage=_STORAGE.value,
+        pixel_km=_PIXEL_KM.value, source_pixel_km=_SOURCE_PIXEL_KM.value,
+        interval_minutes=_INTERVAL_MINUTES.value, tile_stride=_TILE_STRIDE.value,
+        min_valid_fraction=_MIN_VALID_FRACTION.value, min_wet_fraction=_MIN_WET_FRACTION.value)
     metadata = converters.convert_radar(options)
     print(conversion.format_summary(metadata, _OUTPUT_DIR.value, time.monotonic() - start))
 
 
 if __name__ == "__main__":
-    project_flags.run_tool(convert, errors=(ValueError, OSError, ImportError))
+    project_flags.run_tool(convert, errors=(ValueError, OSError, ImportError, DataError))

@@ -6,12 +6,17 @@
   # gRPC (port 8500), a folder of PNG frames (sorted by name; the last 10 are sent):
   python tools/serving_client.py --protocol=grpc --server=localhost:8500 --model_name=radar \
       --input=frames/ --last_frames=10 --output_dir=forecast
-  # dBZ in and out (radar exports): --signature=predict_dbz with a .npy of dBZ values.
+  # dBZ in and out (radar exports): a float .npy of dBZ values (the .npy predrnn-predict
+  # reads) goes to predict_dbz automatically (--signature=auto) and dBZ comes back.
+  # Against the local stand-in: predrnn-serve --export_dir=exports --model_name=radar
 
 Writes OUTPUT_DIR/predictions.npy ([B, output_length, H, W, C] float32), predictions.png (one
 row per sequence: inputs, then the forecast) and predictions.gif, and prints the latency.
-uint8 inputs are scaled to [0, 1]; float inputs must already be in [0, 1] (or dBZ for
-predict_dbz). Server errors (wrong shape or dtype, unknown model) print as one line.
+uint8 inputs are scaled to [0, 1]; float inputs in [0, 1] go to serving_default, other float
+inputs (physical units, e.g. dBZ) to predict_dbz (``--signature=auto``, the default), so the
+.npy written back is in the units of the .npy sent, as with predrnn-predict. The picture has
+a colour bar labelled in those units. Server errors (wrong shape or dtype, unknown model)
+print as one line.
 REST needs only numpy and OpenCV; gRPC needs ``grpcio`` and ``tensorflow-serving-api``.
 """
 
@@ -260,6 +265,16 @@ def predict(frames: np.ndarray, options: ClientOptions) -> np.ndarray:
 
 
 # --- outputs ---------------------------------------------------------------------------------
+def choose_signature(array: np.ndarray) -> str:
+    """``--signature=auto``: ``predict_dbz`` for floats outside [0, 1], else serving_default."""
+    array = np.asarray(array)
+    if np.issubdtype(array.dtype, np.floating) and array.size:
+        finite = array[np.isfinite(array)]
+        if finite.size == 0 or finite.min() < 0 or finite.max() > 1:
+            return "predict_dbz"
+    return "serving_default"
+
+
 def frame_image(frame: np.ndarray, dbz: bool, scale: int) -> np.ndarray:
     """One frame ``[H, W, C]`` -> BGR uint8, dBZ colours for dBZ values, upscaled."""
     if dbz:
@@ -287,7 +302,12 @@ def draw_sequences(inputs: np.ndarray, predictions: np.ndarray, dbz: bool,
     width = max(row.shape[1] for row in rows)
     rows = [np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255)
             for row in rows]
-    return np.concatenate(rows, axis=0)
+    image = np.concatenate(rows, axis=0)
+    height = max(image.shape[0], 200)
+    image = np.pad(image, ((0, height - image.shape[0]), (0, 0), (0, 0)), constant_values=255)
+    colorbar = (evaluation_plots.draw_dbz_colorbar(height) if dbz else
+                evaluation_plots.draw_gray_colorbar(height, 0.0, 1.0, "pixel"))
+    return np.concatenate([image, colorbar], axis=1)
 
 
 def animation_frames(inputs: np.ndarray, predictions: np.ndarray, dbz: bool) -> list[np.ndarray]:
@@ -344,8 +364,9 @@ def define_flags() -> None:
                         "localhost:8500 for gRPC).")
     flags.DEFINE_string("model_name", None, "Served model name.")
     flags.DEFINE_integer("model_version", 0, "Model version (0 = the newest loaded).")
-    flags.DEFINE_string("signature", "serving_default",
-                        "serving_default ([0, 1] frames) or predict_dbz (dBZ frames).")
+    flags.DEFINE_string("signature", "auto",
+                        "serving_default ([0, 1] frames), predict_dbz (dBZ frames) or auto "
+                        "(predict_dbz for float values outside [0, 1]).")
     flags.DEFINE_string("input", None, "A .npy of frames or a folder of PNG frames.")
     flags.DEFINE_integer("last_frames", 0, "Send only the last N frames (0 = all).")
     flags.DEFINE_string("output_dir", "forecast", "Where predictions.npy/.png/.gif go.")
@@ -359,9 +380,10 @@ def define_flags() -> None:
     flags.DEFINE_float("frames_per_second", 2.0, "GIF frame rate.")
 
 
-def options_from_flags() -> ClientOptions:
-    """Checks the flags and builds the request options."""
+def options_from_flags(signature: str | None = None) -> ClientOptions:
+    """Checks the flags and builds the request options (``signature`` overrides the flag)."""
     values = flags.FLAGS
+    signature = signature or values.signature
     for name in ("model_name", "input"):
         if not values[name].value:
             raise ServingError(f"--{name} is required")
@@ -369,23 +391,28 @@ def options_from_flags() -> ClientOptions:
         raise ServingError(f"--repeats must be >= 1, got {values.repeats}")
     if values.model_version < 0:
         raise ServingError(f"--model_version must be >= 0, got {values.model_version}")
-    input_key, output_key = SIGNATURE_KEYS.get(values.signature, ("frames", "predictions"))
+    input_key, output_key = SIGNATURE_KEYS.get(signature, ("frames", "predictions"))
     server = values.server or f"localhost:{DEFAULT_PORTS[values.protocol]}"
     return ClientOptions(server=server, model_name=values.model_name,
                          protocol=values.protocol, model_version=values.model_version,
-                         signature=values.signature, input_key=values.input_key or input_key,
+                         signature=signature, input_key=values.input_key or input_key,
                          output_key=values.output_key or output_key,
                          request_format=values.request_format, timeout=values.timeout)
 
 
 def run() -> None:
-    options = options_from_flags()
+    options_from_flags("serving_default")  # the required flags first, before reading files
     values = flags.FLAGS
+    array = read_frames(values.input)
+    signature = values.signature
+    if signature == "auto":
+        signature = "serving_default" if os.path.isdir(values.input) else \
+            choose_signature(array)
+    options = options_from_flags(signature)
     if options.signature == "predict_dbz" and os.path.isdir(values.input):
         raise ServingError("--signature=predict_dbz takes dBZ values: give a .npy of dBZ, "
                            "not PNG pixels")
-    frames = prepare_frames(read_frames(values.input), options.signature, values.last_frames,
-                            values.keep_dtype)
+    frames = prepare_frames(array, options.signature, values.last_frames, values.keep_dtype)
     if options.protocol == "grpc":
         import_tensorflow_quietly()
     latencies = []

@@ -31,7 +31,8 @@ from predrnn_tf.cli.flag_parsing import (
 )
 
 # Config fields that evaluate reads from the command line; the rest come from the workdir.
-CONFIG_FLAGS = ("data_dir", "dataset_name", "input_length", "batch_size", "precision")
+CONFIG_FLAGS = ("data_dir", "dataset_name", "input_length", "batch_size", "precision",
+                "img_width")
 define_config_flags(only=CONFIG_FLAGS,
                     help_suffix="When given, overrides the --workdir's config.json value.")
 flags.adopt_module_key_flags(flag_parsing)  # list them in --help with this module's flags
@@ -48,6 +49,19 @@ _SAVE_PREDICTIONS = flags.DEFINE_bool(
     "save_predictions", False, "Also write predictions.npz (inputs, truth, predictions).")
 _BASELINE = flags.DEFINE_enum("baseline", None, ["persistence", "extrapolation"],
                               "Evaluate a baseline instead of the model.")
+_BASELINES = flags.DEFINE_string(
+    "baselines", "", "Rain-rate (dBR) datasets: comma list of persistence, extrapolation, "
+    "sprog scored beside the model in the same run (one table, metrics.json under each "
+    "name). Without --workdir only the baselines are scored.")
+_RAIN_THRESHOLDS = flags.DEFINE_string(
+    "rain_thresholds", "0.5,1,5,10", "Rain-rate datasets: mm/h thresholds of CSI, POD, FAR, "
+    "ETS, HSS.")
+_FSS_THRESHOLDS = flags.DEFINE_string("fss_thresholds", "1,5",
+                                      "Rain-rate datasets: mm/h thresholds of the FSS.")
+_FSS_SCALES_KM = flags.DEFINE_string("fss_scales_km", "1,4,16",
+                                     "Rain-rate datasets: FSS windows in km.")
+_EVERY = flags.DEFINE_integer("every_kth_sequence", 1, "Rain-rate datasets: score every k-th "
+                              "test sequence only (an even spread; 1 = all).")
 _NUM_SEQUENCES = flags.DEFINE_integer("num_sequences", 0,
                                       "Evaluate only the first N test sequences (0: all).")
 _THRESHOLDS = flags.DEFINE_string("thresholds", "30,40,50",
@@ -98,11 +112,25 @@ def check_flags() -> None:
 
     if not _OUTPUT_DIR.value:
         raise ConfigError("--output_dir is required")
-    if not _WORKDIR.value and not _BASELINE.value:
-        raise ConfigError("--workdir is required (or pass --baseline=persistence|extrapolation)")
-    for name in ("output_length", "num_sequences"):
+    if not _WORKDIR.value and not _BASELINE.value and not _BASELINES.value:
+        raise ConfigError("--workdir is required (or pass --baseline=persistence|extrapolation "
+                          "or --baselines=...)")
+    for name in ("output_length", "num_sequences", "num_strips"):
         if flags.FLAGS[name].value < 0:
             raise ConfigError(f"--{name} must be >= 0, got {flags.FLAGS[name].value}")
+    if "every_kth_sequence" in flags.FLAGS and flags.FLAGS["every_kth_sequence"].value < 1:
+        raise ConfigError(f"--every_kth_sequence must be >= 1, got "
+                          f"{flags.FLAGS['every_kth_sequence'].value}")
+    fps = _FRAMES_PER_SECOND.value
+    if not 0 < fps <= 1000:  # also refuses NaN and infinity
+        raise ConfigError(f"--frames_per_second must be in (0, 1000], got {fps}")
+    output_dir = os.path.abspath(_OUTPUT_DIR.value)
+    parent = output_dir
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ConfigError(f"--output_dir={_OUTPUT_DIR.value} cannot be a folder: {parent} is a "
+                          f"file")
     if not _WORKDIR.value:
         for name in ("dataset_name", "data_dir", "input_length", "output_length"):
             if not flags.FLAGS[name].present:
@@ -141,12 +169,12 @@ def restore_model(config) -> tuple[Any, str]:
 
 def open_test_set(config, needed: int, check_against_model: bool):
     """``(dataset, metadata, data_dir)`` of the test split with ``needed`` frames each."""
-    from predrnn_tf.data import reader, schema
+    from predrnn_tf.data import mixing, reader
     from predrnn_tf.data.sources import resolve_data_dir
     from predrnn_tf.errors import DataError
 
     data_dir = resolve_data_dir(config, _WORKDIR.value)
-    metadata = schema.read_metadata(data_dir, config.dataset_name)
+    metadata = mixing.read_metadata(data_dir, config.dataset_name)
     stored = metadata.get("test_sequence_length", metadata.get("sequence_length"))
     if stored is None or stored < needed:
         raise DataError(f"dataset {config.dataset_name!r} has test sequences of {stored} frames "
@@ -154,9 +182,12 @@ def open_test_set(config, needed: int, check_against_model: bool):
                         f"(--output_length={_OUTPUT_LENGTH.value or 'as trained'})")
     if check_against_model:
         reader.check_metadata(metadata, config, "test", sequence_length=needed)
+    # The model's frame size (larger stored frames: centred crop); baselines alone: as stored.
+    frame_size = (config.img_width if _WORKDIR.value or flags.FLAGS["img_width"].present
+                  else None)
     dataset = reader.make_dataset(data_dir, config.dataset_name, "test", config.batch_size,
                                   needed, shuffle=False, repeat=False, deterministic=True,
-                                  drop_remainder=False)
+                                  drop_remainder=False, frame_size=frame_size)
     if metadata.get("synthetic"):
         logging.info("Evaluating on SYNTHETIC data %r (generated, not observed).",
                      config.dataset_name)
@@ -189,6 +220,7 @@ def print_summary(result: dict[str, Any]) -> None:
 
 def run() -> None:
     """Builds everything from the flags and runs the evaluation."""
+    from predrnn_tf import units
     from predrnn_tf.evaluation import baselines, evaluator, lpips
 
     check_flags()
@@ -199,10 +231,13 @@ def run() -> None:
     lpips_weights = (lpips.read_weights_file(_LPIPS_WEIGHTS.value) if _LPIPS_WEIGHTS.value
                      else None)
     model = checkpoint = None
-    if not _BASELINE.value:
+    if not _BASELINE.value and (_WORKDIR.value or not _BASELINES.value):
         model, checkpoint = restore_model(config)
     dataset, metadata, data_dir = open_test_set(config, config.input_length + output_length,
                                                 check_against_model=model is not None)
+    if _BASELINES.value or units.is_rain_rate_mapping(metadata):
+        run_radar(config, model, checkpoint, dataset, metadata, output_length)
+        return
     forecaster = model if model is not None else baselines.make_baseline(_BASELINE.value,
                                                                           output_length)
     lpips_model, lpips_reason = make_lpips(
@@ -217,11 +252,42 @@ def run() -> None:
     print_summary(result)
 
 
+def run_radar(config, model, checkpoint, dataset, metadata, output_length: int) -> None:
+    """The model and ``--baselines`` on radar terms in one pass (rain-rate datasets)."""
+    from predrnn_tf.errors import ConfigError
+    from predrnn_tf.evaluation import baselines, evaluator, radar_evaluation
+
+    names = [name.strip() for name in _BASELINES.value.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(baselines.BASELINES))
+    if unknown:
+        raise ConfigError(f"--baselines: unknown {unknown}; expected some of "
+                          f"{', '.join(baselines.BASELINES)}")
+    forecasters = {}
+    if model is not None:
+        forecasters["model"] = evaluator.as_forecaster(model, output_length)
+    for name in names:
+        forecasters[name] = baselines.make_baseline(name, output_length, metadata)
+    if not forecasters:
+        raise ConfigError("nothing to evaluate: give --workdir and/or --baselines")
+    content = radar_evaluation.evaluate_forecasters(
+        forecasters, radar_evaluation.every_kth(dataset, _EVERY.value), metadata,
+        _OUTPUT_DIR.value, config.input_length, output_length,
+        save_predictions=_SAVE_PREDICTIONS.value,
+        info={"workdir": _WORKDIR.value, "checkpoint": checkpoint,
+              "every_kth_sequence": _EVERY.value},
+        thresholds=parse_numbers(_RAIN_THRESHOLDS.value, "rain_thresholds", float),
+        fss_thresholds=parse_numbers(_FSS_THRESHOLDS.value, "fss_thresholds", float),
+        fss_scales_km=parse_numbers(_FSS_SCALES_KM.value, "fss_scales_km", float))
+    print(radar_evaluation.format_table(content["forecasters"], content["lead_minutes"]))
+    print(f"wrote {os.path.join(_OUTPUT_DIR.value, radar_evaluation.METRICS_FILENAME)}, "
+          f"{radar_evaluation.TABLE_FILENAME} and {radar_evaluation.PLOT_FILENAME}")
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.INFO)
-    run_or_exit(run, errors=(ImportError,))
+    run_or_exit(run, errors=(ImportError, ValueError))
 
 
 def console_main() -> None:

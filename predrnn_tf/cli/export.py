@@ -13,6 +13,7 @@ float32 comparison) and passes them to :func:`predrnn_tf.serving.exporter.export
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from absl import app, flags, logging
@@ -125,6 +126,12 @@ def run() -> None:
     for name in ("workdir", "export_dir"):
         if not flags.FLAGS[name].value:
             raise ConfigError(f"--{name} is required")
+    parent = os.path.abspath(_EXPORT_DIR.value)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ConfigError(f"--export_dir={_EXPORT_DIR.value} cannot be a folder: {parent} is a "
+                          f"file")
     summary = export_workdir(
         _WORKDIR.value, _EXPORT_DIR.value, model_name=_MODEL_NAME.value,
         precision=_PRECISION.value, version=_VERSION.value, checkpoint=_CHECKPOINT.value,

@@ -29,7 +29,9 @@ HELP = {
     "memory_top_down": "Ablation switch: pass the top layer's M to layer 0 at the next step.",
     "conv_lstm_peephole": "Peephole connections in the ConvLSTM baseline.",
     "dataset_name": "Dataset NAME: shards NAME-{train,test}-*.tfrecord and NAME-metadata.json. "
-                    "'synthetic_radar' is generated on first use.",
+                    "'synthetic_radar' is generated on first use. Several sources: a comma "
+                    "list, NAME or NAME:WEIGHT (default weight 1: equal shares), mixed in "
+                    "training; the test split is the first NAME's.",
     "data_dir": "Folder of the dataset's TFRecord shards and metadata.",
     "img_width": "Frame height and width in pixels.",
     "img_channel": "Channels per frame.",
@@ -39,6 +41,10 @@ HELP = {
     "deterministic": "Reproducible runs: op determinism, ordered input, exact resume.",
     "skip_corrupt": "Skip corrupt records (counted in the logs) instead of failing.",
     "decouple_beta": "Weight of the memory decoupling loss (predrnn_v2).",
+    "frame_loss": "mse (official) | masked_mse (radar: no-data pixels, pixel 0, ignored) | "
+                  "balanced_mse (masked, weighted by the true rain rate as Shi et al. 2017).",
+    "augment": "Training input: random 90-degree rotations, flips and random crops to "
+               "--img_width (stored frames may be larger), in tf.data.",
     "reverse_scheduled_sampling": "Reverse scheduled sampling (PredRNN-V2 curriculum).",
     "r_sampling_step_1": "Reverse sampling: iteration where the encoder curve starts.",
     "r_sampling_step_2": "Reverse sampling: iteration where both curves end.",
@@ -57,6 +63,10 @@ HELP = {
     "gradient_clip_norm": "Clip gradients to this global norm (0 = off).",
     "precision": "float32 | mixed_float16 (GPUs) | mixed_bfloat16 (TPUs, AVX512-BF16 CPUs).",
     "jit_compile": "XLA-compile the train step (slow to compile on CPU: measure first).",
+    "keras_adam": "Keras's Adam (epsilon 1e-7 added before the bias correction) instead of "
+                  "the official code's torch.optim.Adam (epsilon 1e-8, after it).",
+    "remat": "Recompute each time step's activations in the backward pass (PredRNN family): "
+             "much less training memory, about one more forward pass of time.",
     "seed": "Seed of weights, masks and input order.",
     "display_interval": "Iterations between prediction image summaries.",
     "test_interval": "Iterations between test passes.",
@@ -118,6 +128,11 @@ def config_from_flags(base: Config | None = None, only_set: bool = False) -> Con
     return validate_config(base.replace(**values))
 
 
+def absolute_path(path: str) -> str:
+    """``path`` with ``~`` expanded, made absolute against the current directory (once)."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
 def _silence_stderr() -> int:
     """Points file descriptor 2 at /dev/null; returns a duplicate of the original."""
     sys.stderr.flush()
@@ -150,6 +165,20 @@ def import_tensorflow_quietly() -> None:
         _restore_stderr(saved)
 
 
+def parse_flags_or_exit(argv: list[str]) -> list[str]:
+    """Parses ``argv`` into ``flags.FLAGS``; a bad flag is one ``error:`` line and exit 2.
+
+    Returns:
+      The positional arguments left (``argv[0]`` first), as ``absl.app.run`` passes them.
+    """
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def run_app(main: Callable[[list[str]], object]) -> None:
     """``absl.app.run(main)`` with flag errors as one line and TF's start-up noise silenced.
 
@@ -160,12 +189,7 @@ def run_app(main: Callable[[list[str]], object]) -> None:
     from absl import app
 
     app.define_help_flags()
-    try:
-        flags.FLAGS(sys.argv)
-    except flags.Error as error:
-        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+    parse_flags_or_exit(sys.argv)
     saved = _silence_stderr()
 
     def main_with_stderr(argv):

@@ -11,6 +11,7 @@ import json
 from absl import app, flags, logging
 
 from predrnn_tf.cli.flag_parsing import (
+    absolute_path,
     config_from_flags,
     define_config_flags,
     import_tensorflow_quietly,
@@ -32,10 +33,13 @@ def main(argv):
 
         if not flags.FLAGS.workdir:
             raise ConfigError("--workdir is required")
+        workdir = absolute_path(flags.FLAGS.workdir)  # resolved once: printed and used
         config = config_from_flags()
+        if config.data_dir:
+            config = config.replace(data_dir=absolute_path(config.data_dir))
         from predrnn_tf.training import loop as train_lib
 
-        result = train_lib.train_and_evaluate(config, flags.FLAGS.workdir)
+        result = train_lib.train_and_evaluate(config, workdir)
         summary = {key: result[key] for key in ("step", "mse", "persistence_mse", "num_sequences")
                    if key in result}
         print(json.dumps(summary))

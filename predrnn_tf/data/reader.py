@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import tensorflow as tf
 
-from predrnn_tf.data import schema
+from predrnn_tf.data import augmentation, mixing, schema
 from predrnn_tf.errors import DataError
 
 
@@ -20,10 +21,23 @@ def check_metadata(metadata: dict[str, Any], config, split: str,
       split: ``train`` or ``test``.
       sequence_length: frames needed per sequence (default ``config.total_length``).
     """
+    if not isinstance(metadata, dict):
+        raise DataError(f"the metadata of dataset {config.dataset_name!r} must be a JSON "
+                        f"object, found {type(metadata).__name__}")
     name = metadata.get("name", config.dataset_name)
+    for key in ("image_height", "image_width", "channels", f"{split}_sequence_length",
+                "sequence_length", f"num_{split}"):
+        value = metadata.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or value < 0):
+            raise DataError(f"dataset {name!r}: metadata {key} must be a non-negative "
+                            f"integer, found {value!r}")
     needed = sequence_length or config.total_length
     height, width = metadata.get("image_height"), metadata.get("image_width")
-    if (height, width) != (config.img_width, config.img_width):
+    # Larger frames are cropped to --img_width by the reader (centred; random with --augment).
+    if not (isinstance(height, int) and isinstance(width, int)
+            and min(height, width) >= config.img_width
+            and ((height, width) == (config.img_width, config.img_width) or height == width)):
         raise DataError(f"dataset {name!r} has {height}x{width} frames but "
                         f"--img_width={config.img_width}")
     if metadata.get("channels") != config.img_channel:
@@ -33,6 +47,35 @@ def check_metadata(metadata: dict[str, Any], config, split: str,
     if stored is None or stored < needed:
         raise DataError(f"dataset {name!r} has {split} sequences of {stored} frames but "
                         f"{needed} are needed (--total_length={config.total_length})")
+
+
+def first_record_shard(paths: list[str]) -> str | None:
+    """The first of ``paths`` that holds at least one record (reads one record at most each)."""
+    for path in paths:
+        try:
+            if os.path.getsize(path) and any(True for _ in tf.data.TFRecordDataset(path).take(1)):
+                return path
+        except (OSError, tf.errors.DataLossError):
+            return path  # a damaged shard is named by the reader's own error later
+    return None
+
+
+def check_split_has_records(data_dir: str, name: str, split: str,
+                            metadata: dict[str, Any] | None = None) -> list[str]:
+    """The shards of one split; DataError if there are none or none holds a record.
+
+    A repeated stream of empty shards would spin forever, so this is checked before one is
+    built (the metadata's count is not trusted: it is reported beside what was found).
+    """
+    paths = schema.shard_paths(data_dir, name, split)
+    if not paths:
+        raise DataError(f"no {split} shards {name}-{split}-*-of-*.tfrecord in {data_dir}")
+    if first_record_shard(paths) is None:
+        counted = (metadata or {}).get(f"num_{split}")
+        claim = f" although its metadata counts {counted}" if counted else ""
+        raise DataError(f"the {len(paths)} {split} shard(s) {name}-{split}-*.tfrecord in "
+                        f"{data_dir} hold no record{claim}: convert the dataset again")
+    return paths
 
 
 def _decoder(sequence_length: int, height: int, width: int, channels: int):
@@ -52,8 +95,13 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
                  deterministic: bool = False, skip_corrupt: bool = False,
                  shuffle_buffer: int = 256, drop_remainder: bool = True,
                  input_context: tf.distribute.InputContext | None = None,
-                 skip_records: int = 0) -> tf.data.Dataset:
+                 skip_records: int = 0, augment: bool = False,
+                 frame_size: int | None = None) -> tf.data.Dataset:
     """Streams one split as float32 batches ``[B, T, H, W, C]`` in [0, 1].
+
+    ``name`` may be a mixture ``a,b:2`` (:mod:`predrnn_tf.data.mixing`); frames larger than
+    ``frame_size`` are cropped (centred, or at random with ``augment``, which also rotates
+    and flips: :mod:`predrnn_tf.data.augmentation`).
 
     File-level interleave, parallel decode, a shuffle buffer of serialized records (memory is
     bounded by ``shuffle_buffer`` records), repeat, batch, prefetch.
@@ -81,10 +129,44 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
     """
     if split not in schema.SPLITS:
         raise ValueError(f"split must be one of {schema.SPLITS}, received {split!r}")
+    options = dict(shuffle=shuffle, repeat=repeat, seed=seed, deterministic=deterministic,
+                   skip_corrupt=skip_corrupt, shuffle_buffer=shuffle_buffer,
+                   input_context=input_context, skip_records=skip_records, augment=augment,
+                   frame_size=frame_size)
+    if mixing.is_mixture(name):
+        sequences = _mixed_sequences(data_dir, name, split, sequence_length, options)
+    else:
+        sequences = _sequences(data_dir, name, split, sequence_length, **options)
+    return _batch_sequences(sequences, batch_size, drop_remainder, deterministic)
+
+
+def _mixed_sequences(data_dir: str, name: str, split: str, sequence_length: int,
+                     options: dict[str, Any]) -> tf.data.Dataset:
+    """A mixture's sequences: weighted draws (repeated train), else the splits in turn."""
+    mixing.read_metadata(data_dir, name)  # the sources must agree
+    sources = mixing.parse_sources(name)
+    streams = [_sequences(data_dir, source, split, sequence_length, **options)
+               for source, _ in sources]
+    if split == "train" and options["repeat"]:
+        return mixing.mix(streams, [weight for _, weight in sources], options["seed"],
+                          options["deterministic"])
+    sequences = streams[0]
+    for stream in streams[1:]:
+        sequences = sequences.concatenate(stream)
+    return sequences
+
+
+def _sequences(data_dir: str, name: str, split: str, sequence_length: int, *, shuffle: bool,
+               repeat: bool, seed: int, deterministic: bool, skip_corrupt: bool,
+               shuffle_buffer: int, input_context: tf.distribute.InputContext | None,
+               skip_records: int, augment: bool, frame_size: int | None) -> tf.data.Dataset:
+    """The decoded (cropped, augmented) uint8 sequences of one source's split."""
     metadata = schema.read_metadata(data_dir, name)
     paths = schema.shard_paths(data_dir, name, split)
     if not paths:
         raise DataError(f"no {split} shards {name}-{split}-*-of-*.tfrecord in {data_dir}")
+    if repeat:  # repeating a stream without records would spin forever
+        check_split_has_records(data_dir, name, split, metadata)
     records = _read_records(paths, shuffle=shuffle, repeat=repeat, seed=seed,
                             deterministic=deterministic, input_context=input_context)
     if shuffle:
@@ -96,7 +178,11 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if skip_corrupt:
         sequences = sequences.ignore_errors(log_warning=True)
-    return _batch_sequences(sequences, batch_size, drop_remainder, deterministic)
+    transform = augmentation.make_frame_transform(frame_shape, frame_size, augment)
+    if transform is not None:
+        sequences = sequences.map(transform, num_parallel_calls=tf.data.AUTOTUNE,
+                                  deterministic=deterministic)
+    return sequences
 
 
 def _read_records(paths: list[str], *, shuffle: bool, repeat: bool, seed: int,

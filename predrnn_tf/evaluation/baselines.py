@@ -18,7 +18,18 @@ from typing import Any
 
 import numpy as np
 
-BASELINES = ("persistence", "extrapolation")
+from predrnn_tf import units
+
+BASELINES = ("persistence", "extrapolation", "sprog")
+# The settings of pysteps' own examples (plot_extrapolation_nowcast.py, plot_steps_nowcast.py):
+# motion on the last 3 frames in dBR (threshold 0.1 mm/h, no rain and no data -> -15 dBR),
+# semi-Lagrangian advection of the last rain-rate field; S-PROG on dBR with 6 cascade levels
+# and a -10 dBR precipitation threshold.
+MOTION_FRAMES = 3
+DBR_THRESHOLD_MMH = 0.1
+DBR_ZEROVALUE = -15.0
+SPROG_CASCADE_LEVELS = 6
+SPROG_PRECIP_THRESHOLD_DBR = -10.0
 PYSTEPS_MISSING = ("the extrapolation baseline needs pysteps, which is not installed: "
                    "pip install pysteps")
 
@@ -50,6 +61,8 @@ def import_pysteps() -> Any:
             import pysteps
             import pysteps.extrapolation
             import pysteps.motion
+            import pysteps.nowcasts
+            import pysteps.utils
     except ImportError as error:
         raise ImportError(PYSTEPS_MISSING) from error
     return pysteps
@@ -100,10 +113,76 @@ class ExtrapolationBaseline:
         return np.stack(forecasts)[..., None]  # [B, T_out, H, W, 1]
 
 
-def make_baseline(name: str, output_length: int) -> Any:
-    """The baseline called ``name`` (one of :data:`BASELINES`)."""
+class RainRateNowcast:
+    """pysteps extrapolation or S-PROG on a dBR rain-rate dataset, as pysteps' examples run them.
+
+    Input and output are the model's [0, 1] pixels; inside they are rain rates in mm/h
+    (:mod:`predrnn_tf.units`), no-data pixels (pixel 0) become no rain before the motion
+    estimation, as pysteps' examples fill missing values. Pixels advected in from outside
+    the domain get no rain.
+
+    Args:
+      method: ``"extrapolation"`` or ``"sprog"``.
+      output_length: lead times to forecast.
+      metadata: the dataset's metadata (a dBR ``value_mapping``).
+    """
+
+    def __init__(self, method: str, output_length: int, metadata: dict[str, Any]):
+        if method not in ("extrapolation", "sprog"):
+            raise ValueError(f"method must be extrapolation or sprog, got {method!r}")
+        self.name = method
+        self.output_length = output_length
+        self.metadata = metadata
+        pysteps = import_pysteps()
+        self._motion = pysteps.motion.get_method("LK")
+        self._nowcast = pysteps.nowcasts.get_method(method)
+        self._transform = pysteps.utils.transformation.dB_transform
+
+    def forecast_one(self, frames01: np.ndarray) -> np.ndarray:
+        """``[T_in, H, W]`` pixels -> ``[T_out, H, W]`` float32 pixels."""
+        rate = units.pixels_to_rain_rate(frames01[-MOTION_FRAMES:], self.metadata)
+        rate = np.where(units.valid_pixels(frames01[-MOTION_FRAMES:], self.metadata), rate, 0.0)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            dbr, _ = self._transform(rate, {"transform": None, "threshold": DBR_THRESHOLD_MMH,
+                                            "zerovalue": 0.0, "unit": "mm/h"},
+                                     threshold=DBR_THRESHOLD_MMH, zerovalue=DBR_ZEROVALUE)
+            dbr[~np.isfinite(dbr)] = DBR_ZEROVALUE
+            velocity = self._motion(dbr, verbose=False)
+            if self.name == "extrapolation":
+                forecast = self._nowcast(rate[-1], velocity, self.output_length)
+            else:
+                forecast = self._nowcast(dbr, velocity, self.output_length,
+                                         n_cascade_levels=SPROG_CASCADE_LEVELS,
+                                         precip_thr=SPROG_PRECIP_THRESHOLD_DBR)
+                forecast = self._transform(forecast, threshold=SPROG_PRECIP_THRESHOLD_DBR,
+                                           inverse=True)[0]
+        forecast = np.where(np.isfinite(forecast), forecast, 0.0)
+        return units.rain_rate_to_unit_pixels(forecast).astype(np.float32)
+
+    def __call__(self, input_frames: Any) -> np.ndarray:
+        frames = np.asarray(input_frames, np.float32)
+        if frames.ndim != 5 or frames.shape[-1] != 1 or frames.shape[1] < MOTION_FRAMES:
+            raise ValueError(f"{self.name} needs one-channel frames [B, T >= {MOTION_FRAMES}, "
+                             f"H, W, 1], got shape {frames.shape}")
+        return np.stack([self.forecast_one(sequence[..., 0]) for sequence in frames])[..., None]
+
+
+def make_baseline(name: str, output_length: int, metadata: dict[str, Any] | None = None) -> Any:
+    """The baseline called ``name`` (one of :data:`BASELINES`).
+
+    On a rain-rate dataset (dBR ``value_mapping`` in ``metadata``) ``extrapolation`` and
+    ``sprog`` run in mm/h with pysteps' example settings; elsewhere ``extrapolation`` advects
+    the [0, 1] pixels and ``sprog`` is refused.
+    """
     if name == "persistence":
         return PersistenceBaseline(output_length)
+    rain_rate = units.is_rain_rate_mapping(metadata)
+    if name in ("extrapolation", "sprog") and rain_rate:
+        return RainRateNowcast(name, output_length, metadata)
     if name == "extrapolation":
         return ExtrapolationBaseline(output_length)
+    if name == "sprog":
+        raise ValueError("--baselines=sprog needs a rain-rate dataset (tools/make_radar.py "
+                         "--storage=rain_rate)")
     raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {name!r}")

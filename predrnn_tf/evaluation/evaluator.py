@@ -34,6 +34,7 @@ from absl import logging
 from predrnn_tf import files
 from predrnn_tf.errors import DataError
 from predrnn_tf.evaluation import charts as evaluation_charts
+from predrnn_tf.evaluation import intensity as evaluation_intensity
 from predrnn_tf.evaluation import plots as evaluation_plots
 from predrnn_tf.evaluation.metrics import DEFAULT_THRESHOLDS, FrameMetrics
 from predrnn_tf.models.forecasting import make_forecast_function
@@ -81,6 +82,9 @@ def _as_forecaster(model_or_baseline: Any, output_length: int) -> Callable[[Any]
         return model_or_baseline
     raise ValueError(f"expected a model with .forecast or a callable, got "
                      f"{type(model_or_baseline).__name__}")
+
+
+as_forecaster = _as_forecaster  # the model or a baseline as ``inputs -> forecast``
 
 
 def _check_options(options: EvaluationOptions) -> None:
@@ -158,7 +162,8 @@ class _Collector:
 
 
 def run_forecasts(forecaster: Callable[[Any], Any], dataset: Any, options: EvaluationOptions,
-                  frame_metrics: FrameMetrics, collector: _Collector) -> None:
+                  frame_metrics: FrameMetrics, collector: _Collector,
+                  intensity: evaluation_intensity.MeanIntensity | None = None) -> None:
     """Streams the dataset through the forecaster into the metrics and the collector."""
     needed = options.input_length + options.output_length
     remaining = options.num_sequences or None
@@ -176,6 +181,8 @@ def run_forecasts(forecaster: Callable[[Any], Any], dataset: Any, options: Evalu
             raise ValueError(f"the forecast has shape {predictions.shape}, expected {truth.shape}")
         frame_metrics.update(truth, predictions)
         collector.add(inputs, truth, predictions)
+        if intensity is not None:
+            intensity.update(inputs, truth, predictions)
         if remaining is not None:
             remaining -= frames.shape[0]
             if remaining <= 0:
@@ -248,12 +255,17 @@ def evaluate(model_or_baseline: Any, dataset: Any, output_dir: str, options: Eva
         fss_scales=options.fss_scales, lpips_model=lpips_model)
     collector = _Collector(options.save_predictions, options.num_strips)
     start = time.time()
-    run_forecasts(forecaster, dataset, options, frame_metrics, collector)
+    intensity = evaluation_intensity.MeanIntensity(options.output_length)
+    run_forecasts(forecaster, dataset, options, frame_metrics, collector, intensity)
     if frame_metrics.num_sequences == 0:
         raise DataError("the test set yielded no sequence to evaluate")
     result = assemble_result(frame_metrics, options, metadata,
                              skipped_scores(lpips_model, lpips_skip_reason, value_mapping),
                              {"seconds": round(time.time() - start, 3), **(info or {})})
+    result["mean_intensity"] = intensity.result()  # Fig. 9: predicted vs true, per frame
+    os.makedirs(output_dir, exist_ok=True)
+    path = evaluation_intensity.write_plot(output_dir, result["mean_intensity"], options.name)
+    result["mean_intensity"]["plot"] = os.path.basename(path)
     write_result_files(output_dir, result, collector.arrays(), options, value_mapping)
     return result
 

@@ -21,8 +21,8 @@ DBZ_LEVELS = (
     (5, (4, 233, 231)), (10, (1, 159, 244)), (15, (3, 0, 244)), (20, (2, 253, 2)),
     (25, (1, 197, 1)), (30, (0, 142, 0)), (35, (253, 248, 2)), (40, (229, 188, 0)),
     (45, (253, 149, 0)), (50, (253, 0, 0)), (55, (212, 0, 0)), (60, (188, 0, 0)),
-    (65, (248, 0, 253)), (70, (152, 84, 198)), (75, (253, 253, 253)),
-)
+    (65, (248, 0, 253)), (70, (152, 84, 198)), (75, (40, 40, 40)),
+)  # 75 dBZ and more: near-black, never the white of the background (no echo)
 DISPLAY_MIN_SIZE = 96
 NO_ECHO_DBZ = DBZ_LEVELS[0][0]
 
@@ -47,7 +47,11 @@ def colorize_dbz(dbz: np.ndarray) -> np.ndarray:
 
 
 def draw_dbz_colorbar(height: int, width: int = 70) -> np.ndarray:
-    """A vertical colour bar of the dBZ scale with labels, ``[height, width, 3]``."""
+    """A vertical colour bar of the dBZ scale with labels, ``[height, width, 3]``.
+
+    Each box is labelled with its lower bound; the top box (75+) is every value above the
+    last threshold, the background below the first one is "no echo".
+    """
     image = np.full((height, width, 3), BACKGROUND, np.uint8)
     levels = len(DBZ_LEVELS)
     top, bottom = 18, 10
@@ -57,15 +61,45 @@ def draw_dbz_colorbar(height: int, width: int = 70) -> np.ndarray:
         y0 = top + index * box_height
         cv2.rectangle(image, (6, y0), (22, y0 + box_height - 1), rgb[::-1], -1)
         cv2.rectangle(image, (6, y0), (22, y0 + box_height - 1), GRID, 1)
+        label = f"{bound}+" if index == 0 else str(bound)
         if box_height >= 9 or index % 2 == 0:
-            put_text(image, str(bound), (27, y0 + box_height - 1), 0.38)
+            put_text(image, label, (27, y0 + box_height - 1), 0.38)
     return image
+
+
+def draw_gray_colorbar(height: int, low: float, high: float, label: str,
+                       width: int = 70) -> np.ndarray:
+    """A vertical gray bar from ``low`` (black, bottom) to ``high`` (white, top), labelled."""
+    image = np.full((height, width, 3), BACKGROUND, np.uint8)
+    top, bottom = 18, 10
+    put_text(image, label, (4, 13), 0.38)
+    span = max(height - top - bottom, 2)
+    for row in range(span):
+        level = int(round(255 * (1.0 - row / (span - 1))))
+        image[top + row, 6:22] = level
+    cv2.rectangle(image, (6, top), (22, top + span - 1), GRID, 1)
+    for fraction in (0.0, 0.5, 1.0):
+        y = int(top + (1.0 - fraction) * (span - 1))
+        put_text(image, f"{low + fraction * (high - low):.3g}", (26, min(y + 4, height - 2)),
+                 0.36)
+    return image
+
+
+def draw_value_colorbar(height: int, value_mapping: dict[str, Any] | None) -> np.ndarray:
+    """The colour bar of :func:`frame_to_bgr` in physical units: dBZ, other units, or pixels."""
+    if value_mapping and str(value_mapping.get("units", "")).lower() == "dbz":
+        return draw_dbz_colorbar(height)
+    if value_mapping:
+        low = float(value_mapping["offset"])
+        return draw_gray_colorbar(height, low, low + 255.0 * float(value_mapping["scale"]),
+                                  str(value_mapping.get("units", "value")))
+    return draw_gray_colorbar(height, 0.0, 1.0, "pixel")
 
 
 def frame_to_bgr(frame01: np.ndarray, value_mapping: dict[str, Any] | None) -> np.ndarray:
     """One [0, 1] frame ``[H, W, C]`` -> BGR: dBZ colours with a mapping, else gray/RGB."""
     frame01 = np.clip(np.asarray(frame01, np.float32), 0.0, 1.0)
-    if value_mapping:
+    if value_mapping and str(value_mapping.get("units", "dBZ")).lower() == "dbz":
         dbz = frame01[..., 0] * 255.0 * float(value_mapping["scale"]) + float(
             value_mapping["offset"])
         return colorize_dbz(dbz)
@@ -86,27 +120,47 @@ def _upscale(image: np.ndarray, scale: int) -> np.ndarray:
     return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
 
 
-def draw_prediction_strips(inputs: np.ndarray, truth: np.ndarray, predictions: np.ndarray,
-                           value_mapping: dict[str, Any] | None = None,
-                           title: str = "") -> np.ndarray:
-    """For each sequence: a row "truth" (inputs then true future) and a row "forecast".
+def draw_prediction_strips(inputs: np.ndarray, truth: np.ndarray | None,
+                           predictions: np.ndarray,
+                           value_mapping: dict[str, Any] | None = None, title: str = "",
+                           baselines: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Per sequence: "truth" (inputs, then the true future), "forecast", then each baseline.
 
     Args:
       inputs: ``[N, T_in, H, W, C]`` in [0, 1].
-      truth: ``[N, T_out, H, W, C]``.
+      truth: ``[N, T_out, H, W, C]``, or None (the first row shows the inputs only).
       predictions: ``[N, T_out, H, W, C]`` (clipped here).
-      value_mapping: dBZ mapping of radar data (colour scale and colour bar), or None.
+      value_mapping: the data's value mapping (colours and the labelled colour bar).
+      title: drawn on top.
+      baselines: name -> ``[N, T_out, H, W, C]`` rows drawn under the forecast
+        (e.g. persistence, extrapolation).
+    """
+    rows = [("truth" if truth is not None else "input", truth), ("forecast", predictions)]
+    rows += list((baselines or {}).items())
+    return draw_labelled_rows(inputs, rows, value_mapping, title)
+
+
+def draw_labelled_rows(inputs: np.ndarray, rows: list[tuple[str, np.ndarray | None]],
+                       value_mapping: dict[str, Any] | None = None,
+                       title: str = "") -> np.ndarray:
+    """Rows of frames per sequence; the first row starts with the inputs, the others align.
+
+    Args:
+      inputs: ``[N, T_in, H, W, C]`` in [0, 1].
+      rows: ``(label, [N, T_out, H, W, C] or None)``; None leaves the row's future empty.
+      value_mapping: the data's value mapping (colours and the labelled colour bar).
       title: drawn on top.
     """
     count, input_length = inputs.shape[:2]
-    output_length = truth.shape[1]
+    output_length = max((frames.shape[1] for _, frames in rows if frames is not None),
+                        default=0)
     scale = display_scale(inputs.shape[2])
     tile_height, tile_width = inputs.shape[2] * scale, inputs.shape[3] * scale
-    gap, label_width, header = 2, 70, 40
+    gap, label_width, header = 2, 84, 40
     columns = input_length + output_length
     width = label_width + columns * (tile_width + gap) + gap
-    row_height = tile_height + gap
-    height = header + count * (2 * row_height + 12)
+    row_height, block = tile_height + gap, len(rows) * (tile_height + gap) + 12
+    height = header + count * block
     canvas = np.full((height, width, 3), BACKGROUND, np.uint8)
     put_text(canvas, title, (6, 16), 0.5)
     for column in range(columns):
@@ -119,37 +173,41 @@ def draw_prediction_strips(inputs: np.ndarray, truth: np.ndarray, predictions: n
     def place(frame: np.ndarray, row_top: int, column: int) -> None:
         x = label_width + gap + column * (tile_width + gap)
         canvas[row_top:row_top + tile_height, x:x + tile_width] = _upscale(
-            frame_to_bgr(frame, value_mapping), scale)
+            frame_to_bgr(np.clip(frame, 0, 1), value_mapping), scale)
         cv2.rectangle(canvas, (x - 1, row_top - 1), (x + tile_width, row_top + tile_height),
                       GRID, 1)
 
     for index in range(count):
-        top = header + index * (2 * row_height + 12)
-        put_text(canvas, f"#{index} truth", (4, top + tile_height // 2 + 4), 0.4)
-        put_text(canvas, "forecast", (4, top + row_height + tile_height // 2 + 4), 0.4)
-        for column in range(input_length):
-            place(inputs[index, column], top, column)
-        for step in range(output_length):
-            place(truth[index, step], top, input_length + step)
-            place(np.clip(predictions[index, step], 0, 1), top + row_height,
-                  input_length + step)
-    if value_mapping:
-        canvas = np.concatenate([canvas, draw_dbz_colorbar(height)], axis=1)
-    return canvas
+        top = header + index * block
+        for row, (label, frames) in enumerate(rows):
+            row_top = top + row * row_height
+            text = f"#{index} {label}" if row == 0 else label
+            put_text(canvas, text, (4, row_top + tile_height // 2 + 4), 0.4)
+            if row == 0:
+                for column in range(input_length):
+                    place(inputs[index, column], row_top, column)
+            for step in range(0 if frames is None else frames.shape[1]):
+                place(frames[index, step], row_top, input_length + step)
+    return np.concatenate([canvas, draw_value_colorbar(height, value_mapping)], axis=1)
 
 
-def draw_animation_frames(inputs: np.ndarray, truth: np.ndarray, predictions: np.ndarray,
+def draw_animation_frames(inputs: np.ndarray, truth: np.ndarray | None,
+                          predictions: np.ndarray,
                           value_mapping: dict[str, Any] | None = None) -> list[np.ndarray]:
-    """GIF frames: sequences side by side (truth left, forecast right), one frame per step."""
+    """GIF frames: sequences side by side (truth left, forecast right), one frame per step.
+
+    Without ``truth`` each sequence has one panel: its inputs, then the forecast.
+    """
     count, input_length = inputs.shape[:2]
-    output_length = truth.shape[1]
+    output_length = predictions.shape[1]
     scale = display_scale(inputs.shape[2])
     tile_height, tile_width = inputs.shape[2] * scale, inputs.shape[3] * scale
     gap, header = 4, 36
-    pair_width = 2 * tile_width + gap
-    width = count * (pair_width + 3 * gap) + gap
+    panels = ["forecast"] if truth is None else ["truth", "forecast"]
+    group_width = len(panels) * (tile_width + gap) - gap
+    width = count * (group_width + 3 * gap) + gap
     height = header + tile_height + gap
-    colorbar = draw_dbz_colorbar(height) if value_mapping else None
+    colorbar = draw_value_colorbar(height, value_mapping)
     frames = []
     for step in range(input_length + output_length):
         canvas = np.full((height, width, 3), BACKGROUND, np.uint8)
@@ -158,26 +216,20 @@ def draw_animation_frames(inputs: np.ndarray, truth: np.ndarray, predictions: np
                  else f"input t-{input_length - 1 - step}")
         put_text(canvas, label, (gap, 14), 0.45)
         for index in range(count):
-            x = gap + index * (pair_width + 3 * gap)
-            if forecasting:
-                left = truth[index, step - input_length]
-                right = np.clip(predictions[index, step - input_length], 0, 1)
-            else:
-                left = right = inputs[index, step]
-            put_text(canvas, "truth", (x, header - 6), 0.38)
-            put_text(canvas, "forecast" if forecasting else "input",
-                     (x + tile_width + gap, header - 6), 0.38)
-            canvas[header:header + tile_height, x:x + tile_width] = _upscale(
-                frame_to_bgr(left, value_mapping), scale)
-            x_right = x + tile_width + gap
-            canvas[header:header + tile_height, x_right:x_right + tile_width] = _upscale(
-                frame_to_bgr(right, value_mapping), scale)
-            for x_tile in (x, x_right):
-                cv2.rectangle(canvas, (x_tile - 1, header - 1),
-                              (x_tile + tile_width, header + tile_height), GRID, 1)
-        if colorbar is not None:
-            canvas = np.concatenate([canvas, colorbar], axis=1)
-        frames.append(canvas)
+            for panel, name in enumerate(panels):
+                x = gap + index * (group_width + 3 * gap) + panel * (tile_width + gap)
+                if not forecasting:
+                    frame, name = inputs[index, step], "input"
+                elif name == "truth":
+                    frame = truth[index, min(step - input_length, truth.shape[1] - 1)]
+                else:
+                    frame = predictions[index, step - input_length]
+                put_text(canvas, name, (x, header - 6), 0.38)
+                canvas[header:header + tile_height, x:x + tile_width] = _upscale(
+                    frame_to_bgr(np.clip(frame, 0, 1), value_mapping), scale)
+                cv2.rectangle(canvas, (x - 1, header - 1),
+                              (x + tile_width, header + tile_height), GRID, 1)
+        frames.append(np.concatenate([canvas, colorbar], axis=1))
     return frames
 
 

@@ -35,6 +35,17 @@ def make_layer_norm(name: str) -> keras.layers.LayerNormalization:
     return keras.layers.LayerNormalization(axis=(-3, -2, -1), epsilon=1e-5, name=name)
 
 
+def apply_conv(conv: keras.layers.Conv2D, values, kernels=None):
+    """``conv(values)``, or with ``kernels[conv.name]``, its kernel already cast once per unroll.
+
+    A bias-free convolution only (the ST-LSTM's). The same arithmetic as ``conv(values)``:
+    the pre-cast kernel holds the values Keras' autocast would give it at every step.
+    """
+    if kernels is None:
+        return conv(values)
+    return conv.convolution_op(values, kernels[conv.name])
+
+
 class SpatioTemporalLSTMCell(keras.layers.Layer):
     """One step of the ST-LSTM cell, exactly as the official PredRNN-V2 PyTorch code.
 
@@ -61,6 +72,8 @@ class SpatioTemporalLSTMCell(keras.layers.Layer):
     Call arguments:
       inputs: ``[B, H, W, C_in]``.
       hidden, cell, memory: ``[B, H, W, num_hidden]`` each.
+      kernels: optional :meth:`cast_kernels` result: the kernels already cast to the compute
+        dtype (the model casts them once per forecast instead of once per step).
 
     Returns:
       ``(hidden, cell, memory, delta_c, delta_m)``, each ``[B, H, W, num_hidden]``.
@@ -107,10 +120,15 @@ class SpatioTemporalLSTMCell(keras.layers.Layer):
     def _maybe_norm(self, name: str, values):
         return getattr(self, name)(values) if self.layer_norm else values
 
-    def call(self, inputs, hidden, cell, memory):
-        x_concat = self._maybe_norm("norm_x", self.conv_x(inputs))
-        h_concat = self._maybe_norm("norm_h", self.conv_h(hidden))
-        m_concat = self._maybe_norm("norm_m", self.conv_m(memory))
+    def cast_kernels(self, dtype) -> dict:
+        """Every convolution kernel cast to ``dtype``, by convolution name."""
+        return {conv.name: ops.cast(conv.kernel, dtype) for conv in
+                (self.conv_x, self.conv_h, self.conv_m, self.conv_o, self.conv_last)}
+
+    def call(self, inputs, hidden, cell, memory, kernels=None):
+        x_concat = self._maybe_norm("norm_x", apply_conv(self.conv_x, inputs, kernels))
+        h_concat = self._maybe_norm("norm_h", apply_conv(self.conv_h, hidden, kernels))
+        m_concat = self._maybe_norm("norm_m", apply_conv(self.conv_m, memory, kernels))
         i_x, f_x, g_x, i_x_prime, f_x_prime, g_x_prime, o_x = ops.split(x_concat, 7, axis=-1)
         i_h, f_h, g_h, o_h = ops.split(h_concat, 4, axis=-1)
         i_m, f_m, g_m = ops.split(m_concat, 3, axis=-1)
@@ -121,9 +139,9 @@ class SpatioTemporalLSTMCell(keras.layers.Layer):
         memory_new = ops.sigmoid(f_x_prime + f_m + self.forget_bias) * memory + delta_m
 
         both_memories = ops.concatenate([cell_new, memory_new], axis=-1)  # [B, H, W, 2*nh]
-        output_conv = self._maybe_norm("norm_o", self.conv_o(both_memories))
+        output_conv = self._maybe_norm("norm_o", apply_conv(self.conv_o, both_memories, kernels))
         output_gate = ops.sigmoid(o_x + o_h + output_conv)
-        hidden_new = output_gate * ops.tanh(self.conv_last(both_memories))
+        hidden_new = output_gate * ops.tanh(apply_conv(self.conv_last, both_memories, kernels))
         return hidden_new, cell_new, memory_new, delta_c, delta_m
 
     def get_config(self):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import keras
 
-from predrnn_tf.config import Config
+from predrnn_tf.config import PRECISIONS, Config, validate_config
+from predrnn_tf.errors import ConfigError
 from predrnn_tf.models.mim import MIM
 from predrnn_tf.models.predrnn import PredRNN
 
@@ -28,6 +29,7 @@ def _make_model(config: Config) -> keras.Model:
         memory_bottom_up=config.memory_bottom_up,
         memory_top_down=config.memory_top_down,
         conv_lstm_peephole=config.conv_lstm_peephole,
+        remat=config.remat,
         **common,
     )
 
@@ -43,6 +45,9 @@ def build_model(config: Config, precision: str | None = None) -> keras.Model:
     Returns:
       A built :class:`PredRNN` or :class:`MIM`.
     """
+    validate_config(config)  # a one-line ConfigError instead of a deep Keras/numpy error
+    if precision is not None and precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     policy = precision or config.precision
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)

@@ -1,8 +1,12 @@
-"""Pure loss functions: frame MSE and the PredRNN-V2 memory decoupling loss."""
+"""Pure loss functions: the frame losses (MSE, masked and balanced MSE for radar) and the
+PredRNN-V2 memory decoupling loss."""
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
+
+from predrnn_tf import units
 
 # The official code uses F.normalize (eps 1e-12) then torch.cosine_similarity (eps 1e-8).
 _NORMALIZE_EPSILON = 1e-12
@@ -47,3 +51,47 @@ def adapted_decoupling_cosine(adapter, delta_c: tf.Tensor, delta_m: tf.Tensor) -
     both = adapter(tf.concat([delta_c, delta_m], axis=0))  # [2B, Hp, Wp, nh]
     adapted_c, adapted_m = tf.split(both, 2, axis=0)
     return decoupling_cosine(adapted_c, adapted_m)
+
+
+# Balanced MSE (Shi et al. 2017, "Deep learning for precipitation nowcasting: a benchmark and
+# a new model"): weight 1, 2, 5, 10, 30 for true rain rates below 2, 5, 10, 30 and above (mm/h).
+BALANCED_THRESHOLDS_MMH = (2.0, 5.0, 10.0, 30.0)
+BALANCED_WEIGHTS = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def valid_target_pixels(targets: tf.Tensor) -> tf.Tensor:
+    """1.0 where a [0, 1] target holds data, 0.0 at the no-data pixel (units.NO_DATA_PIXEL)."""
+    level = (units.NO_DATA_PIXEL + 0.5) / 255.0
+    return tf.cast(tf.cast(targets, tf.float32) > level, tf.float32)
+
+
+def rain_rate_weights(targets: tf.Tensor) -> tf.Tensor:
+    """The balanced-MSE weight of each [0, 1] target pixel of a dBR rain-rate dataset."""
+    levels = units.rain_rate_to_unit_pixels(np.array(BALANCED_THRESHOLDS_MMH))
+    targets = tf.cast(targets, tf.float32)
+    weights = tf.fill(tf.shape(targets), BALANCED_WEIGHTS[0])
+    for level, weight in zip(levels, BALANCED_WEIGHTS[1:], strict=True):
+        weights = tf.where(targets >= float(level), weight, weights)
+    return weights
+
+
+def frame_loss(predictions: tf.Tensor, targets: tf.Tensor, name: str = "mse") -> tf.Tensor:
+    """The training frame loss ``[B]`` named by ``--frame_loss`` (the one the train step uses).
+
+    - ``mse``: :func:`frame_mse` (the official loss, every pixel).
+    - ``masked_mse``: squared error averaged over the pixels whose target holds data (a
+      radar dataset's no-data pixel 0 is ignored).
+    - ``balanced_mse``: as ``masked_mse``, each pixel weighted by the true rain rate
+      (:data:`BALANCED_WEIGHTS`); the sum is divided by the number of valid pixels.
+    """
+    if name == "mse":
+        return frame_mse(predictions, targets)
+    if name not in ("masked_mse", "balanced_mse"):
+        raise ValueError(f"frame_loss must be mse, masked_mse or balanced_mse, got {name!r}")
+    squared = tf.square(tf.cast(predictions, tf.float32) - tf.cast(targets, tf.float32))
+    valid = valid_target_pixels(targets)
+    if name == "balanced_mse":
+        valid = valid * rain_rate_weights(targets)
+    axes = tf.range(1, tf.rank(squared))
+    count = tf.reduce_sum(valid_target_pixels(targets), axis=axes)
+    return tf.reduce_sum(squared * valid, axis=axes) / tf.maximum(count, 1.0)

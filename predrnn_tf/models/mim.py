@@ -55,6 +55,7 @@ import tensorflow as tf
 from predrnn_tf.layers.mim_cell import MIMBlockCell, NonStationaryCell
 from predrnn_tf.layers.st_lstm_cell import SpatioTemporalLSTMCell, make_conv
 from predrnn_tf.models.forecasting import unroll_forecast
+from predrnn_tf.models.inputs import check_model_frames, check_output_length
 from predrnn_tf.models.losses import adapted_decoupling_cosine
 from predrnn_tf.models.masks import mask_index, mask_length
 from predrnn_tf.models.patches import patch_frames, unpatch_frames
@@ -160,7 +161,8 @@ class MIM(keras.Model):
 
         Returns:
           ``(predictions, decouple_loss)``: predictions ``[B, T-1, H, W, C]`` float32 and the
-          per-sample decoupling loss ``[B]`` float32 (zeros when ``decouple`` is False).
+          decoupling loss, a float32 scalar: the mean over layers, steps and the batch (0
+          when ``decouple`` is False), as :meth:`PredRNN.call`.
         """
         del training
         time_steps = frames.shape[1]
@@ -179,9 +181,9 @@ class MIM(keras.Model):
         predictions = tf.stack(predictions, axis=1)  # [B, T-1, Hp, Wp, p*p*C]
         predictions = tf.cast(unpatch_frames(predictions, self.patch_size), tf.float32)
         if cosines:
-            decouple_loss = tf.reduce_mean(tf.stack(cosines, axis=0), axis=0)  # [B]
+            decouple_loss = tf.reduce_mean(tf.stack(cosines, axis=0))  # mean of [steps*L, B]
         else:
-            decouple_loss = tf.zeros([tf.shape(frames)[0]], tf.float32)
+            decouple_loss = tf.zeros([], tf.float32)
         return predictions, decouple_loss
 
     def _zero_state(self, patches):
@@ -247,10 +249,19 @@ class MIM(keras.Model):
 
         All inputs are true frames; every later step reads the model's own prediction.
 
+        Args:
+          input_frames: ``[B, input_length, H, W, C]`` float in [0, 1] or uint8 0..255
+            (the accepted input: :mod:`predrnn_tf.models.inputs`).
+          output_length: frames to forecast, a positive int; None = as trained.
+
         Returns:
           ``[B, output_length, H, W, C]`` float32 (not clipped).
+
+        Raises:
+          InputError: one line, for a wrong rank, shape, dtype, range, NaN or length.
         """
-        return unroll_forecast(self, input_frames, output_length)
+        output_length = check_output_length(output_length, self.total_length - self.input_length)
+        return unroll_forecast(self, check_model_frames(self, input_frames), output_length)
 
     def get_config(self):
         config = super().get_config()

@@ -13,6 +13,11 @@ def patch_frames(frames: tf.Tensor, patch_size: int) -> tf.Tensor:
     """
     if patch_size == 1:
         return frames
+    with tf.name_scope("patch_frames"):
+        return _patch(frames, patch_size)
+
+
+def _patch(frames: tf.Tensor, patch_size: int) -> tf.Tensor:
     shape = tf.shape(frames)
     batch, time, height, width = shape[0], shape[1], shape[2], shape[3]
     channels = frames.shape[-1]
@@ -27,6 +32,11 @@ def unpatch_frames(patches: tf.Tensor, patch_size: int) -> tf.Tensor:
     """Exact inverse of :func:`patch_frames`: ``[B, T, Hp, Wp, p*p*C]`` -> ``[B, T, H, W, C]``."""
     if patch_size == 1:
         return patches
+    with tf.name_scope("unpatch_frames"):
+        return _unpatch(patches, patch_size)
+
+
+def _unpatch(patches: tf.Tensor, patch_size: int) -> tf.Tensor:
     shape = tf.shape(patches)
     batch, time, patched_height, patched_width = shape[0], shape[1], shape[2], shape[3]
     p = patch_size

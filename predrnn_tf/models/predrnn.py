@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import tensorflow as tf
 
 from predrnn_tf.layers import ConvLSTMCell, SpatioTemporalLSTMCell, ZigzagMemoryCell
 from predrnn_tf.layers.st_lstm_cell import make_conv
 from predrnn_tf.models.forecasting import unroll_forecast
+from predrnn_tf.models.inputs import check_model_frames, check_output_length
 from predrnn_tf.models.losses import adapted_decoupling_cosine
 from predrnn_tf.models.masks import mask_index, mask_length
 from predrnn_tf.models.patches import patch_frames, unpatch_frames
@@ -44,6 +47,9 @@ class PredRNN(keras.Model):
       memory_top_down: pass the top layer's M to layer 0 at the next step (ablation if False:
         layer 0 keeps its own M from the previous step).
       conv_lstm_peephole: peephole connections in the ConvLSTM baseline.
+      remat: recompute each time step's activations in the backward pass
+        (``tf.recompute_grad`` around one step of the whole stack): far less memory in
+        training, the same gradients, one more forward pass of compute.
       **kwargs: standard Keras model arguments.
     """
 
@@ -51,7 +57,8 @@ class PredRNN(keras.Model):
                  filter_size: int = 5, patch_size: int = 4, img_channel: int = 1,
                  input_length: int = 10, total_length: int = 20, layer_norm: bool = False,
                  reverse_scheduled_sampling: bool = True, memory_bottom_up: bool = True,
-                 memory_top_down: bool = True, conv_lstm_peephole: bool = False, **kwargs):
+                 memory_top_down: bool = True, conv_lstm_peephole: bool = False,
+                 remat: bool = False, **kwargs):
         super().__init__(**kwargs)
         if model_name not in CELL_TYPES:
             raise ValueError(f"model_name must be one of {sorted(CELL_TYPES)}, "
@@ -76,6 +83,7 @@ class PredRNN(keras.Model):
         self.memory_bottom_up = memory_bottom_up
         self.memory_top_down = memory_top_down
         self.conv_lstm_peephole = conv_lstm_peephole
+        self.remat = bool(remat)
         self.cell_type = cell_type
         self.num_layers = len(num_hidden)
         self.cells = [self._make_cell(index, size) for index, size in enumerate(num_hidden)]
@@ -129,36 +137,73 @@ class PredRNN(keras.Model):
             ``M = T - 2`` and step ``t >= 1`` reads ``mask[:, t-1]*true_t + (1-mask)*x_gen``;
             otherwise ``M = T - input_length - 1`` and step ``t >= input_length`` reads
             ``mask[:, t-input_length]*true_t + (1-mask)*x_gen``.
-          training: unused (no dropout or batch norm); kept for the Keras contract.
+          training: no dropout or batch norm; ``False`` (the forecast) lets a mixed-precision
+          model cast its kernels once per call instead of once per step.
 
         Returns:
           ``(predictions, decouple_loss)``: predictions ``[B, T-1, H, W, C]`` float32 and the
-          per-sample decoupling loss ``[B]`` float32 (zeros unless ``predrnn_v2``).
+          decoupling loss, a float32 scalar: the mean |cosine| over layers, steps and the
+          batch (0 unless ``predrnn_v2``). A distributed caller scales it by its share of
+          the global batch (see predrnn_tf/training/trainer.py).
         """
-        del training
         dtype = self.compute_dtype
         time_steps = frames.shape[1]
         if time_steps is None:
             raise ValueError("frames must have a static time dimension, received None")
         patches = patch_frames(tf.cast(frames, dtype), self.patch_size)  # [B, T, Hp, Wp, p*p*C]
         mask = tf.cast(mask, dtype)[:, :, None, None, None]  # [B, M, 1, 1, 1]
-        state = self._zero_state(patches)
+        state = self._flat_state(self._zero_state(patches))
+        kernels = self._kernels_cast_once(training)
+        if self.remat:
+            step_function = tf.recompute_grad(self._flat_step)
+        else:
+            step_function = functools.partial(self._flat_step, kernels=kernels)
         predictions = []
         cosines = []
         generated = None
         for step in range(time_steps - 1):
             net = self._step_input(patches, mask, generated, step)
-            top_hidden, step_cosines = self._step(net, state)
-            generated = self.output_conv(top_hidden)
+            outputs = step_function(net, *state)
+            generated, state = outputs[0], list(outputs[1:1 + len(state)])
             predictions.append(generated)
-            cosines.extend(step_cosines)
+            cosines.extend(outputs[1 + len(state):])
         predictions = tf.stack(predictions, axis=1)  # [B, T-1, Hp, Wp, p*p*C]
         predictions = tf.cast(unpatch_frames(predictions, self.patch_size), tf.float32)
         if cosines:
-            decouple_loss = tf.reduce_mean(tf.stack(cosines, axis=0), axis=0)  # [B]
+            decouple_loss = tf.reduce_mean(tf.stack(cosines, axis=0))  # mean of [steps*L, B]
         else:
-            decouple_loss = tf.zeros([tf.shape(frames)[0]], tf.float32)
+            decouple_loss = tf.zeros([], tf.float32)
         return predictions, decouple_loss
+
+    def _flat_state(self, state):
+        """The state dict as one flat list: hidden, cell, memory (each one per layer)."""
+        return [*state["hidden"], *state["cell"], *state["memory"]]
+
+    def _kernels_cast_once(self, training):
+        """Per layer, the ST-LSTM kernels cast to the compute dtype once for the whole unroll.
+
+        Only under a mixed policy, with ``training=False`` (the forecast) and without remat;
+        otherwise None: Keras casts each kernel at every step, and a training step's kernel
+        gradients then add up in float32, one cast per use.
+        """
+        if (training is not False or self.remat or self.cell_type != "st_lstm"
+                or self.compute_dtype == self.variable_dtype):
+            return None
+        return [cell.cast_kernels(self.compute_dtype) for cell in self.cells]
+
+    def _flat_step(self, net, *flat_state, kernels=None):
+        """One step of the whole stack on tensors only (the unit ``tf.recompute_grad`` wraps).
+
+        Returns:
+          ``(generated, *new flat state, *per-layer [B] cosines)``.
+        """
+        layers = self.num_layers
+        state = {"hidden": list(flat_state[:layers]),
+                 "cell": list(flat_state[layers:2 * layers]),
+                 "memory": list(flat_state[2 * layers:])}
+        top_hidden, cosines = self._step(net, state, kernels)
+        generated = self.output_conv(top_hidden)
+        return (generated, *self._flat_state(state), *cosines)
 
     def _zero_state(self, patches):
         shape = tf.shape(patches)
@@ -175,8 +220,9 @@ class PredRNN(keras.Model):
         index = mask_index(step, self.reverse_scheduled_sampling, self.input_length)
         if generated is None or index is None:
             return true_frame
-        weight = mask[:, index]
-        return weight * true_frame + (1.0 - weight) * generated
+        with tf.name_scope("mask_mixing"):
+            weight = mask[:, index]
+            return weight * true_frame + (1.0 - weight) * generated
 
     def _memory_input(self, state, layer):
         memory = state["memory"]
@@ -184,7 +230,7 @@ class PredRNN(keras.Model):
             return memory[-1] if self.memory_top_down else memory[0]
         return memory[layer - 1] if self.memory_bottom_up else memory[layer]
 
-    def _step(self, net, state):
+    def _step(self, net, state, kernels=None):
         """Advances every layer one step in place; returns (top hidden, list of [B] cosines)."""
         cosines = []
         for layer, cell in enumerate(self.cells):
@@ -192,7 +238,8 @@ class PredRNN(keras.Model):
             if self.cell_type == "st_lstm":
                 memory = self._memory_input(state, layer)
                 hidden, cell_state, memory, delta_c, delta_m = cell(
-                    inputs, state["hidden"][layer], state["cell"][layer], memory)
+                    inputs, state["hidden"][layer], state["cell"][layer], memory,
+                    kernels=None if kernels is None else kernels[layer])
                 state["cell"][layer] = cell_state
                 state["memory"][layer] = memory
                 if self.adapter is not None:
@@ -207,17 +254,27 @@ class PredRNN(keras.Model):
         return state["hidden"][-1], cosines
 
     def _decoupling(self, delta_c, delta_m):
-        return adapted_decoupling_cosine(self.adapter, delta_c, delta_m)
+        with tf.name_scope("decoupling_loss"):
+            return adapted_decoupling_cosine(self.adapter, delta_c, delta_m)
 
     def forecast(self, input_frames, output_length: int | None = None):
         """Forecasts ``output_length`` frames from ``[B, input_length, H, W, C]`` inputs.
 
         All inputs are true frames; every later step reads the model's own prediction.
 
+        Args:
+          input_frames: ``[B, input_length, H, W, C]`` float in [0, 1] or uint8 0..255
+            (the accepted input: :mod:`predrnn_tf.models.inputs`).
+          output_length: frames to forecast, a positive int; None = as trained.
+
         Returns:
           ``[B, output_length, H, W, C]`` float32 (not clipped).
+
+        Raises:
+          InputError: one line, for a wrong rank, shape, dtype, range, NaN or length.
         """
-        return unroll_forecast(self, input_frames, output_length)
+        output_length = check_output_length(output_length, self.total_length - self.input_length)
+        return unroll_forecast(self, check_model_frames(self, input_frames), output_length)
 
     def get_config(self):
         config = super().get_config()
@@ -234,5 +291,6 @@ class PredRNN(keras.Model):
             "memory_bottom_up": self.memory_bottom_up,
             "memory_top_down": self.memory_top_down,
             "conv_lstm_peephole": self.conv_lstm_peephole,
+            "remat": self.remat,
         })
         return config

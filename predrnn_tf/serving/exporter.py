@@ -127,7 +127,8 @@ def export_model(model, config: Config, export_dir: str, model_name: str,
     """
     final_path = publishing.version_path(export_dir, model_name, version)
     summary = {"path": final_path, "model_name": model_name, "version": version,
-               "precision": model.dtype_policy.name, **(info or {})}
+               "precision": model.dtype_policy.name,
+               "value_mapping": dict(value_mapping) if value_mapping else None, **(info or {})}
     with publishing.staged_folder(final_path) as staging:
         module = ForecastModule(model, config, value_mapping)
         ops = write_saved_model(module, staging)

@@ -62,6 +62,32 @@ def checked_frames(model, frames: tf.Tensor) -> tf.Tensor:
                 f"H and W multiples of patch_size={model.patch_size}; received shape")
     check = tf.debugging.Assert(valid, [expected, shape])
     with tf.control_dependencies([check]):
+        in_range = tf.logical_and(tf.reduce_all(frames >= 0.0), tf.reduce_all(frames <= 1.0))
+        range_check = tf.debugging.Assert(in_range, [
+            "frames must be finite and in [0, 1] (0-255 values? divide by 255; no-data pixels: "
+            "send 0); received min and max", tf.reduce_min(frames), tf.reduce_max(frames)])
+    with tf.control_dependencies([check, range_check]):
+        return tf.identity(frames)
+
+
+def checked_physical_frames(frames: tf.Tensor, mapping: dict[str, Any],
+                            name: str = DBZ_INPUT_KEY) -> tf.Tensor:
+    """Physical-unit ``frames`` behind a graph-side check: finite, and not [0, 1] pixels.
+
+    A request whose every value lies in [0, 1] while the mapping's no-echo value is negative
+    holds no "no echo" pixel at all: it is [0, 1] pixels sent to the physical-unit signature.
+    """
+    finite = tf.reduce_all(tf.math.is_finite(frames))
+    checks = [tf.debugging.Assert(finite, [
+        f"{name} must be finite (no-data pixels: send the no-echo value "
+        f"{float(mapping['offset']):g})"])]
+    if float(mapping["offset"]) < 0.0:
+        looks_like_pixels = tf.logical_and(tf.reduce_all(frames >= 0.0),
+                                           tf.reduce_all(frames <= 1.0))
+        checks.append(tf.debugging.Assert(tf.logical_not(looks_like_pixels), [
+            f"{name} are all in [0, 1]: these look like pixels, not "
+            f"{mapping.get('units', 'physical units')}; send them to {SERVING_SIGNATURE}"]))
+    with tf.control_dependencies(checks):
         return tf.identity(frames)
 
 
@@ -116,6 +142,7 @@ def make_dbz_function(model, value_mapping: dict[str, Any]):
     mapping = dict(value_mapping)
 
     def serve_dbz(frames_dbz):
+        frames_dbz = checked_physical_frames(frames_dbz, mapping)
         pixels = tf.clip_by_value(units.units_to_pixels(frames_dbz, mapping), 0.0, 1.0)
         predictions = served_forecast(model, pixels)
         return {DBZ_OUTPUT_KEY: units.pixels_to_units(predictions, mapping)}

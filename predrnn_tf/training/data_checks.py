@@ -28,6 +28,12 @@ def is_record_error(error: BaseException) -> bool:
         getattr(error, "message", None) or str(error))
 
 
+def _last_sentence(error: tf.errors.OpError) -> str:
+    """The informative tail of a tf.data error (after the iterator description)."""
+    text = (getattr(error, "message", None) or str(error)).strip().splitlines()[0]
+    return text.rsplit(": ", 1)[-1][:300]
+
+
 def name_corrupt_shard(error: tf.errors.OpError, data_dir: str, config: Config) -> Exception:
     """A DataError naming the corrupt shard behind a record ``error``, or ``error`` itself."""
     if not is_record_error(error):
@@ -38,7 +44,10 @@ def name_corrupt_shard(error: tf.errors.OpError, data_dir: str, config: Config) 
         paths += schema.shard_paths(data_dir, config.dataset_name, split)
     found = reader.find_corrupt_shard(paths, config.total_length, frame_shape)
     if found is None:
-        return error
+        return DataError(f"reading the records of --dataset_name={config.dataset_name} in "
+                         f"--data_dir={data_dir} failed: {_last_sentence(error)} (do the records "
+                         f"match the metadata and --img_width={config.img_width}, "
+                         f"--img_channel={config.img_channel}?)")
     path, message = found
     return DataError(f"corrupt or truncated record in {path}: {message} (repair or remove the "
                      f"file, or pass --skip_corrupt to skip such records)")

@@ -10,7 +10,8 @@ cheaply; files that are kept are written through :mod:`predrnn_tf.files`:
   finishes its current step, writes a checkpoint and returns.
 - :func:`check_workdir_writable`: refuses an unwritable work directory or a disk without room
   for the next checkpoints, before anything is written.
-- :func:`remove_stray_files`: deletes what an interrupted checkpoint write leaves behind.
+- :func:`remove_stray_files`: deletes the temporary files an interrupted write leaves behind
+  (never a numbered checkpoint).
 - :class:`LossLog`: ``WORKDIR/losses.jsonl``, one JSON line per logged step, cut back to the
   restored step on resume, so it always holds the trajectory of the run that is kept.
 - :func:`cluster_task`: the ``TF_CONFIG`` task of this process (chief or not).
@@ -24,7 +25,6 @@ import glob
 import json
 import math
 import os
-import re
 import shutil
 import signal
 import socket
@@ -197,16 +197,15 @@ def check_workdir_writable(workdir: str, required_bytes: int = 0) -> None:
                 f"about {required_bytes / 1e6:.1f} MB: free some space or use another --workdir")
 
 
-_CHECKPOINT_FILE = re.compile(r"^(?P<prefix>.+)-(?P<number>\d+)\.(index|data-\d+-of-\d+)$")
-
-
-def remove_stray_files(workdir: str, checkpoint_subdir: str, latest_step: int | None) -> list[str]:
+def remove_stray_files(workdir: str, checkpoint_subdir: str) -> list[str]:
     """Deletes leftovers of interrupted writes; returns the removed paths.
 
     Removes TensorFlow's ``*_temp`` checkpoint folders and ``checkpoint.tmp*`` state files,
-    checkpoint files numbered above ``latest_step`` (written but never registered, so never
-    restored), and our own temporary files (``*.tmp`` and
-    :func:`predrnn_tf.files.temporary_name`'s). Call it only while holding the work-directory lock.
+    and our own temporary files (``*.tmp`` and :func:`predrnn_tf.files.temporary_name`'s).
+    Numbered checkpoint files (``ckpt-N.index``, ``ckpt-N.data-*``) are never deleted, even
+    when the state file does not list them: a missing or stale state file must not cost a
+    run its checkpoints (:func:`predrnn_tf.checkpoints.find_restorable_checkpoint` finds the
+    newest intact one from the files). Call it only while holding the work-directory lock.
     """
     directory = os.path.join(workdir, checkpoint_subdir)
     removed = []
@@ -214,10 +213,6 @@ def remove_stray_files(workdir: str, checkpoint_subdir: str, latest_step: int | 
                 os.path.join(workdir, "*.tmp"), os.path.join(workdir, ".*.tmp-*"),
                 os.path.join(workdir, ".tmp-*")]  # the last two: predrnn_tf.files' names
     candidates = [path for pattern in patterns for path in glob.glob(pattern)]
-    for path in glob.glob(os.path.join(directory, "*")):
-        match = _CHECKPOINT_FILE.match(os.path.basename(path))
-        if match and (latest_step is None or int(match.group("number")) > latest_step):
-            candidates.append(path)
     for path in sorted(set(candidates)):
         if os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)

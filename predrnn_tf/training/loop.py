@@ -33,8 +33,8 @@ from predrnn_tf.config import (
     save_config,
     validate_config,
 )
-from predrnn_tf.data.sources import prepare_data
-from predrnn_tf.errors import ConfigError, NonFiniteLossError, WorkdirError
+from predrnn_tf.data.sources import check_data_source, prepare_data
+from predrnn_tf.errors import ConfigError, DataError, NonFiniteLossError, WorkdirError
 from predrnn_tf.models.forecasting import make_forecast_function
 from predrnn_tf.training import data_checks, distribution, fault_tolerance, reporting
 from predrnn_tf.training.distribution import make_strategy
@@ -46,18 +46,37 @@ __all__ = ["ConfigError", "NonFiniteLossError", "Trainer", "WorkdirError", "chec
            "make_optimizer", "make_strategy", "run_test_pass", "train_and_evaluate"]
 
 
-def check_resume(config: Config, workdir: str) -> None:
-    """Refuses to resume a workdir with flags that change the model's weights."""
-    if not os.path.exists(os.path.join(workdir, "config.json")):
-        return
-    if checkpoints.latest_checkpoint(workdir) is None:
-        return
+def check_resume(config: Config, workdir: str) -> str | None:
+    """Refuses to resume a workdir with flags that change the model's weights.
+
+    Returns:
+      The checkpoint the run will resume from (the newest intact one), or None.
+    """
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise WorkdirError(f"--workdir={workdir} is a file, not a folder")
+    path, _ = checkpoints.find_restorable_checkpoint(workdir)
+    if not os.path.exists(os.path.join(workdir, "config.json")) or path is None:
+        return path
     saved = load_config(workdir)
     changed = changed_model_fields(saved, config)
     if changed:
         name = changed[0]
+        saved_value = getattr(saved, name)
+        shown = ",".join(map(str, saved_value)) if isinstance(saved_value, tuple) else saved_value
         raise ConfigError(f"--{name}={getattr(config, name)} differs from the checkpoint's "
-                          f"{name}={getattr(saved, name)} in {workdir}: use a new --workdir")
+                          f"{name}={saved_value} in {workdir}: pass --{name}={shown} to resume "
+                          f"it, or another --workdir to train this model")
+    return path
+
+
+def _log_start(workdir: str, resume_from: str | None) -> None:
+    """One line: the absolute work directory and whether this is a new run or a resume."""
+    where = os.path.abspath(workdir)
+    if resume_from is None:
+        logging.info("Work directory %s: starting a new run.", where)
+    else:
+        logging.info("Work directory %s: resuming from step %d (%s).", where,
+                     checkpoints.checkpoint_step(resume_from), os.path.basename(resume_from))
 
 
 def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
@@ -77,6 +96,11 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
     config = validate_config(config)
     multi_worker = distribution.is_multi_worker(config)
     is_chief = fault_tolerance.cluster_task()[2] if multi_worker else True
+    # Every input is checked before anything is created: a bad flag, --data_dir or workdir
+    # leaves no work directory and no .lock behind.
+    resume_from = check_resume(config, workdir)
+    check_data_source(config, workdir)
+    _log_start(workdir, resume_from)
     lock = None
     if is_chief:
         fault_tolerance.check_workdir_writable(workdir)
@@ -91,7 +115,7 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
 
 def _train(config: Config, workdir: str, is_chief: bool,
            shutdown: fault_tolerance.ShutdownRequest) -> dict[str, Any]:
-    check_resume(config, workdir)
+    check_resume(config, workdir)  # again under the lock: another run may have written it
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     data_dir, _ = prepare_data(config, workdir, is_chief)
@@ -121,13 +145,11 @@ def _restore(trainer: Trainer, data_dir: str) -> int:
     if trainer.checkpoints_iterator:
         trainer.make_train_iterator(data_dir)
     trainer.make_checkpoint()
-    restored = trainer.manager.latest_checkpoint is not None
     start_step = trainer.restore_or_initialize()
     if not trainer.checkpoints_iterator:
         trainer.make_train_iterator(data_dir, start_step if config.deterministic else 0)
     if trainer.is_chief:
-        removed = fault_tolerance.remove_stray_files(
-            trainer.workdir, checkpoints.CHECKPOINT_SUBDIR, start_step if restored else None)
+        removed = fault_tolerance.remove_stray_files(trainer.workdir, checkpoints.CHECKPOINT_SUBDIR)
         for path in removed:
             logging.info("Removed %s (left by an interrupted run).", path)
         fault_tolerance.LossLog(trainer.workdir).truncate_after(start_step)
@@ -163,7 +185,11 @@ def _make_run(trainer: Trainer, data_dir: str, start_step: int,
     test_dataset = make_test_dataset(config, data_dir)
     display_frames = None
     if trainer.is_chief:
-        display_frames = next(iter(test_dataset.take(1))).numpy()[:1]
+        first = next(iter(test_dataset.take(1)), None)
+        if first is None:
+            raise DataError(f"the test split of {config.dataset_name!r} in {data_dir} yielded "
+                            f"no sequence (every record skipped or unreadable)")
+        display_frames = first.numpy()[:1]
     handler = None
     if distribution.is_multi_worker(config):
         handler = distribution.make_preemption_handler(
@@ -193,11 +219,12 @@ def _train_loop(run: _Run, start_step: int) -> dict[str, Any]:
         step += 1
         results = {key: float(value) for key, value in outputs.items()}
         _check_finite(run, step, results)
-        test = _report(run, step, results, probabilities) or test
-        if run.due(step, config.snapshot_interval):
-            path = trainer.save()
+        _report(run, step, results, probabilities)
+        if run.due(step, config.snapshot_interval):  # before the test pass: a failing test
+            path = trainer.save()                     # pass never costs the step's work
             if path:
                 logging.info("Saved checkpoint %s", path)
+        test = _test_if_due(run, step) or test
         run.writer.flush()
         if run.shutdown.requested and run.handler is None:
             return _stop_for_signal(run, step, results)
@@ -217,8 +244,8 @@ def _check_finite(run: _Run, step: int, results: dict[str, float]) -> None:
 
 
 def _report(run: _Run, step: int, results: dict[str, float],
-            probabilities: tuple[float, float]) -> dict[str, Any] | None:
-    """Progress line, loss log, image strip and test pass when due; returns the test pass."""
+             probabilities: tuple[float, float]) -> None:
+    """Progress line, loss log and image strip when due."""
     config, is_chief = run.config, run.trainer.is_chief
     if run.due(step, config.log_every):
         run.progress.log(step, results, probabilities, config.lr)
@@ -227,7 +254,12 @@ def _report(run: _Run, step: int, results: dict[str, float],
     if is_chief and run.due(step, config.display_interval):
         reporting.write_image_strip(run.writer, step, run.display_frames, run.forecast_fn,
                                     config.input_length)
-    if not (is_chief and run.due(step, config.test_interval)):
+
+
+def _test_if_due(run: _Run, step: int) -> dict[str, Any] | None:
+    """The test pass when due (chief only); returns its metrics."""
+    config = run.config
+    if not (run.trainer.is_chief and run.due(step, config.test_interval)):
         return None
     test = run_test_pass(run.forecast_fn, run.test_dataset, config)
     reporting.log_test_pass(step, test)

@@ -32,34 +32,72 @@ def make_writer(workdir: str, is_chief: bool):
     return tf.summary.create_noop_writer()
 
 
-def image_strip(truth: np.ndarray, predictions: np.ndarray) -> np.ndarray:
-    """Truth above prediction for one sequence: ``[1, 2H, T*W, C]`` in [0, 1]."""
-    top = np.concatenate(list(truth), axis=1)  # [H, T*W, C]
-    bottom = np.concatenate(list(np.clip(predictions, 0.0, 1.0)), axis=1)  # [H, T*W, C]
-    return np.concatenate([top, bottom], axis=0)[None]  # [1, 2H, T*W, C]
+STRIP_LABEL_WIDTH = 72
+STRIP_ROWS = ("input", "truth", "prediction", "|error|")
+
+
+def _frames_row(frames: np.ndarray, columns: int) -> np.ndarray:
+    """``[T, H, W, C]`` -> ``[H, columns*W, C]``, empty (white) columns after the frames."""
+    height, width, channels = frames.shape[1:]
+    row = np.ones((height, columns * width, channels), np.float32)
+    for index, frame in enumerate(frames[:columns]):
+        row[:, index * width:(index + 1) * width] = frame
+    return row
+
+
+def image_strip(inputs: np.ndarray, truth: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Labelled rows for one sequence: input, truth, prediction and |prediction - truth|.
+
+    Args:
+      inputs: ``[T_in, H, W, C]``; truth and predictions ``[T_out, H, W, C]``, in [0, 1].
+
+    Returns:
+      ``[1, 4*H', 72 + max(T_in, T_out)*W', 3]`` uint8 (frames upscaled to stay readable).
+    """
+    from predrnn_tf.evaluation.charts import put_text
+    from predrnn_tf.evaluation.plots import display_scale
+
+    predictions = np.clip(predictions, 0.0, 1.0)
+    error = np.abs(predictions - truth[:predictions.shape[0]])
+    columns = max(len(inputs), len(truth), len(predictions))
+    rows = [_frames_row(frames, columns) for frames in (inputs, truth, predictions, error)]
+    strip = (np.concatenate(rows, axis=0) * 255.0).astype(np.uint8)  # [4H, columns*W, C]
+    if strip.shape[-1] == 1:
+        strip = np.repeat(strip, 3, axis=-1)
+    scale = display_scale(inputs.shape[1])
+    strip = np.repeat(np.repeat(strip[..., :3], scale, axis=0), scale, axis=1)
+    row_height = strip.shape[0] // len(STRIP_ROWS)
+    labels = np.full((strip.shape[0], STRIP_LABEL_WIDTH, 3), 255, np.uint8)
+    for index, name in enumerate(STRIP_ROWS):
+        put_text(labels, name, (4, index * row_height + row_height // 2 + 4), 0.42)
+    strip = np.concatenate([labels, strip], axis=1)
+    for index in range(1, len(STRIP_ROWS)):
+        strip[index * row_height, :] = 160  # a line between rows
+    return strip[None]
 
 
 def write_image_strip(writer, step: int, frames: np.ndarray, forecast_fn,
                       input_length: int) -> None:
-    """Summarises truth over forecast of the first of ``frames`` ``[1, T, H, W, C]``."""
+    """Summarises the labelled strip of the first of ``frames`` ``[1, T, H, W, C]``."""
     predictions = np.asarray(forecast_fn(frames[:, :input_length]))
-    strip = image_strip(frames[0, input_length:], predictions[0])
+    strip = image_strip(frames[0, :input_length], frames[0, input_length:], predictions[0])
     with writer.as_default(step=step):
         tf.summary.image("test/truth_over_prediction", strip)
 
 
 def write_test_summaries(writer, step: int, test: dict[str, Any]) -> None:
-    """Scalars of one test pass (see :func:`predrnn_tf.training.test_pass.run_test_pass`)."""
+    """Scalars of one test pass, named as in metrics.json (``mse``: per-frame MSE)."""
     with writer.as_default(step=step):
-        tf.summary.scalar("test/mse_per_frame_mean", test["mse"])
-        tf.summary.scalar("test/persistence_mse_per_frame_mean", test["persistence_mse"])
+        tf.summary.scalar("test/mse", test["mse"])
+        tf.summary.scalar("test/persistence_mse", test["persistence_mse"])
         for index, value in enumerate(test["per_frame"]["mse"]):
             tf.summary.scalar(f"test_frames/mse_frame_{index + 1:02d}", value)
 
 
 def log_test_pass(step: int, test: dict[str, Any]) -> None:
     """One line with the test pass's per-frame MSE against persistence."""
-    logging.info("test at step %d: per-frame MSE %.2f (persistence %.2f) over %d sequences",
+    logging.info("test at step %d: mse %.2f (per-frame MSE; persistence_mse %.2f) over %d "
+                 "sequences",
                  step, test["mse"], test["persistence_mse"], test["num_sequences"])
 
 

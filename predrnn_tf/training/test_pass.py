@@ -25,7 +25,7 @@ def make_test_dataset(config: Config, data_dir: str) -> tf.data.Dataset:
     return reader.make_dataset(data_dir, config.dataset_name, "test", config.batch_size,
                                config.total_length, shuffle=False, repeat=False,
                                deterministic=True, skip_corrupt=config.skip_corrupt,
-                               drop_remainder=False)
+                               drop_remainder=False, frame_size=config.img_width)
 
 
 def _per_frame_sums(truth: np.ndarray, predictions: Any) -> np.ndarray:

@@ -24,15 +24,46 @@ from predrnn_tf import checkpoints
 from predrnn_tf.config import Config
 from predrnn_tf.data import reader
 from predrnn_tf.errors import CheckpointError, NonFiniteLossError, WorkdirError
+from predrnn_tf.models import losses
 from predrnn_tf.models.builder import build_model
-from predrnn_tf.models.losses import frame_mse
 from predrnn_tf.training import train_step
 
 
+class TorchAdam(keras.optimizers.Adam):
+    """Adam computed as ``torch.optim.Adam`` (the official code's optimizer), epsilon 1e-8.
+
+    Keras adds epsilon to ``sqrt(v)`` before the bias correction, which makes its epsilon
+    ``epsilon * sqrt(1 - beta_2^t)`` in PyTorch's terms (and its default is 1e-7); PyTorch
+    adds it to the bias-corrected ``sqrt(v) / sqrt(1 - beta_2^t)``. Same slots as Adam, so
+    checkpoints of either restore into the other.
+    """
+
+    def __init__(self, learning_rate=1e-3, epsilon=1e-8, **kwargs):
+        super().__init__(learning_rate=learning_rate, epsilon=epsilon, **kwargs)
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        gradient = keras.ops.cast(gradient, dtype)
+        step = keras.ops.cast(self.iterations + 1, dtype)
+        correction_1 = 1.0 - keras.ops.power(keras.ops.cast(self.beta_1, dtype), step)
+        correction_2 = 1.0 - keras.ops.power(keras.ops.cast(self.beta_2, dtype), step)
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        self.assign_add(m, (gradient - m) * (1.0 - self.beta_1))
+        self.assign_add(v, (keras.ops.square(gradient) - v) * (1.0 - self.beta_2))
+        denominator = keras.ops.sqrt(v) / keras.ops.sqrt(correction_2) + self.epsilon
+        step_size = keras.ops.cast(learning_rate, dtype) / correction_1
+        self.assign_sub(variable, step_size * m / denominator)
+
+
 def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
-    """Adam with ``lr`` (and global-norm clipping); loss scaling for mixed_float16."""
+    """Adam with ``lr`` (and global-norm clipping); loss scaling for mixed_float16.
+
+    PyTorch's Adam (:class:`TorchAdam`, the official code's) unless ``config.keras_adam``.
+    """
     clip = config.gradient_clip_norm or None
-    optimizer = keras.optimizers.Adam(learning_rate=config.lr, global_clipnorm=clip)
+    adam = keras.optimizers.Adam if config.keras_adam else TorchAdam
+    optimizer = adam(learning_rate=config.lr, global_clipnorm=clip)
     if config.precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
@@ -106,7 +137,8 @@ class Trainer:
                 data_dir, config.dataset_name, "train", batch, config.total_length,
                 shuffle=True, repeat=True, seed=config.seed, deterministic=config.deterministic,
                 skip_corrupt=config.skip_corrupt, shuffle_buffer=config.shuffle_buffer,
-                input_context=input_context,
+                input_context=input_context, augment=config.augment,
+                frame_size=config.img_width,
                 skip_records=skip_steps * self.global_batch // pipelines)
 
         if self.distributes_input:
@@ -142,7 +174,7 @@ class Trainer:
         imported from PyTorch) restores everything else; the input then starts from the
         beginning of its seeded order.
         """
-        latest = self.manager.latest_checkpoint
+        latest = checkpoints.latest_checkpoint(self.workdir)  # the newest intact one
         if not latest:
             logging.info("No checkpoint in %s: starting from scratch.", self.manager.directory)
             return 0
@@ -157,8 +189,8 @@ class Trainer:
         except (AssertionError, ValueError, tf.errors.OpError) as error:
             raise CheckpointError(
                 f"checkpoint {latest} does not match the model of these flags (another "
-                f"model or a damaged file: {checkpoints.error_line(error)}); use a new "
-                f"--workdir") from error
+                f"model or a damaged file: {checkpoints.error_line(error)}); use the flags "
+                f"it was trained with") from error
         logging.info("Resumed from %s at step %d.", latest, int(self.step.numpy()))
         return int(self.step.numpy())
 
@@ -206,15 +238,22 @@ class Trainer:
         """Forward pass on this replica's ``[b, T, H, W, C]`` frames.
 
         Returns:
-          ``(loss, frame_loss_per_pixel, decouple_loss)``, each averaged over the global
-          batch; ``frame_loss_per_pixel`` is the squared error per pixel over all frames.
+          ``(loss, frame_loss_per_pixel, decouple_loss)``, each this replica's part of the
+          global-batch average (summed over replicas they give the global average exactly);
+          ``frame_loss_per_pixel`` is the squared error per pixel over all frames.
         """
         predictions, decouple = self.model(frames, mask, training=True)
-        per_pixel = frame_mse(predictions, frames[:, 1:])  # [b]
-        per_sample = per_pixel + self.config.decouple_beta * decouple
-        average = lambda values: tf.nn.compute_average_loss(  # noqa: E731
-            values, global_batch_size=self.global_batch)
-        return average(per_sample), average(per_pixel), average(decouple)
+        frame_loss = tf.nn.compute_average_loss(self.frame_loss(predictions, frames),
+                                                global_batch_size=self.global_batch)
+        # The model's decoupling loss is its batch mean: weight it by b / global batch.
+        share = tf.cast(tf.shape(frames)[0], tf.float32) / float(self.global_batch)
+        decouple = decouple * share
+        return frame_loss + self.config.decouple_beta * decouple, frame_loss, decouple
+
+    def frame_loss(self, predictions, frames):
+        """Per-sample frame loss ``[b]`` of the predicted frames 2..T against the truth
+        (``--frame_loss``: :func:`predrnn_tf.models.losses.frame_loss`)."""
+        return losses.frame_loss(predictions, frames[:, 1:], self.config.frame_loss)
 
     def make_train_step(self):
         """The compiled train step: (iterator, encoder p, decoder p) -> metrics dict."""

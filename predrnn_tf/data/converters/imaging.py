@@ -82,3 +82,68 @@ def prepare_radar_frame(
     no_data = int(np.isnan(dbz).sum())
     dbz = resize_frame(crop_frame(units.floor_hko7_dbz(dbz), crop), image_size)
     return units.dbz_to_hko7_pixels(dbz), no_data
+
+
+def resample_field(values: np.ndarray, factor: float, min_valid: float = 0.5) -> np.ndarray:
+    """Area-averages a field with NaN = no data to a grid ``factor`` times coarser.
+
+    Each output pixel is the mean of the valid source values it covers (a rain rate's area
+    mean), and NaN where less than ``min_valid`` of its area holds data. ``factor`` < 1
+    refines the grid (bilinear).
+
+    Args:
+      values: 2-D float field, NaN where there is no data.
+      factor: target spacing / source spacing (e.g. 2 km / 0.5 km = 4).
+      min_valid: share of valid source area an output pixel needs.
+    """
+    if factor <= 0:
+        raise ValueError(f"resampling factor must be positive, got {factor}")
+    height = max(1, int(round(values.shape[0] / factor)))
+    width = max(1, int(round(values.shape[1] / factor)))
+    valid = np.isfinite(values).astype(np.float32)
+    filled = np.where(valid > 0, values, 0.0).astype(np.float32)
+    if (height, width) == values.shape:
+        return np.where(valid > 0, filled, np.nan)
+    interpolation = cv2.INTER_AREA if factor >= 1 else cv2.INTER_LINEAR
+    total = cv2.resize(filled, (width, height), interpolation=interpolation)
+    share = cv2.resize(valid, (width, height), interpolation=interpolation)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = total / share
+    return np.where(share >= min_valid, mean, np.nan)
+
+
+def tile_boxes(height: int, width: int, size: int, stride: int) -> list[tuple[int, int]]:
+    """Top-left corners of the ``size x size`` tiles every ``stride`` pixels, centred.
+
+    The tile grid is centred in the field (the margin left over is split on both sides);
+    a field smaller than one tile has no tile.
+    """
+    if size < 1 or stride < 1:
+        raise ValueError(f"tile size and stride must be positive, got {size} and {stride}")
+    if height < size or width < size:
+        return []
+    rows = list(range(0, height - size + 1, stride))
+    columns = list(range(0, width - size + 1, stride))
+    row_margin = (height - size - rows[-1]) // 2
+    column_margin = (width - size - columns[-1]) // 2
+    return [(row + row_margin, column + column_margin) for row in rows for column in columns]
+
+
+def prepare_rain_rate_field(
+    values: np.ndarray,
+    info: dict[str, Any],
+    factor: float,
+    crop: tuple[int, int, int, int] | None = None,
+    zr_a: float = units.ZR_A,
+    zr_b: float = units.ZR_B,
+) -> np.ndarray:
+    """One imported field -> rain rate in mm/h on the recipe's grid (NaN = no data).
+
+    The field becomes mm/h (:func:`predrnn_tf.units.to_rain_rate`), is cropped at source
+    resolution when ``crop`` is given (no crop: the whole field) and area-averaged by
+    ``factor`` (:func:`resample_field`).
+    """
+    rate = units.to_rain_rate(values, info, zr_a, zr_b)
+    if crop is not None:
+        rate = crop_frame(rate, crop)
+    return resample_field(rate, factor)

@@ -159,6 +159,37 @@ def bouncing_trajectory(
     return corners
 
 
+INTENSITY_MODES = ("constant", "sudden", "periodic")
+
+
+def intensity_scales(rng: np.random.Generator, num_frames: int, mode: str = "constant",
+                     periods: tuple[float, ...] = (5.0, 10.0, 20.0),
+                     sudden_factor: float = 0.5) -> np.ndarray:
+    """Per-frame brightness factors ``[num_frames]`` in (0, 1] (the paper's Fig. 9 data).
+
+    * ``constant``: all 1 (the recipe; draws nothing from ``rng``, so the data is unchanged);
+    * ``sudden``: 1 up to a change frame drawn uniformly from the middle half of the
+      sequence, ``sudden_factor`` from there on;
+    * ``periodic``: ``0.65 + 0.35 cos(2 pi t / P + phase)`` with the period P drawn from
+      ``periods`` (several timescales across the dataset) and a uniform phase.
+    """
+    if mode not in INTENSITY_MODES:
+        raise ValueError(f"--intensity_mode must be one of {', '.join(INTENSITY_MODES)}, "
+                         f"got {mode!r}")
+    if mode == "constant":
+        return np.ones(num_frames)
+    if mode == "sudden":
+        if not 0.0 < sudden_factor <= 1.0:
+            raise ValueError(f"--sudden_factor must be in (0, 1], got {sudden_factor}")
+        change = int(rng.integers(num_frames // 4, max(3 * num_frames // 4, num_frames // 4 + 1)))
+        return np.where(np.arange(num_frames) < change, 1.0, sudden_factor)
+    if not periods or min(periods) <= 0:
+        raise ValueError(f"--intensity_periods must be positive numbers, got {periods}")
+    period = float(periods[int(rng.integers(len(periods)))])
+    phase = float(rng.uniform(0.0, 2.0 * np.pi))
+    return 0.65 + 0.35 * np.cos(2.0 * np.pi * np.arange(num_frames) / period + phase)
+
+
 def generate_sequence(
     digits: np.ndarray,
     rng: np.random.Generator,
@@ -166,6 +197,9 @@ def generate_sequence(
     num_digits: int = 2,
     image_size: int = 64,
     step_length: float = 0.1,
+    intensity_mode: str = "constant",
+    intensity_periods: tuple[float, ...] = (5.0, 10.0, 20.0),
+    sudden_factor: float = 0.5,
 ) -> np.ndarray:
     """One Moving MNIST sequence: uint8 ``[num_frames, image_size, image_size, 1]``.
 
@@ -176,6 +210,8 @@ def generate_sequence(
       num_digits: digits per sequence.
       image_size: canvas side.
       step_length: speed as a fraction of the free range per frame (0.1 in the recipe).
+      intensity_mode, intensity_periods, sudden_factor: the brightness over time, see
+        :func:`intensity_scales` (``constant``: the recipe).
     """
     digit_height, digit_width = digits.shape[1:3]
     if digit_height > image_size or digit_width > image_size:
@@ -189,6 +225,10 @@ def generate_sequence(
         for frame, (top, left) in enumerate(corners):
             window = sequence[frame, top:top + digit_height, left:left + digit_width]
             np.maximum(window, digit, out=window)
+    if intensity_mode != "constant":
+        scales = intensity_scales(rng, num_frames, intensity_mode, intensity_periods,
+                                  sudden_factor)
+        sequence = np.rint(sequence * scales[:, None, None]).astype(np.uint8)
     return sequence[..., np.newaxis]
 
 

@@ -213,7 +213,7 @@ def import_fmi_pgm(path: str, gzipped: bool | None = None, **kwargs) -> tuple[np
     pixels, _ = read_pgm(path, gzipped)
     values = pixels.astype(np.float32) * 0.5 - 32.0
     values[pixels == 255] = np.nan
-    return values, {"unit": "dBZ", "transform": "dB", "accutime": 5.0}
+    return values, {"unit": "dBZ", "transform": "dB", "accutime": 5.0, "pixel_km": 1.0}
 
 
 def import_knmi_hdf5(
@@ -241,7 +241,8 @@ def import_knmi_hdf5(
     gain, offset = _parse_calibration(path, formula)
     values = raw.astype(np.float32) * gain + offset
     values[(raw == missing) | (raw == outside)] = np.nan
-    return values, {"unit": "mm", "transform": None, "accutime": float(accutime)}
+    return values, {"unit": "mm", "transform": None, "accutime": float(accutime),
+                    "pixel_km": float(pixelsize) / 1000.0}
 
 
 def import_npy(path: str, unit: str = "dBZ", accutime: float = 5.0, transform: Any = None,
@@ -280,7 +281,21 @@ def import_with_pysteps(name: str, path: str, kwargs: dict[str, Any]) -> tuple[n
         raise
     values = np.asarray(values, np.float32)
     return values, {"unit": info.get("unit"), "transform": info.get("transform"),
-                    "accutime": info.get("accutime")}
+                    "accutime": info.get("accutime"), "xpixelsize": info.get("xpixelsize"),
+                    "projection": info.get("projection")}
+
+
+def check_importer_name(name: str, use_pysteps: bool = False) -> None:
+    """ValueError (one line) if ``name`` is neither a built-in nor a pysteps importer."""
+    if name in BUILTIN_IMPORTERS and not use_pysteps:
+        return
+    pysteps_io = _import_optional("pysteps.io", f"the pysteps importer {name!r}",
+                                  package="pysteps")
+    try:
+        pysteps_io.get_method(name, "importer")
+    except ValueError:
+        raise ValueError(f"--importer={name!r} is neither a built-in importer "
+                         f"({', '.join(BUILTIN_IMPORTERS)}) nor a pysteps.io importer") from None
 
 
 def parse_importer_kwargs(text: str) -> dict[str, Any]:
@@ -307,6 +322,7 @@ def make_importer(
 ) -> Importer:
     """Returns ``path -> (values, info)`` for ``--importer=name`` and its kwargs."""
     kwargs = dict(kwargs)
+    check_importer_name(name, use_pysteps)
     if use_pysteps or name not in BUILTIN_IMPORTERS:
         return lambda path: import_with_pysteps(name, path, kwargs)
     if name == "fmi_pgm":

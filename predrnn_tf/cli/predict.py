@@ -1,0 +1,108 @@
+"""Forecast from your own files: a .npy, a folder of PNG frames or a radar archive.
+
+  predrnn-predict --workdir=runs/quickstart --input=past.npy --output_dir=forecast
+  predrnn-predict --saved_model=exports/quickstart --input=frames/ --output_dir=forecast
+  predrnn-predict --workdir=runs/fmi --input='archive/*.pgm.gz' --importer=fmi_pgm \
+      --importer_kwargs='{"gzipped": true}' --output_dir=forecast
+
+Float .npy values are in the physical units the model was trained on (e.g. dBZ; see the
+dataset's value_mapping), uint8 values and PNG frames are stored pixels (0..255). Writes
+predictions.npy (physical units), frames/N/gt*.png and pd*.png per sequence (the official
+code's names), predictions.png (with persistence and extrapolation beside the forecast and
+a colour bar in physical units) and predictions.gif; prints a JSON summary line.
+"""
+
+from __future__ import annotations
+
+import json
+
+from absl import app, flags, logging
+
+from predrnn_tf.cli.flag_parsing import import_tensorflow_quietly, run_app, run_or_exit
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory (newest checkpoint).")
+_SAVED_MODEL = flags.DEFINE_string(
+    "saved_model", None, "Exported model: EXPORT_DIR/MODEL_NAME (newest version) or a "
+    "version folder. Instead of --workdir.")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None,
+                                  "Checkpoint path prefix (default: the newest in --workdir).")
+_INPUT = flags.DEFINE_string("input", None, "A .npy of frames, a folder of PNG frames, or "
+                             "(with --importer) a glob or folder of radar files.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the forecast files go.")
+_OUTPUT_LENGTH = flags.DEFINE_integer("output_length", None,
+                                      "Frames to forecast (default: as trained).")
+_WITH_TRUTH = flags.DEFINE_bool(
+    "with_truth", False, "The input is input_length frames followed by the true future "
+    "(written as gt frames and drawn beside the forecast). Default: the last input_length "
+    "frames are the past.")
+_INPUT_UNITS = flags.DEFINE_enum(
+    "input_units", "auto", ["auto", "physical", "pixels"],
+    "Float .npy values: physical units of the model's data (auto, when it has a "
+    "value_mapping) or [0, 1] pixels.")
+_IMPORTER = flags.DEFINE_string(
+    "importer", None, "Read --input as a radar archive with this importer (as "
+    "tools/make_radar.py: fmi_pgm, knmi_hdf5, npy, png or a pysteps.io importer).")
+_IMPORTER_KWARGS = flags.DEFINE_string("importer_kwargs", "{}",
+                                       "JSON keyword arguments of --importer.")
+_FILENAME_PATTERN = flags.DEFINE_string(
+    "filename_pattern", None, "strftime pattern of the radar file names (sort by time; "
+    "default: by name).")
+_CROP = flags.DEFINE_string("crop", None, "Radar crop top,left,height,width (default: the "
+                            "largest centred square).")
+_FRAMES_PER_SECOND = flags.DEFINE_float("frames_per_second", 2.0, "GIF frame rate.")
+
+
+def predict_options():
+    """The frozen options of the flags (ConfigError naming a bad flag)."""
+    from predrnn_tf.data.converters import imaging, radar
+    from predrnn_tf.errors import ConfigError
+    from predrnn_tf.inference.frames import RadarArchive
+    from predrnn_tf.inference.predict import PredictOptions
+
+    for name in ("input", "output_dir"):
+        if not flags.FLAGS[name].value:
+            raise ConfigError(f"--{name} is required")
+    if _OUTPUT_LENGTH.value is not None and _OUTPUT_LENGTH.value < 1:
+        raise ConfigError(f"--output_length must be >= 1, received {_OUTPUT_LENGTH.value}")
+    if _FRAMES_PER_SECOND.value <= 0:
+        raise ConfigError(f"--frames_per_second must be > 0, received {_FRAMES_PER_SECOND.value}")
+    archive = None
+    if _IMPORTER.value:
+        try:
+            archive = RadarArchive(
+                importer=_IMPORTER.value,
+                importer_kwargs=radar.parse_importer_kwargs(_IMPORTER_KWARGS.value),
+                filename_pattern=_FILENAME_PATTERN.value,
+                crop=imaging.parse_crop(_CROP.value) if _CROP.value else None)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    return PredictOptions(
+        input=_INPUT.value, output_dir=_OUTPUT_DIR.value, workdir=_WORKDIR.value,
+        saved_model=_SAVED_MODEL.value, checkpoint=_CHECKPOINT.value,
+        output_length=_OUTPUT_LENGTH.value, with_truth=_WITH_TRUTH.value,
+        input_units=_INPUT_UNITS.value, radar_archive=archive,
+        frames_per_second=_FRAMES_PER_SECOND.value)
+
+
+def run() -> None:
+    """Forecasts and prints the summary as one JSON line."""
+    from predrnn_tf.inference.predict import predict_files
+
+    print(json.dumps(predict_files(predict_options()), sort_keys=True))
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)
+    run_or_exit(run, errors=(ImportError,))
+
+
+def console_main() -> None:
+    """The ``predrnn-predict`` console command."""
+    import_tensorflow_quietly()
+    run_app(main)
+
+
+if __name__ == "__main__":
+    console_main()

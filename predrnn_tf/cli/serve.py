@@ -1,0 +1,76 @@
+"""Serve an export locally with TF Serving's REST API (no Docker, no TF Serving).
+
+  predrnn-serve --export_dir=exports --model_name=quickstart [--port=8501]
+  python tools/serving_client.py --server=localhost:8501 --model_name=quickstart \
+      --input=past.npy --output_dir=forecast
+
+Serves the newest version of EXPORT_DIR/MODEL_NAME at
+http://HOST:PORT/v1/models/MODEL_NAME[/versions/N]:predict (and the model status at
+GET /v1/models/MODEL_NAME) until Ctrl-C. ``--port=0`` picks a free port; the first line
+printed names the address. For production use TF Serving (see README, "Serving").
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+
+from predrnn_tf.cli.flag_parsing import import_tensorflow_quietly, run_app, run_or_exit
+
+_EXPORT_DIR = flags.DEFINE_string("export_dir", None,
+                                  "Root of the exports (holds MODEL_NAME/VERSION/).")
+_MODEL_NAME = flags.DEFINE_string("model_name", "predrnn", "The model folder and served name.")
+_HOST = flags.DEFINE_string("host", "127.0.0.1",
+                            "Address to bind (127.0.0.1: this machine only; 0.0.0.0: all).")
+_PORT = flags.DEFINE_integer("port", 8501, "TCP port (TF Serving's REST port is 8501; 0: any "
+                             "free port).")
+_MAX_REQUEST_BYTES = flags.DEFINE_integer(
+    "max_request_bytes", 64 * 1024 * 1024, "Largest request body accepted (413 above).")
+
+
+def run() -> None:
+    """Loads the newest version and serves until interrupted."""
+    from predrnn_tf.errors import ConfigError
+    from predrnn_tf.serving import local_server
+
+    if not _EXPORT_DIR.value:
+        raise ConfigError("--export_dir is required")
+    if not 0 <= _PORT.value <= 65535:
+        raise ConfigError(f"--port must be in 0..65535, received {_PORT.value}")
+    if _MAX_REQUEST_BYTES.value < 1:
+        raise ConfigError(f"--max_request_bytes must be >= 1, received "
+                          f"{_MAX_REQUEST_BYTES.value}")
+    model = local_server.load_newest_version(_EXPORT_DIR.value, _MODEL_NAME.value)
+    try:
+        server = local_server.make_server(model, _HOST.value, _PORT.value,
+                                          _MAX_REQUEST_BYTES.value)
+    except OSError as error:
+        raise ConfigError(f"cannot listen on {_HOST.value}:{_PORT.value}: "
+                          f"{error.strerror or error}") from None
+    host, port = server.server_address[:2]
+    print(f"serving {model.name} version {model.version} from {model.path} at "
+          f"http://{host}:{port}/v1/models/{model.name}:predict", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        server.server_close()
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)
+    run_or_exit(run)
+
+
+def console_main() -> None:
+    """The ``predrnn-serve`` console command."""
+    import_tensorflow_quietly()
+    run_app(main)
+
+
+if __name__ == "__main__":
+    console_main()

@@ -1,0 +1,138 @@
+"""One ``forecast`` call over a work directory's checkpoint or an exported SavedModel.
+
+Both forecast through the same clipped forecast (``models/forecasting.py``; the exported
+``serving_default`` is that function traced), so a workdir and its export give the same
+numbers on the same input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from predrnn_tf.errors import ConfigError, DataError, InputError
+
+
+@dataclasses.dataclass
+class Forecaster:
+    """A model behind ``forecast(frames01, output_length) -> [B, T_out, H, W, C]`` in [0, 1].
+
+    Attributes:
+      source: what was loaded (for logs).
+      input_length: frames the model reads.
+      trained_output_length: frames it forecasts by default.
+      img_channel: channels per frame.
+      img_width: the training frame size.
+      patch_size: the patch size (H and W must be multiples of it).
+      value_mapping: pixels -> physical units of the training data, or None.
+      run: ``(frames01, output_length) -> predictions`` (numpy in, numpy out).
+      fixed_output_length: True for a SavedModel (its horizon is fixed at export).
+    """
+
+    source: str
+    input_length: int
+    trained_output_length: int
+    img_channel: int
+    img_width: int
+    patch_size: int
+    value_mapping: dict[str, Any] | None
+    run: Callable[[np.ndarray, int], np.ndarray]
+    fixed_output_length: bool = False
+
+    def forecast(self, frames01: np.ndarray, output_length: int | None = None,
+                 batch_size: int = 8) -> np.ndarray:
+        """Forecasts every sequence of ``frames01`` ``[B, input_length, H, W, C]``."""
+        from predrnn_tf.models.inputs import check_frames, check_output_length
+
+        length = check_output_length(output_length, self.trained_output_length)
+        if self.fixed_output_length and length != self.trained_output_length:
+            raise InputError(f"output_length={length}: an exported SavedModel forecasts "
+                             f"{self.trained_output_length} frames (use --workdir for others)")
+        check_frames(frames01, self.input_length, self.img_channel, self.patch_size)
+        chunks = [self.run(np.asarray(frames01[start:start + batch_size], np.float32), length)
+                  for start in range(0, len(frames01), batch_size)]
+        return np.concatenate(chunks, axis=0)
+
+
+def workdir_value_mapping(config, workdir: str) -> dict[str, Any] | None:
+    """The ``value_mapping`` of a work directory's dataset, or None if it has none."""
+    from predrnn_tf import units
+    from predrnn_tf.data import schema, synthetic_radar
+    from predrnn_tf.data.sources import resolve_data_dir
+
+    try:
+        metadata = schema.read_metadata(resolve_data_dir(config, workdir), config.dataset_name)
+    except (ConfigError, DataError, OSError):
+        if config.dataset_name == synthetic_radar.NAME:
+            return {"units": "dBZ", "scale": synthetic_radar.DBZ_SCALE,
+                    "offset": synthetic_radar.DBZ_OFFSET}
+        return None
+    return units.mapping_of(metadata)
+
+
+def from_workdir(workdir: str, checkpoint: str | None = None) -> Forecaster:
+    """The newest (or the given) checkpoint of a work directory."""
+    from predrnn_tf.checkpoints import restore
+    from predrnn_tf.models.forecasting import make_forecast_function
+
+    model, config = restore(workdir, checkpoint)
+    functions: dict[int, Callable] = {}
+
+    def run(frames01: np.ndarray, output_length: int) -> np.ndarray:
+        if output_length not in functions:
+            functions[output_length] = make_forecast_function(model, output_length)
+        return functions[output_length](frames01).numpy()
+
+    return Forecaster(
+        source=f"workdir {os.path.abspath(workdir)}", input_length=config.input_length,
+        trained_output_length=config.total_length - config.input_length,
+        img_channel=config.img_channel, img_width=config.img_width,
+        patch_size=config.patch_size, value_mapping=workdir_value_mapping(config, workdir),
+        run=run)
+
+
+def saved_model_version_dir(path: str) -> str:
+    """``path`` itself if it holds a saved_model.pb, else its newest numeric version folder."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    if not os.path.isdir(path):
+        raise ConfigError(f"--saved_model={path} does not exist")
+    versions = [name for name in os.listdir(path) if name.isdigit()
+                and os.path.isfile(os.path.join(path, name, "saved_model.pb"))]
+    if not versions:
+        raise ConfigError(f"--saved_model={path} holds no saved_model.pb and no version folder")
+    return os.path.join(path, max(versions, key=int))
+
+
+def from_saved_model(path: str) -> Forecaster:
+    """An export of ``predrnn-export`` (a version folder, or the model folder: newest)."""
+    import tensorflow as tf
+
+    from predrnn_tf.serving.signatures import INPUT_KEY, OUTPUT_KEY, SERVING_SIGNATURE
+
+    folder = saved_model_version_dir(path)
+    info_path = os.path.join(folder, "assets.extra", "export_info.json")
+    try:
+        with open(info_path) as stream:
+            info = json.load(stream)
+        config = info["config"]
+    except (OSError, json.JSONDecodeError, KeyError) as error:
+        raise DataError(f"{info_path} is missing or unreadable ({error}): export with "
+                        f"predrnn-export") from None
+    signature = tf.saved_model.load(folder).signatures[SERVING_SIGNATURE]
+
+    def run(frames01: np.ndarray, output_length: int) -> np.ndarray:
+        del output_length
+        return signature(**{INPUT_KEY: tf.constant(frames01, tf.float32)})[OUTPUT_KEY].numpy()
+
+    return Forecaster(
+        source=f"SavedModel {os.path.abspath(folder)}", input_length=config["input_length"],
+        trained_output_length=config["total_length"] - config["input_length"],
+        img_channel=config["img_channel"], img_width=config["img_width"],
+        patch_size=config["patch_size"], value_mapping=info.get("value_mapping"), run=run,
+        fixed_output_length=True)

@@ -1,0 +1,101 @@
+"""The library behind ``predrnn-predict``: files in, a forecast and its pictures out.
+
+Everything is read and checked (model, frames, shapes, units) and the forecast computed
+before the first file is written, so a bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+
+from predrnn_tf.errors import ConfigError, InputError
+from predrnn_tf.inference import forecaster as forecasters
+from predrnn_tf.inference.frames import RadarArchive, load_frames
+from predrnn_tf.inference.outputs import write_forecast
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictOptions:
+    """What to forecast from, and where to write.
+
+    Attributes:
+      input: a .npy, a folder of PNG frames, or (with ``radar_archive``) radar files.
+      output_dir: where the outputs go (created only after the forecast succeeded).
+      workdir: a training work directory (its newest checkpoint), or None.
+      saved_model: an exported model folder (or one version folder), or None.
+      checkpoint: a checkpoint path prefix inside ``workdir`` (default: the newest).
+      output_length: frames to forecast (None: as trained; a SavedModel: fixed).
+      with_truth: the input holds input_length frames and then the true future (written as
+        gt frames and drawn beside the forecast); otherwise its last input_length frames are
+        the past to forecast from.
+      input_units: ``auto``, ``physical`` or ``pixels`` for float .npy files.
+      radar_archive: importer options to read ``input`` as a radar archive.
+      frames_per_second: GIF frame rate.
+    """
+
+    input: str
+    output_dir: str
+    workdir: str | None = None
+    saved_model: str | None = None
+    checkpoint: str | None = None
+    output_length: int | None = None
+    with_truth: bool = False
+    input_units: str = "auto"
+    radar_archive: RadarArchive | None = None
+    frames_per_second: float = 2.0
+
+
+def load_forecaster(options: PredictOptions) -> forecasters.Forecaster:
+    """The model of ``--workdir`` or ``--saved_model`` (exactly one of them)."""
+    if bool(options.workdir) == bool(options.saved_model):
+        raise ConfigError("give exactly one of --workdir and --saved_model")
+    if options.workdir:
+        if not os.path.isdir(options.workdir):
+            raise ConfigError(f"--workdir={options.workdir} does not exist")
+        return forecasters.from_workdir(options.workdir, options.checkpoint)
+    if options.checkpoint:
+        raise ConfigError("--checkpoint needs --workdir (a SavedModel holds one version)")
+    return forecasters.from_saved_model(options.saved_model)
+
+
+def split_sequence(frames: np.ndarray, input_length: int, with_truth: bool
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(inputs, truth or None)`` from the loaded ``[B, T, H, W, C]``."""
+    length = frames.shape[1]
+    if length < input_length:
+        raise InputError(f"the input has {length} frames per sequence, the model needs "
+                         f"{input_length}")
+    if with_truth:
+        if length == input_length:
+            raise InputError(f"--with_truth needs more than input_length={input_length} "
+                             f"frames, the input has {length}")
+        return frames[:, :input_length], frames[:, input_length:]
+    return frames[:, length - input_length:], None
+
+
+def predict_files(options: PredictOptions) -> dict[str, Any]:
+    """Forecasts from ``options.input`` and writes the outputs; returns a JSON-ready summary."""
+    if not options.output_dir:
+        raise ConfigError("--output_dir is required")
+    if os.path.isfile(options.output_dir):
+        raise ConfigError(f"--output_dir={options.output_dir} is a file")
+    model = load_forecaster(options)
+    frames = load_frames(options.input, model.value_mapping, channels=model.img_channel,
+                         input_units=options.input_units, radar_archive=options.radar_archive,
+                         image_size=model.img_width)
+    inputs, truth = split_sequence(frames, model.input_length, options.with_truth)
+    predictions = model.forecast(inputs, options.output_length)
+    written = write_forecast(options.output_dir, inputs, predictions, truth,
+                             model.value_mapping, title=os.path.basename(options.input),
+                             frames_per_second=options.frames_per_second)
+    mapping = model.value_mapping or {}
+    return {"model": model.source, "input": os.path.abspath(options.input),
+            "sequences": int(inputs.shape[0]), "input_frames": int(inputs.shape[1]),
+            "output_frames": int(predictions.shape[1]),
+            "truth_frames": 0 if truth is None else int(truth.shape[1]),
+            "units": mapping.get("units", "[0, 1] pixels"),
+            "written": {key: os.path.abspath(path) for key, path in written.items()}}

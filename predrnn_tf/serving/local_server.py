@@ -1,0 +1,246 @@
+"""A local stand-in for TF Serving's REST API on an exported SavedModel (stdlib HTTP only).
+
+For trying and testing exports without Docker. It speaks the parts of TF Serving's REST API
+that ``tools/serving_client.py`` uses, with TF Serving's JSON formats and error bodies:
+
+- ``POST /v1/models/NAME[/versions/N]:predict`` with ``{"inputs": ...}`` (columnar) or
+  ``{"instances": ...}`` (rows), optional ``"signature_name"``; answers ``{"outputs": ...}``
+  or ``{"predictions": [...]}``;
+- ``GET /v1/models/NAME[/versions/N]``: the model status (``model_version_status``).
+
+Like TF Serving's default policy it serves the newest version folder of
+``EXPORT_DIR/NAME``. Requests larger than ``max_request_bytes`` get 413, malformed ones 400
+with a one-line ``{"error": ...}``, unknown models or versions 404; an unexpected failure is
+a 500 with one line, never a dead server. Binds 127.0.0.1 by default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.server
+import json
+import logging
+import os
+import re
+import threading
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from predrnn_tf.errors import ConfigError, RequestError
+
+PATH_PATTERN = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(:predict)?$")
+DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+MAX_ERROR_CHARACTERS = RequestError.MAX_CHARACTERS
+_log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ServedModel:
+    """The newest version of one exported model, loaded."""
+
+    name: str
+    version: int
+    path: str
+    signatures: Any
+
+    def check_version(self, version: int) -> None:
+        """404 as TF Serving words it unless ``version`` is 0 (newest) or the served one."""
+        if version not in (0, self.version):
+            raise RequestError(404, f"Servable not found for request: Specific({self.name}, "
+                                    f"{version})")
+
+
+def load_newest_version(export_dir: str, model_name: str) -> ServedModel:
+    """Loads ``EXPORT_DIR/MODEL_NAME/<newest version>`` (ConfigError naming what is missing)."""
+    base = os.path.join(export_dir, model_name)
+    if not os.path.isdir(base):
+        present = sorted(os.listdir(export_dir)) if os.path.isdir(export_dir) else []
+        raise ConfigError(f"--export_dir={export_dir} has no model {model_name!r} "
+                          f"(folders: {', '.join(present) or 'none'})")
+    versions = [int(name) for name in os.listdir(base) if name.isdigit()
+                and os.path.isfile(os.path.join(base, name, "saved_model.pb"))]
+    if not versions:
+        raise ConfigError(f"{base} holds no version folder with a saved_model.pb "
+                          f"(export with predrnn-export)")
+    version = max(versions)
+    path = os.path.join(base, str(version))
+    return ServedModel(model_name, version, path, tf.saved_model.load(path).signatures)
+
+
+def _as_inputs(value: Any, keys: list[str], what: str) -> dict[str, Any]:
+    """A columnar value or one instance: a dict of named inputs, or the single input bare."""
+    if isinstance(value, dict):
+        return value
+    if len(keys) != 1:
+        raise RequestError(400, f"{what} must name the inputs {keys}")
+    return {keys[0]: value}
+
+
+def parse_inputs(body: dict[str, Any], specs: dict[str, tf.TensorSpec]
+                 ) -> tuple[dict[str, np.ndarray], bool]:
+    """The request's arrays by input name, and whether it used the row format."""
+    keys = sorted(specs)
+    if ("inputs" in body) == ("instances" in body):
+        raise RequestError(400, 'the request must have exactly one of "inputs" and '
+                                '"instances"')
+    rows = "instances" in body
+    if rows:
+        instances = body["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise RequestError(400, '"instances" must be a non-empty list')
+        named = [_as_inputs(instance, keys, "each instance") for instance in instances]
+        columns = {key: [instance.get(key) for instance in named] for key in named[0]}
+    else:
+        columns = _as_inputs(body["inputs"], keys, '"inputs"')
+    if sorted(columns) != keys:
+        raise RequestError(400, f"input keys {sorted(columns)} do not match the signature's "
+                                f"{keys}")
+    arrays = {}
+    for key, value in columns.items():
+        try:
+            arrays[key] = np.asarray(value, specs[key].dtype.as_numpy_dtype)
+        except (ValueError, TypeError) as error:
+            raise RequestError(400, f"input {key!r} is not a rectangular array of numbers "
+                                    f"({error})") from None
+    return arrays, rows
+
+
+def run_signature(model: ServedModel, signature_name: str, body: dict[str, Any]
+                  ) -> dict[str, Any]:
+    """One predict request against ``model``: the JSON-ready response body."""
+    if signature_name not in model.signatures:
+        raise RequestError(400, f'Serving signature name: "{signature_name}" not found in '
+                                f"signature def (have {sorted(model.signatures)})")
+    function = model.signatures[signature_name]
+    specs = function.structured_input_signature[1]
+    arrays, rows = parse_inputs(body, specs)
+    for key, array in arrays.items():
+        if specs[key].shape.rank is not None and array.ndim != specs[key].shape.rank:
+            raise RequestError(400, f"input {key!r} must have rank {specs[key].shape.rank} "
+                                    f"{specs[key].shape}, received shape {array.shape}")
+    try:
+        outputs = function(**{key: tf.constant(array) for key, array in arrays.items()})
+    except tf.errors.InvalidArgumentError as error:
+        raise RequestError(400, error.message) from None
+    values = {key: value.numpy() for key, value in outputs.items()}
+    if rows:
+        if len(values) == 1:
+            (value,) = values.values()
+            return {"predictions": value.tolist()}
+        count = len(next(iter(values.values())))
+        return {"predictions": [{key: value[index].tolist() for key, value in values.items()}
+                                for index in range(count)]}
+    if len(values) == 1:
+        (value,) = values.values()
+        return {"outputs": value.tolist()}
+    return {"outputs": {key: value.tolist() for key, value in values.items()}}
+
+
+def model_status(model: ServedModel) -> dict[str, Any]:
+    """TF Serving's ``GetModelStatus`` answer for the served version."""
+    return {"model_version_status": [{
+        "version": str(model.version), "state": "AVAILABLE",
+        "status": {"error_code": "OK", "error_message": ""}}]}
+
+
+class ForecastRequestHandler(http.server.BaseHTTPRequestHandler):
+    """The REST API of one loaded model (``model``, limits set by :func:`make_handler`)."""
+
+    server_version = "predrnn-serve"
+    model: ServedModel
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    gate: threading.BoundedSemaphore
+
+    def log_message(self, format_string, *args):  # noqa: A002 (http.server's name)
+        _log.info("%s %s", self.address_string(), format_string % args)
+
+    def reply(self, status: int, body: dict[str, Any]) -> None:
+        payload = json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def route(self, predict: bool) -> int:
+        """The requested version (0: newest); RequestError for a wrong path or model."""
+        match = PATH_PATTERN.match(self.path.split("?")[0])
+        if match is None or bool(match.group(3)) != predict:
+            raise RequestError(404, f"Malformed request: {self.command} {self.path}")
+        if match.group(1) != self.model.name:
+            raise RequestError(404, f"Servable not found for request: Latest({match.group(1)})")
+        version = int(match.group(2) or 0)
+        self.model.check_version(version)
+        return version
+
+    def discard_body(self, length: int) -> None:
+        """Reads and drops an oversized body in 1 MiB chunks (bounded memory)."""
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1 << 20))
+            if not chunk:
+                break
+            length -= len(chunk)
+
+    def read_body(self) -> dict[str, Any]:
+        """The JSON object of the request body (411, 413 or 400 otherwise)."""
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            raise RequestError(411, "a predict request needs a Content-Length header")
+        if int(length) > self.max_request_bytes:
+            self.discard_body(int(length))
+            raise RequestError(413, f"request of {int(length)} bytes exceeds the limit of "
+                                    f"{self.max_request_bytes} bytes (--max_request_bytes)")
+        try:
+            body = json.loads(self.rfile.read(int(length)))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise RequestError(400, f"the request body is not JSON: {error}") from None
+        if not isinstance(body, dict):
+            raise RequestError(400, "the request body must be a JSON object")
+        return body
+
+    def handle_safely(self, work) -> None:
+        """Replies with ``work()``, or with the error as one line (never raises)."""
+        try:
+            self.reply(200, work())
+        except RequestError as error:
+            self.reply(error.status, {"error": error.message})
+        except Exception as error:  # noqa: BLE001 (a request never kills the server)
+            _log.exception("request failed")
+            self.reply(500, {"error": " ".join(f"{type(error).__name__}: {error}"
+                                               .split())[:MAX_ERROR_CHARACTERS]})
+
+    def do_GET(self):  # noqa: N802 (http.server's method name)
+        def work():
+            self.route(predict=False)
+            return model_status(self.model)
+
+        self.handle_safely(work)
+
+    def do_POST(self):  # noqa: N802
+        def work():
+            self.route(predict=True)
+            body = self.read_body()
+            signature = body.get("signature_name") or "serving_default"
+            with self.gate:
+                return run_signature(self.model, str(signature), body)
+
+        self.handle_safely(work)
+
+
+def make_handler(model: ServedModel, max_request_bytes: int, concurrency: int = 2):
+    """A :class:`ForecastRequestHandler` class bound to one loaded model."""
+    return type("BoundForecastRequestHandler", (ForecastRequestHandler,), {
+        "model": model, "max_request_bytes": max_request_bytes,
+        "gate": threading.BoundedSemaphore(concurrency)})
+
+
+def make_server(model: ServedModel, host: str = "127.0.0.1", port: int = 8501,
+                max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+                ) -> http.server.ThreadingHTTPServer:
+    """A ``ThreadingHTTPServer`` (not started; ``port=0`` picks a free port)."""
+    server = http.server.ThreadingHTTPServer((host, port),
+                                             make_handler(model, max_request_bytes))
+    server.daemon_threads = True
+    return server

@@ -1,0 +1,151 @@
+"""predrnn-serve's local TF Serving REST stand-in, driven over HTTP on 127.0.0.1."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import serving_client as client
+import tensorflow as tf
+
+from predrnn_tf.config import Config
+from predrnn_tf.data import synthetic_radar
+from predrnn_tf.errors import ConfigError
+from predrnn_tf.models.builder import build_model
+from predrnn_tf.serving import exporter, local_server
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+TINY = Config(num_hidden=(4, 4), filter_size=3, patch_size=4, img_width=16, input_length=3,
+              total_length=6)
+DBZ = {"units": "dBZ", "scale": synthetic_radar.DBZ_SCALE, "offset": synthetic_radar.DBZ_OFFSET}
+MODEL = "tiny"
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("exports"))
+    exporter.export_model(build_model(TINY), TINY, path, MODEL, 2, value_mapping=DBZ,
+                          warmup=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(export_dir):
+    return local_server.load_newest_version(export_dir, MODEL)
+
+
+def start(served, max_request_bytes=local_server.DEFAULT_MAX_REQUEST_BYTES):
+    server = local_server.make_server(served, "127.0.0.1", 0, max_request_bytes)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.fixture(scope="module")
+def address(served):
+    server, address = start(served)
+    yield address
+    server.shutdown()
+    server.server_close()
+
+
+def frames01(batch=1, seed=0):
+    return np.random.default_rng(seed).random((batch, 3, 16, 16, 1), dtype=np.float32)
+
+
+def direct(served, frames, signature="serving_default", key="frames"):
+    (value,) = served.signatures[signature](**{key: tf.constant(frames)}).values()
+    return value.numpy()
+
+
+def send(address, path, body=None, raw=None, method=None):
+    """(status, decoded JSON) of one request."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(f"http://{address}{path}", data=data, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_client_round_trip_both_formats_and_versions(served, address):
+    frames = frames01(batch=2)
+    for request_format, version in (("inputs", 0), ("instances", 2)):
+        options = client.ClientOptions(server=address, model_name=MODEL, model_version=version,
+                                       request_format=request_format)
+        np.testing.assert_allclose(client.predict(frames, options), direct(served, frames),
+                                   atol=1e-6)
+
+
+def test_dbz_signature_gives_dbz_back(served, address):
+    dbz = (frames01(seed=1) * 255 * DBZ["scale"] + DBZ["offset"]).astype(np.float32)
+    assert client.choose_signature(dbz) == "predict_dbz"
+    options = client.ClientOptions(server=address, model_name=MODEL, signature="predict_dbz",
+                                   input_key="frames_dbz", output_key="predictions_dbz")
+    np.testing.assert_allclose(client.predict(dbz, options),
+                               direct(served, dbz, "predict_dbz", "frames_dbz"), atol=1e-4)
+
+
+def test_model_status(address):
+    status, body = send(address, f"/v1/models/{MODEL}")
+    assert status == 200 and body["model_version_status"][0]["version"] == "2"
+    assert body["model_version_status"][0]["state"] == "AVAILABLE"
+    assert send(address, f"/v1/models/{MODEL}/versions/9")[0] == 404
+
+
+@pytest.mark.parametrize("path,body,raw,status,fragment", [
+    ("/v1/models/nope:predict", {"inputs": [[0]]}, None, 404, "Servable not found"),
+    (f"/v1/models/{MODEL}/versions/7:predict", {"inputs": [[0]]}, None, 404, "Specific"),
+    (f"/v1/models/{MODEL}:predict", None, b"{not json", 400, "not JSON"),
+    (f"/v1/models/{MODEL}:predict", None, b"[1, 2]", 400, "JSON object"),
+    (f"/v1/models/{MODEL}:predict", {"frames": []}, None, 400, "exactly one of"),
+    (f"/v1/models/{MODEL}:predict", {"inputs": {"x": [1.0]}}, None, 400, "input keys"),
+    (f"/v1/models/{MODEL}:predict", {"inputs": [[1.0], [1.0, 2.0]]}, None, 400, "rectangular"),
+    (f"/v1/models/{MODEL}:predict", {"inputs": [[[[[0.5]]]]]}, None, 400, "frames must be"),
+    (f"/v1/models/{MODEL}:predict", {"inputs": np.full((1, 3, 16, 16, 1), 200.0).tolist()},
+     None, 400, "in [0, 1]"),
+    (f"/v1/models/{MODEL}:predict", {"signature_name": "predict_dbz",
+                                     "inputs": np.full((1, 3, 16, 16, 1), 0.5).tolist()},
+     None, 400, "look like pixels"),
+    (f"/v1/models/{MODEL}:predict", {"signature_name": "nope", "inputs": [0]}, None, 400,
+     "not found in signature def"),
+    (f"/v1/models/{MODEL}:explain", {"inputs": [0]}, None, 404, "Malformed request"),
+])
+def test_malformed_requests_get_one_line_and_the_server_lives(address, served, path, body, raw,
+                                                              status, fragment):
+    code, reply = send(address, path, body, raw)
+    assert code == status and fragment in reply["error"] and "\n" not in reply["error"], reply
+    frames = frames01()
+    options = client.ClientOptions(server=address, model_name=MODEL)
+    np.testing.assert_allclose(client.predict(frames, options), direct(served, frames),
+                               atol=1e-6)
+
+
+def test_request_size_is_bounded(served):
+    server, address = start(served, max_request_bytes=1000)
+    try:
+        status, reply = send(address, f"/v1/models/{MODEL}:predict",
+                             {"inputs": frames01().tolist()})
+        assert status == 413 and "exceeds the limit of 1000 bytes" in reply["error"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_missing_model_is_one_line(export_dir, tmp_path):
+    with pytest.raises(ConfigError, match="has no model 'nope'"):
+        local_server.load_newest_version(export_dir, "nope")
+    os.makedirs(tmp_path / "empty" / "m")
+    with pytest.raises(ConfigError, match="no version folder"):
+        local_server.load_newest_version(str(tmp_path / "empty"), "m")
+    result = subprocess.run([sys.executable, "-m", "predrnn_tf.cli.serve",
+                             f"--export_dir={tmp_path / 'empty'}", "--model_name=m"],
+                            cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: ")
+    assert result.stderr.strip().count("\n") == 0, result.stderr

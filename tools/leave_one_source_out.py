@@ -1,0 +1,144 @@
+r"""Leave-one-source-out skill of the radar recipe: train on the others, test on the one left out.
+
+  python tools/leave_one_source_out.py --data_root=/tmp/radar --sources=fmi,knmi,bom_c10 \
+      --output_dir=/tmp/loso [--max_iterations=N] [--every_kth_sequence=K] [--folds=fmi]
+
+For every source S (the datasets made with tools/make_radar.py
+--flagfile=configs/radar_real_data.flags into --data_root): trains
+``configs/radar_real.flags`` (or --train_flagfile) on the other sources
+(``--dataset_name=A,B``), then evaluates the model and the baselines on S's test split in one
+run (``python -m predrnn_tf.evaluate ... --baselines=persistence,extrapolation,sprog``).
+Writes OUTPUT_DIR/S/{run,eval}/ and OUTPUT_DIR/loso.md: per source and lead time MSE (mm/h)^2
+and CSI at 1 mm/h of every forecaster, and the issue's checks (model vs extrapolation on MSE
+averaged over the lead times and on CSI at 1 mm/h over lead times >= 30 min; never worse
+than persistence). A fold whose evaluation exists is not run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from absl import flags
+
+from predrnn_tf import files
+from predrnn_tf.cli import flag_parsing as project_flags
+
+_DATA_ROOT = flags.DEFINE_string("data_root", None, "Folder of the converted sources.",
+                                 required=True)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for the runs and the table.",
+                                  required=True)
+_SOURCES = flags.DEFINE_list("sources", ["fmi", "knmi", "bom_c10"], "The sources (datasets).")
+_FOLDS = flags.DEFINE_list("folds", [], "Sources to leave out (default: every source).")
+_TRAIN_FLAGFILE = flags.DEFINE_string("train_flagfile", "configs/radar_real.flags",
+                                      "The training recipe.")
+_MAX_ITERATIONS = flags.DEFINE_integer("max_iterations", 0,
+                                       "Override the recipe's iterations (0: the recipe's).")
+_EXTRA_TRAIN_FLAGS = flags.DEFINE_list("train_flags", [], "More training flags, e.g. "
+                                       "--frame_loss=mse (comma-separated).")
+_BASELINES = flags.DEFINE_string("baselines", "persistence,extrapolation,sprog",
+                                 "Baselines scored beside the model.")
+_EVERY = flags.DEFINE_integer("every_kth_sequence", 1, "Score every k-th test sequence.")
+_MIN_LEAD_MINUTES = flags.DEFINE_float("csi_min_lead_minutes", 30.0,
+                                       "Lead times averaged for the CSI check.")
+
+
+def run_command(command: list[str], log_path: str) -> None:
+    """Runs one step, its output in ``log_path``; RuntimeError naming the log if it fails."""
+    with open(log_path, "w") as log:
+        status = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+    if status:
+        raise RuntimeError(f"{' '.join(command[:4])} ... failed (exit {status}): see {log_path}")
+
+
+def run_fold(held_out: str) -> dict:
+    """Trains without ``held_out`` and evaluates on it; returns its metrics.json content."""
+    folder = os.path.join(_OUTPUT_DIR.value, held_out)
+    metrics_path = os.path.join(folder, "eval", "metrics.json")
+    if os.path.exists(metrics_path):
+        with open(metrics_path) as handle:
+            return json.load(handle)
+    os.makedirs(folder, exist_ok=True)
+    others = ",".join(source for source in _SOURCES.value if source != held_out)
+    workdir = os.path.join(folder, "run")
+    train = [sys.executable, "-m", "predrnn_tf.train", f"--flagfile={_TRAIN_FLAGFILE.value}",
+             f"--data_dir={_DATA_ROOT.value}", f"--dataset_name={others}",
+             f"--workdir={workdir}", *_EXTRA_TRAIN_FLAGS.value]
+    if _MAX_ITERATIONS.value:
+        train.append(f"--max_iterations={_MAX_ITERATIONS.value}")
+    print(f"[{held_out}] training on {others}: {workdir}", flush=True)
+    run_command(train, os.path.join(folder, "train.log"))
+    evaluate = [sys.executable, "-m", "predrnn_tf.evaluate", f"--workdir={workdir}",
+                f"--data_dir={_DATA_ROOT.value}", f"--dataset_name={held_out}",
+                f"--output_dir={os.path.join(folder, 'eval')}", f"--baselines={_BASELINES.value}",
+                f"--every_kth_sequence={_EVERY.value}"]
+    print(f"[{held_out}] evaluating on {held_out}", flush=True)
+    run_command(evaluate, os.path.join(folder, "evaluate.log"))
+    with open(metrics_path) as handle:
+        return json.load(handle)
+
+
+def fold_checks(content: dict) -> dict[str, float | bool]:
+    """The issue's tests on one fold's metrics.json."""
+    results = content["forecasters"]
+    leads = content["lead_minutes"]
+    late = [index for index, minutes in enumerate(leads) if minutes >= _MIN_LEAD_MINUTES.value]
+
+    def late_csi(name: str) -> float:
+        values = [results[name]["per_frame"]["csi_1mmh"][index] for index in late]
+        values = [value for value in values if value is not None]
+        return sum(values) / len(values) if values else float("nan")
+
+    model, persistence = results["model"]["per_frame"], results["persistence"]["per_frame"]
+    checks = {f"{name}_mse": results[name]["metrics"]["mse_mmh"] for name in results}
+    checks.update({f"{name}_csi_late": late_csi(name) for name in results})
+    checks["beats_extrapolation_mse"] = checks["model_mse"] < checks.get("extrapolation_mse", 0)
+    checks["beats_extrapolation_csi"] = checks["model_csi_late"] > checks.get(
+        "extrapolation_csi_late", 1)
+    checks["never_worse_than_persistence_mse"] = all(
+        m <= p for m, p in zip(model["mse_mmh"], persistence["mse_mmh"], strict=True))
+    checks["never_worse_than_persistence_csi"] = all(
+        (m or 0) >= (p or 0) for m, p in zip(model["csi_1mmh"], persistence["csi_1mmh"],
+                                             strict=True))
+    return checks
+
+
+def format_report(folds: dict[str, dict]) -> str:
+    """The markdown report: per fold, MSE and CSI per lead time, then the checks."""
+    lines = [f"Leave-one-source-out, recipe {_TRAIN_FLAGFILE.value}"
+             f"{f', max_iterations={_MAX_ITERATIONS.value}' if _MAX_ITERATIONS.value else ''}"
+             f"{f', every {_EVERY.value}th test sequence' if _EVERY.value > 1 else ''}.", ""]
+    for held_out, content in folds.items():
+        leads = content["lead_minutes"]
+        lines += [f"### test on {held_out} (trained on the others)", "",
+                  "| forecaster | metric | mean | " + " | ".join(f"{m:g}" for m in leads) + " |",
+                  "|---|---|---|" + "---|" * len(leads)]
+        for metric in ("mse_mmh", "csi_1mmh"):
+            for name, result in content["forecasters"].items():
+                values = [result["metrics"][metric], *result["per_frame"][metric]]
+                text = " | ".join("nan" if value is None else f"{value:.3f}" for value in values)
+                lines.append(f"| {name} | {metric} | {text} |")
+        lines += ["", "checks: " + json.dumps(fold_checks(content)), ""]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Runs the folds and writes OUTPUT_DIR/loso.md (and loso.json)."""
+    unknown = sorted(set(_FOLDS.value) - set(_SOURCES.value))
+    if unknown:
+        raise ValueError(f"--folds: {unknown} not in --sources={','.join(_SOURCES.value)}")
+    if len(_SOURCES.value) < 2:
+        raise ValueError(f"--sources needs at least two sources, got {_SOURCES.value}")
+    folds = {source: run_fold(source) for source in (_FOLDS.value or _SOURCES.value)}
+    report = format_report(folds)
+    files.write_text(os.path.join(_OUTPUT_DIR.value, "loso.md"), report)
+    files.write_json(os.path.join(_OUTPUT_DIR.value, "loso.json"),
+                     {source: fold_checks(content) for source, content in folds.items()},
+                     indent=1)
+    print(report)
+
+
+if __name__ == "__main__":
+    project_flags.run_tool(main, errors=(ValueError, RuntimeError, OSError))
