@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from predrnn_tf.config import Config
 from predrnn_tf.data import synthetic_radar
+from predrnn_tf.errors import DataError
 from predrnn_tf.training import loop as train_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -181,11 +182,15 @@ def test_only_record_errors_scan_the_shards(data_dir, tmp_path, monkeypatch, err
     calls = []
     monkeypatch.setattr(reader, "find_corrupt_shard", lambda *args: calls.append(args))
     monkeypatch.setattr(train_lib.Trainer, "make_train_step", _failing_step(error))
-    with pytest.raises(type(error)) as raised:
+    with pytest.raises((type(error), DataError)) as raised:
         train_lib.train_and_evaluate(TINY.replace(data_dir=data_dir, max_iterations=1),
                                      str(tmp_path))
-    assert raised.value is error  # no shard named: the original error is re-raised
     assert bool(calls) == scans
+    if scans:  # no corrupt shard found: one line naming the flags, the record error as cause
+        assert isinstance(raised.value, DataError) and raised.value.__cause__ is error
+        assert f"--data_dir={data_dir}" in str(raised.value) and "--img_width=" in str(raised.value)
+    else:  # not a record error: re-raised untouched
+        assert raised.value is error
 
 
 # --- issue 13: nothing lost, nothing silently wrong ------------------------------------------

@@ -50,13 +50,18 @@ def check_metadata(metadata: dict[str, Any], config, split: str,
 
 
 def first_record_shard(paths: list[str]) -> str | None:
-    """The first of ``paths`` that holds at least one record (reads one record at most each)."""
+    """The first of ``paths`` that is not empty, without starting TensorFlow's runtime.
+
+    A TFRecord file of non-zero size either holds a record or is damaged (then the reader's
+    own error names it later), so its size decides. Reading a record here would initialise
+    the eager context before a multi-worker strategy can configure collective ops.
+    """
     for path in paths:
         try:
-            if os.path.getsize(path) and any(True for _ in tf.data.TFRecordDataset(path).take(1)):
+            if os.path.getsize(path):
                 return path
-        except (OSError, tf.errors.DataLossError):
-            return path  # a damaged shard is named by the reader's own error later
+        except OSError:
+            return path  # an unreadable shard is named by the reader's own error later
     return None
 
 
