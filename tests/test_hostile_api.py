@@ -100,10 +100,17 @@ def test_build_model_refuses_an_unknown_precision():
         predrnn_tf.build_model(TINY, precision="float8")
 
 
-@pytest.mark.xfail(strict=True, reason="models.inputs.check_mask exists but PredRNN.call does "
-                                       "not apply it yet (the use helper's part, issue 12)")
+@pytest.mark.parametrize("model_name", ["predrnn_v2", "mim"])
 @pytest.mark.parametrize("mask_shape", [(2, 99), (5, 4), (2,)])
-def test_a_mask_of_the_wrong_length_or_batch_is_refused(model, mask_shape):
+def test_a_mask_of_the_wrong_length_or_batch_is_refused(model, model_name, mask_shape):
+    if model_name != "predrnn_v2":
+        model = predrnn_tf.build_model(TINY.replace(model_name=model_name))
     frames = np.random.default_rng(1).random((2, 6, 16, 16, 1)).astype(np.float32)
     with pytest.raises(InputError, match="mask"):
         model(frames, np.zeros(mask_shape, np.float32))
+
+
+def test_a_mask_of_ones_and_twos_is_refused(model):
+    frames = np.random.default_rng(1).random((2, 6, 16, 16, 1)).astype(np.float32)
+    with pytest.raises(InputError, match="0 or 1"):
+        model(frames, np.full((2, model.mask_length), 2.0, np.float32))

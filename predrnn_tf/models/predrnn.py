@@ -12,6 +12,7 @@ from predrnn_tf.layers.st_lstm_cell import make_conv
 from predrnn_tf.models.forecasting import unroll_forecast
 from predrnn_tf.models.inputs import check_model_frames, check_output_length
 from predrnn_tf.models.losses import adapted_decoupling_cosine
+from predrnn_tf.models.inputs import check_mask
 from predrnn_tf.models.masks import mask_index, mask_length
 from predrnn_tf.models.patches import patch_frames, unpatch_frames
 
@@ -151,6 +152,8 @@ class PredRNN(keras.Model):
         if time_steps is None:
             raise ValueError("frames must have a static time dimension, received None")
         patches = patch_frames(tf.cast(frames, dtype), self.patch_size)  # [B, T, Hp, Wp, p*p*C]
+        mask = check_mask(mask, frames.shape[0], mask_length(
+            self.reverse_scheduled_sampling, self.input_length, time_steps))  # [B, M]
         mask = tf.cast(mask, dtype)[:, :, None, None, None]  # [B, M, 1, 1, 1]
         state = self._flat_state(self._zero_state(patches))
         kernels = self._kernels_cast_once(training)
