@@ -116,6 +116,38 @@ def test_model_objects_are_called_through_forecast(tmp_path):
     assert len(result["per_frame"]["mse"]) == 4
 
 
+def test_a_model_is_scored_beside_persistence_in_the_same_pass(tmp_path, monkeypatch):
+    from predrnn_tf.evaluation import baselines
+
+    class Model:  # forecasts the frame before the last: worse than persistence
+        def forecast(self, inputs, output_length):
+            return tf.repeat(inputs[:, -2:-1], output_length, axis=1)
+
+    def no_pysteps():
+        raise ImportError(baselines.PYSTEPS_MISSING)
+
+    monkeypatch.setattr(baselines, "import_pysteps", no_pysteps)
+    frames = _moving_blobs(5, 6, 16)
+    options = evaluation.EvaluationOptions(input_length=3, output_length=3)
+    result = evaluation.evaluate(Model(), _dataset(frames), str(tmp_path / "model"), options)
+    alone = evaluation.evaluate(baselines.make_baseline("persistence", 3), _dataset(frames),
+                                str(tmp_path / "persistence"), options)
+    assert "baselines" not in alone or alone["baselines"] == {}  # a baseline gets none
+    persistence = result["baselines"]["persistence"]
+    assert persistence["metrics"]["mse"] == pytest.approx(alone["metrics"]["mse"], rel=1e-12)
+    assert persistence["per_frame"]["mse"] == pytest.approx(alone["per_frame"]["mse"])
+    assert result["metrics"]["mse"] > persistence["metrics"]["mse"]
+    assert "pysteps" in result["skipped"]["extrapolation"]
+    line = evaluation.summary_line(result)
+    assert "| persistence: mse=" in line and "| extrapolation: n/a" in line
+    with open(tmp_path / "model" / evaluation.CSV_FILENAME) as handle:
+        header = handle.readline().strip().split(",")
+    assert "mse" in header and "persistence_mse" in header
+    saved = json.load(open(tmp_path / "model" / evaluation.METRICS_FILENAME))
+    assert saved["baselines"]["persistence"]["metrics"]["mse"] == pytest.approx(
+        persistence["metrics"]["mse"])
+
+
 def test_bad_inputs_raise_clear_errors(tmp_path):
     frames = _moving_blobs(2, 5, 16)
     options = evaluation.EvaluationOptions(input_length=3, output_length=3)

@@ -156,6 +156,9 @@ def test_training_test_pass_matches_evaluate_on_the_same_checkpoint(uneven_data_
     # Same sequences, same sums; only float32 rounding of the two compiled forecasts differs
     # (the dropped remainder batch used to shift the mean by ~1e-3).
     assert trained["mse"] == pytest.approx(evaluated["metrics"]["mse"], rel=1e-9)
+    # One definition of the baseline too: the log's persistence_mse is evaluate's.
+    assert trained["persistence_mse"] == pytest.approx(
+        evaluated["baselines"]["persistence"]["metrics"]["mse"], rel=1e-9)
     np.testing.assert_allclose(trained["per_frame"]["mse"], evaluated["per_frame"]["mse"],
                                rtol=1e-9)
     assert "mse" not in trained["train"] and "frame_loss_per_pixel" in trained["train"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -186,3 +187,20 @@ def make_baseline(name: str, output_length: int, metadata: dict[str, Any] | None
         raise ValueError("--baselines=sprog needs a rain-rate dataset (tools/make_radar.py "
                          "--storage=rain_rate)")
     raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {name!r}")
+
+
+def default_baselines(output_length: int, metadata: dict[str, Any] | None = None
+                      ) -> tuple[dict[str, Callable[[Any], Any]], dict[str, str]]:
+    """The baselines scored beside every model: persistence, and extrapolation with pysteps.
+
+    Returns:
+      ``({name: forecaster}, {name: why it was skipped})``.
+    """
+    chosen = {"persistence": make_baseline("persistence", output_length, metadata)}
+    skipped = {}
+    try:
+        chosen["extrapolation"] = make_baseline("extrapolation", output_length,
+                                                          metadata)
+    except ImportError as error:
+        skipped["extrapolation"] = str(error)
+    return chosen, skipped

@@ -33,6 +33,7 @@ from absl import logging
 
 from predrnn_tf import files
 from predrnn_tf.errors import DataError
+from predrnn_tf.evaluation import baselines as baselines_module
 from predrnn_tf.evaluation import charts as evaluation_charts
 from predrnn_tf.evaluation import intensity as evaluation_intensity
 from predrnn_tf.evaluation import plots as evaluation_plots
@@ -163,8 +164,10 @@ class _Collector:
 
 def run_forecasts(forecaster: Callable[[Any], Any], dataset: Any, options: EvaluationOptions,
                   frame_metrics: FrameMetrics, collector: _Collector,
-                  intensity: evaluation_intensity.MeanIntensity | None = None) -> None:
-    """Streams the dataset through the forecaster into the metrics and the collector."""
+                  intensity: evaluation_intensity.MeanIntensity | None = None,
+                  baselines: dict[str, tuple[Callable[[Any], Any], FrameMetrics]] | None = None
+                  ) -> None:
+    """Streams the dataset once through the forecaster (and each baseline) into the metrics."""
     needed = options.input_length + options.output_length
     remaining = options.num_sequences or None
     for batch in dataset:
@@ -176,17 +179,25 @@ def run_forecasts(forecaster: Callable[[Any], Any], dataset: Any, options: Evalu
             frames = frames[:remaining]
         inputs = frames[:, :options.input_length]
         truth = frames[:, options.input_length:needed]
-        predictions = np.asarray(forecaster(tf.constant(inputs)), np.float32)
-        if predictions.shape != truth.shape:
-            raise ValueError(f"the forecast has shape {predictions.shape}, expected {truth.shape}")
+        predictions = _forecast_batch(forecaster, inputs, truth.shape)
         frame_metrics.update(truth, predictions)
         collector.add(inputs, truth, predictions)
         if intensity is not None:
             intensity.update(inputs, truth, predictions)
+        for baseline, metrics in (baselines or {}).values():
+            metrics.update(truth, _forecast_batch(baseline, inputs, truth.shape))
         if remaining is not None:
             remaining -= frames.shape[0]
             if remaining <= 0:
                 break
+
+
+def _forecast_batch(forecaster: Callable[[Any], Any], inputs: np.ndarray,
+                    expected_shape: tuple[int, ...]) -> np.ndarray:
+    predictions = np.asarray(forecaster(tf.constant(inputs)), np.float32)
+    if predictions.shape != expected_shape:
+        raise ValueError(f"the forecast has shape {predictions.shape}, expected {expected_shape}")
+    return predictions
 
 
 def write_pictures(output_dir: str, arrays: dict[str, np.ndarray], result: dict[str, Any],
@@ -197,8 +208,10 @@ def write_pictures(output_dir: str, arrays: dict[str, np.ndarray], result: dict[
     metric_names = [name for name in PLOTTED_METRICS if name in result["per_frame"]]
     metric_names += [name for name in result["per_frame"]
                      if name.startswith(("csi_", "hss_", "fss_"))]
-    curves = evaluation_charts.draw_metric_curves({options.name: result["per_frame"]},
-                                                 metric_names)
+    series = {options.name: result["per_frame"]}
+    series.update({name: scores["per_frame"]
+                   for name, scores in result.get("baselines", {}).items()})
+    curves = evaluation_charts.draw_metric_curves(series, metric_names)
     path = os.path.join(output_dir, CURVES_FILENAME)
     evaluation_plots.write_image(path, curves)
     written["curves"] = path
@@ -224,7 +237,8 @@ def write_pictures(output_dir: str, arrays: dict[str, np.ndarray], result: dict[
 
 def evaluate(model_or_baseline: Any, dataset: Any, output_dir: str, options: EvaluationOptions,
              *, metadata: dict[str, Any] | None = None, lpips_model: Any = None,
-             lpips_skip_reason: str = "", info: dict[str, Any] | None = None) -> dict[str, Any]:
+             lpips_skip_reason: str = "", info: dict[str, Any] | None = None,
+             baselines: dict[str, Callable[[Any], Any]] | None = None) -> dict[str, Any]:
     """Evaluates a forecaster on a dataset and writes the result files.
 
     Args:
@@ -242,6 +256,9 @@ def evaluate(model_or_baseline: Any, dataset: Any, output_dir: str, options: Eva
         :class:`predrnn_tf.lpips.LPIPSDistance`), or None.
       lpips_skip_reason: why LPIPS is missing, written into ``metrics.json``.
       info: extra values stored under ``info`` in ``metrics.json`` (workdir, checkpoint...).
+      baselines: ``{name: forecaster}`` scored on the same sequences in the same pass, under
+        ``baselines`` in ``metrics.json``, in the curves and the CSV (``<name>_<metric>``).
+        Default for a model: ``baselines.default_baselines``; for a baseline: none.
 
     Returns:
       The contents of ``metrics.json``.
@@ -250,24 +267,50 @@ def evaluate(model_or_baseline: Any, dataset: Any, output_dir: str, options: Eva
     metadata = metadata or {}
     value_mapping = metadata.get("value_mapping") or None
     forecaster = _as_forecaster(model_or_baseline, options.output_length)
-    frame_metrics = FrameMetrics(
-        options.output_length, value_mapping=value_mapping, thresholds=options.thresholds,
-        fss_scales=options.fss_scales, lpips_model=lpips_model)
+    frame_metrics = make_frame_metrics(options, value_mapping, lpips_model)
     collector = _Collector(options.save_predictions, options.num_strips)
     start = time.time()
     intensity = evaluation_intensity.MeanIntensity(options.output_length)
-    run_forecasts(forecaster, dataset, options, frame_metrics, collector, intensity)
+    baselines, skipped = _baseline_metrics(model_or_baseline, baselines, options, metadata,
+                                           lpips_model)
+    run_forecasts(forecaster, dataset, options, frame_metrics, collector, intensity, baselines)
     if frame_metrics.num_sequences == 0:
         raise DataError("the test set yielded no sequence to evaluate")
-    result = assemble_result(frame_metrics, options, metadata,
-                             skipped_scores(lpips_model, lpips_skip_reason, value_mapping),
+    skipped.update(skipped_scores(lpips_model, lpips_skip_reason, value_mapping))
+    result = assemble_result(frame_metrics, options, metadata, skipped,
                              {"seconds": round(time.time() - start, 3), **(info or {})})
+    result["baselines"] = {name: _scores(metrics.result())
+                           for name, (_, metrics) in baselines.items()}
     result["mean_intensity"] = intensity.result()  # Fig. 9: predicted vs true, per frame
-    os.makedirs(output_dir, exist_ok=True)
-    path = evaluation_intensity.write_plot(output_dir, result["mean_intensity"], options.name)
-    result["mean_intensity"]["plot"] = os.path.basename(path)
     write_result_files(output_dir, result, collector.arrays(), options, value_mapping)
     return result
+
+
+def _baseline_metrics(model_or_baseline: Any,
+                      baselines: dict[str, Callable[[Any], Any]] | None,
+                      options: EvaluationOptions, metadata: dict[str, Any], lpips_model: Any
+                      ) -> tuple[dict[str, tuple[Callable[[Any], Any], FrameMetrics]],
+                                 dict[str, str]]:
+    """``{name: (forecaster, its FrameMetrics)}`` and the skipped baselines' reasons."""
+    skipped: dict[str, str] = {}
+    if baselines is None:
+        baselines, skipped = (baselines_module.default_baselines(options.output_length, metadata)
+                              if hasattr(model_or_baseline, "forecast") else ({}, {}))
+    value_mapping = metadata.get("value_mapping") or None
+    return {name: (forecaster, make_frame_metrics(options, value_mapping, lpips_model))
+            for name, forecaster in baselines.items()}, skipped
+
+
+def make_frame_metrics(options: EvaluationOptions, value_mapping: dict[str, Any] | None,
+                       lpips_model: Any) -> FrameMetrics:
+    """The accumulator of every score ``options`` asks for."""
+    return FrameMetrics(options.output_length, value_mapping=value_mapping,
+                        thresholds=options.thresholds, fss_scales=options.fss_scales,
+                        lpips_model=lpips_model)
+
+
+def _scores(result: dict[str, Any]) -> dict[str, Any]:
+    return {"metrics": result["metrics"], "per_frame": result["per_frame"]}
 
 
 def skipped_scores(lpips_model: Any, lpips_skip_reason: str,
@@ -308,8 +351,15 @@ def write_result_files(output_dir: str, result: dict[str, Any], arrays: dict[str
     Adds ``result["files"]`` ({kind: file name}) before writing ``metrics.json``.
     """
     os.makedirs(output_dir, exist_ok=True)
+    if "mean_intensity" in result:
+        path = evaluation_intensity.write_plot(output_dir, result["mean_intensity"], options.name)
+        result["mean_intensity"]["plot"] = os.path.basename(path)
     written = write_pictures(output_dir, arrays, result, options, value_mapping)
-    write_per_frame_csv(os.path.join(output_dir, CSV_FILENAME), result["per_frame"])
+    columns = dict(result["per_frame"])
+    for name, scores in result.get("baselines", {}).items():
+        columns.update({f"{name}_{metric}": values
+                        for metric, values in scores["per_frame"].items()})
+    write_per_frame_csv(os.path.join(output_dir, CSV_FILENAME), columns)
     if options.save_predictions:
         path = os.path.join(output_dir, PREDICTIONS_FILENAME)
         write_predictions(path, arrays["inputs"], arrays["truth"], arrays["predictions"])
@@ -319,14 +369,26 @@ def write_result_files(output_dir: str, result: dict[str, Any], arrays: dict[str
 
 
 def summary_line(result: dict[str, Any]) -> str:
-    """One line with the headline averages, e.g. for the console."""
-    metrics = result["metrics"]
+    """One line with the headline averages of the model and each baseline, for the console."""
     parts = [f"{result['name']}: {result['num_sequences']} sequences x "
-             f"{result['output_length']} frames"]
+             f"{result['output_length']} frames",
+             _headline(result["metrics"], result.get("thresholds", []))]
+    for name, scores in result.get("baselines", {}).items():
+        parts.append(f"| {name}: {_headline(scores['metrics'], result.get('thresholds', []))}")
+    for name, reason in result.get("skipped", {}).items():
+        if name in ("persistence", "extrapolation"):
+            parts.append(f"| {name}: n/a ({reason.split(':')[0]})")
+    return " ".join(parts)
+
+
+def _headline(metrics: dict[str, Any], thresholds: Sequence[float]) -> str:
+    parts = []
     for name in ("mse", "mae", "psnr", "ssim", "lpips"):
         if name in metrics:
-            parts.append(f"{name}={metrics[name]:.4g}")
-    for threshold in result.get("thresholds", []):
+            value = metrics[name]
+            parts.append(f"{name}=" + ("n/a" if value is None or not math.isfinite(value)
+                                       else f"{value:.4g}"))
+    for threshold in thresholds:
         key = f"csi_{threshold:g}"
         if key in metrics and metrics[key] is not None and math.isfinite(metrics[key]):
             parts.append(f"{key}={metrics[key]:.3f}")
