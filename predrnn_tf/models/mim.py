@@ -55,9 +55,8 @@ import tensorflow as tf
 from predrnn_tf.layers.mim_cell import MIMBlockCell, NonStationaryCell
 from predrnn_tf.layers.st_lstm_cell import SpatioTemporalLSTMCell, make_conv
 from predrnn_tf.models.forecasting import unroll_forecast
-from predrnn_tf.models.inputs import check_model_frames, check_output_length
+from predrnn_tf.models.inputs import check_mask, check_model_frames, check_output_length
 from predrnn_tf.models.losses import adapted_decoupling_cosine
-from predrnn_tf.models.inputs import check_mask
 from predrnn_tf.models.masks import mask_index, mask_length
 from predrnn_tf.models.patches import patch_frames, unpatch_frames
 
