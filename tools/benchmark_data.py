@@ -1,28 +1,36 @@
-r"""Benchmarks the input pipeline against what the training step consumes.
+r"""Benchmarks the input pipeline against what the training update consumes.
 
-For each dataset (Moving MNIST 64x64, KTH 128x128, radar 128x128; 20-frame sequences) it
-times the one tf.data reader alone (shuffle, decode, batch, prefetch) in decoded
-sequences/s, and for configs/mnist.flags and configs/radar.flags it times real training
-steps of the full model to get the sequences/s training consumes. It prints a table with
-the ratio (goal: reader >= 20x what training needs) and the peak RSS.
+Default mode (``--mode=radar_real``, the real-radar recipe): one markdown table with the
+sequences/s of the tf.data training pipeline of configs/radar_real.flags (random 64x64 crops
+of 80x80 tiles, rotations, flips) for one source and for a 3-source mixture, the sequences/s
+one training update of that recipe's model consumes (a couple of timed updates after an
+untimed traced one), their ratio (goal: the pipeline >= 20x training), the CPU's AVX/BF16
+flags (lscpu) and the load average before and after. Without ``--data_dir`` it writes three
+tiny synthetic rain-rate sources (random dBR pixels in the recipe's TFRecord layout: the
+pipeline's speed depends on the record size only) in a temporary folder:
 
-  python tools/benchmark_data.py                      # small generated datasets
-  python tools/benchmark_data.py --data_dir=/tmp/predrnn_data \
-      --datasets=moving_mnist:moving_mnist,radar:fmi   # real converted datasets
-  python tools/benchmark_data.py --train_steps=0      # reader only
+  python tools/benchmark_data.py                                   # synthetic sources
+  python tools/benchmark_data.py --data_dir=data/radar_real --sources=fmi,knmi,bom_c10
 
-Training steps at the official sizes take about 10-20 s each on a 2-core CPU (plus a first,
-traced step that is not timed), so --train_steps defaults to 2. Moving MNIST data is
-generated with the converter (synthetic font digits); KTH and radar benchmark datasets are
-random records of the same shape (the reader's speed depends on the record size only).
-Absolute numbers vary between machines and days: compare the ratio.
+``--mode=datasets`` times the plain reader of Moving MNIST 64x64, KTH 128x128 and radar
+128x128 (20-frame sequences) against configs/mnist.flags and configs/radar.flags updates:
+
+  python tools/benchmark_data.py --mode=datasets                   # small generated datasets
+  python tools/benchmark_data.py --mode=datasets --data_dir=/tmp/predrnn_data \
+      --datasets=moving_mnist:moving_mnist,radar:fmi                # real converted datasets
+  python tools/benchmark_data.py --mode=datasets --train_steps=0   # reader only
+
+Absolute numbers vary between machines, days and the load of other processes (printed):
+compare the ratio.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,12 +66,19 @@ _DATASETS = flags.DEFINE_list(
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Reader batch size.")
 _READER_BATCHES = flags.DEFINE_integer("reader_batches", 200, "Batches timed per reader.")
 _SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", 256, "Reader shuffle buffer.")
-_MIXTURE = flags.DEFINE_string(
-    "mixture", "", "Real-radar recipe mode: a --dataset_name mixture in --data_dir (e.g. "
-    "fmi,knmi,bom_c10): times the mixed, augmented pipeline of --mixture_flagfile alone and "
-    "--train_steps training steps of that recipe on it, and prints their ratio.")
-_MIXTURE_FLAGFILE = flags.DEFINE_string("mixture_flagfile", "configs/radar_real.flags",
-                                        "The recipe of --mixture.")
+_MODE = flags.DEFINE_enum(
+    "mode", "radar_real", ["radar_real", "datasets"],
+    "radar_real: the recipe's mixed, augmented pipeline vs its training update; datasets: "
+    "the plain reader of --datasets vs --train_configs updates.")
+_SOURCES = flags.DEFINE_list(
+    "sources", ["fmi", "knmi", "bom_c10"],
+    "radar_real: the sources of the mixture (the first is timed alone too); with --data_dir "
+    "the converted sources' names there, else synthetic ones are written under these names.")
+_RECIPE_FLAGFILE = flags.DEFINE_string("recipe_flagfile", "configs/radar_real.flags",
+                                       "radar_real: the recipe (model size, batch, augment).")
+_SOURCE_RECORDS = flags.DEFINE_integer(
+    "source_records", 200, "radar_real without --data_dir: training records per synthetic "
+    "source (80x80 tiles of 15 frames, as configs/radar_real_data.flags writes them).")
 _TRAIN_STEPS = flags.DEFINE_integer(
     "train_steps", 2, "Timed training steps per configuration after one untimed step "
     "(each 10-20 s at full size on a 2-core CPU); 0 skips the training measurement.")
@@ -182,29 +197,122 @@ def time_training(config: Config, data_dir: str, steps: int) -> dict[str, float]
     return {"seconds_per_step": seconds, "sequences_per_second": config.batch_size / seconds}
 
 
-def run_mixture() -> None:
-    """The mixed, augmented recipe pipeline alone vs what the recipe's training consumes."""
-    path = _MIXTURE_FLAGFILE.value
+RECIPE_TILE = 80  # configs/radar_real_data.flags: --image_size=80 tiles, 15 frames
+RECIPE_LENGTH = 15
+CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16",
+             "amx_tile", "avx_vnni")
+
+
+def write_radar_sources(data_dir: str, names: list[str], count: int) -> None:
+    """Tiny synthetic rain-rate sources in the recipe's layout (dBR pixels, 2 km, 10 min)."""
+    from predrnn_tf import units  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    for name in names:
+        with conversion.DatasetStaging(data_dir, name, sequences_per_shard=100) as staging:
+            for split, split_count in (("train", count), ("test", 16)):
+                writer = staging.writer(split)
+                for index in range(split_count):
+                    frames = rng.integers(0, 256, (RECIPE_LENGTH, RECIPE_TILE, RECIPE_TILE, 1),
+                                          np.uint8)
+                    writer.write(frames, f"random-{index}")
+            metadata = {"image_height": RECIPE_TILE, "image_width": RECIPE_TILE, "channels": 1,
+                        "source": "random benchmark records (rain rate, dBR)",
+                        "synthetic": True, "converter": "benchmark_data",
+                        "value_mapping": units.rain_rate_mapping(),
+                        "grid": {"pixel_km": 2.0, "interval_minutes": 10}}
+            staging.commit(metadata, {"train": RECIPE_LENGTH, "test": RECIPE_LENGTH})
+
+
+def cpu_flags() -> dict[str, str]:
+    """The CPU model and which AVX/BF16/AMX flags lscpu lists (Linux /proc/cpuinfo else)."""
+    text = ""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        with contextlib.suppress(OSError), open("/proc/cpuinfo") as handle:
+            text = handle.read()
+    model, present = "unknown", set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("model name", "name"):
+            model = value.strip()
+        elif key.strip().lower() == "flags":
+            present = set(value.split())
+    flags_found = [flag for flag in CPU_FLAGS if flag in present]
+    bf16 = "native" if {"avx512_bf16", "amx_bf16"} & present else "emulated (no AVX512_BF16/AMX)"
+    return {"model": model, "flags": " ".join(flags_found) or "none", "bf16": bf16}
+
+
+def load_average() -> str:
+    """``1/5/15-minute`` load average."""
+    return "/".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def recipe_config(data_dir: str, mixture: str) -> Config:
+    """The recipe's Config on ``mixture`` in ``data_dir``."""
+    path = _RECIPE_FLAGFILE.value
     config = config_from_flagfile(path if os.path.exists(path) else os.path.join(REPO, path))
-    config = config.replace(dataset_name=_MIXTURE.value, data_dir=_DATA_DIR.value)
-    pipeline = time_reader(_DATA_DIR.value, _MIXTURE.value, config.batch_size,
-                           _READER_BATCHES.value, _SHUFFLE_BUFFER.value,
-                           augment=config.augment, frame_size=config.img_width)
-    print(f"mixed pipeline {_MIXTURE.value} (augment={config.augment}, {pipeline['shape']}): "
-          f"{pipeline['sequences_per_second']:.1f} sequences/s")
-    if _TRAIN_STEPS.value > 0:
-        training = time_training(config, _DATA_DIR.value, _TRAIN_STEPS.value)
-        print(f"training {path}: {training['seconds_per_step']:.2f} s/step = "
-              f"{training['sequences_per_second']:.2f} sequences/s; pipeline / training = "
-              f"{pipeline['sequences_per_second'] / training['sequences_per_second']:.0f}x "
-              f"(goal >= 20x)")
+    return config.replace(dataset_name=mixture, data_dir=data_dir)
+
+
+def time_recipe(data_dir: str) -> dict:
+    """The recipe's pipeline rows (one source, the mixture) and its training update."""
+    sources = _SOURCES.value
+    if len(sources) < 2:
+        raise ValueError(f"--sources: a mixture needs at least 2 sources, got {sources}")
+    config = recipe_config(data_dir, ",".join(sources))
+    rows = {}
+    for label, name in ((f"one source ({sources[0]})", sources[0]),
+                        (f"{len(sources)}-source mixture ({config.dataset_name})",
+                         config.dataset_name)):
+        rows[label] = time_reader(data_dir, name, config.batch_size, _READER_BATCHES.value,
+                                  _SHUFFLE_BUFFER.value, augment=config.augment,
+                                  frame_size=config.img_width)
+    training = time_training(config, data_dir, _TRAIN_STEPS.value) if _TRAIN_STEPS.value else {}
+    return {"config": config, "rows": rows, "training": training}
+
+
+def print_recipe_table(result: dict, data: str, cpu: dict, loads: tuple[str, str]) -> None:
+    """The markdown table of the recipe benchmark."""
+    config, training = result["config"], result["training"]
+    train_rate = training.get("sequences_per_second", float("nan"))
+    hidden = ",".join(str(value) for value in config.num_hidden)
+    print(f"| pipeline ({data}) | batch x sequence | sequences/s | / training | goal |")
+    print("|---|---|---:|---:|---|")
+    for label, row in result["rows"].items():
+        ratio = row["sequences_per_second"] / train_rate if training else float("nan")
+        verdict = ("ok" if ratio >= 20 else "MISSED") if training else "-"
+        print(f"| {label}, augment={config.augment} | {config.batch_size} x {row['shape']} | "
+              f"{row['sequences_per_second']:.1f} | {ratio:.0f}x | >= 20x {verdict} |")
+    if training:
+        print(f"| training update, {_RECIPE_FLAGFILE.value} ({config.model_name}, num_hidden "
+              f"{hidden}, patch {config.patch_size}; {training['seconds_per_step']:.2f} "
+              f"s/update, mean of {_TRAIN_STEPS.value}) | {config.batch_size} x "
+              f"{config.total_length}x{config.img_width}x{config.img_width}x1 | "
+              f"{train_rate:.2f} | 1x | |")
+    print()
+    print(f"CPU: {cpu['model']}; lscpu flags: {cpu['flags']}; bfloat16: {cpu['bf16']}; "
+          f"{os.cpu_count()} cores. Load average (1/5/15 min): {loads[0]} before, "
+          f"{loads[1]} after.")
+
+
+def run_recipe() -> None:
+    """The real-radar recipe benchmark (``--mode=radar_real``)."""
+    before = load_average()
+    cpu = cpu_flags()
+    with tempfile.TemporaryDirectory() as temporary:
+        data_dir, data = _DATA_DIR.value, f"real, {_DATA_DIR.value}"
+        if not data_dir:
+            data_dir, data = temporary, "synthetic 80x80 tiles"
+            write_radar_sources(data_dir, _SOURCES.value, _SOURCE_RECORDS.value)
+        result = time_recipe(data_dir)
+    print_recipe_table(result, data, cpu, (before, load_average()))
 
 
 def run() -> None:
-    if _MIXTURE.value:
-        if not _DATA_DIR.value:
-            raise ValueError("--mixture needs --data_dir (the converted sources)")
-        run_mixture()
+    if _MODE.value == "radar_real":
+        run_recipe()
         return
     kinds_and_names = []
     for entry in _DATASETS.value:

@@ -33,13 +33,19 @@ from predrnn_tf.config import (
     save_config,
     validate_config,
 )
+from predrnn_tf.data import units_record
 from predrnn_tf.data.sources import check_data_source, prepare_data
 from predrnn_tf.errors import ConfigError, DataError, NonFiniteLossError, WorkdirError
 from predrnn_tf.models.forecasting import make_forecast_function
 from predrnn_tf.training import data_checks, distribution, fault_tolerance, reporting
 from predrnn_tf.training.distribution import make_strategy
 from predrnn_tf.training.schedules import sampling_probabilities
-from predrnn_tf.training.test_pass import make_test_dataset, run_test_pass
+from predrnn_tf.training.test_pass import (
+    BaselineCache,
+    make_test_baselines,
+    make_test_dataset,
+    run_test_pass,
+)
 from predrnn_tf.training.trainer import Trainer, make_optimizer
 
 __all__ = ["ConfigError", "NonFiniteLossError", "Trainer", "WorkdirError", "check_resume",
@@ -115,10 +121,14 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
 
 def _train(config: Config, workdir: str, is_chief: bool,
            shutdown: fault_tolerance.ShutdownRequest) -> dict[str, Any]:
-    check_resume(config, workdir)  # again under the lock: another run may have written it
+    # Again under the lock: another run may have written the workdir meanwhile.
+    resume_from = check_resume(config, workdir)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    data_dir, _ = prepare_data(config, workdir, is_chief)
+    data_dir, metadata = prepare_data(config, workdir, is_chief)
+    if resume_from:  # a model trained on other units cannot continue on these
+        units_record.check_agrees(units_record.read_card(workdir), metadata,
+                                  config.dataset_name, workdir)
     strategy = make_strategy(config)
     shutdown.reinstall()
     distribution.check_global_batch(config, strategy)
@@ -129,7 +139,9 @@ def _train(config: Config, workdir: str, is_chief: bool,
         start_step = _restore(trainer, data_dir)
         if is_chief:
             save_config(config, workdir)
-        return _train_loop(_make_run(trainer, data_dir, start_step, shutdown), start_step)
+            _record_units(config, workdir, metadata)
+        return _train_loop(_make_run(trainer, data_dir, metadata, start_step, shutdown),
+                           start_step)
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
         named = data_checks.name_corrupt_shard(error, data_dir, config)
         if named is error:
@@ -137,6 +149,14 @@ def _train(config: Config, workdir: str, is_chief: bool,
         raise named from error
     finally:
         trainer.close()
+
+
+def _record_units(config: Config, workdir: str, metadata: dict[str, Any]) -> None:
+    """Writes ``WORKDIR/data_card.json`` (unit, transform, km/pixel, interval) and logs it."""
+    path = units_record.write_card(workdir, metadata, config.dataset_name)
+    logging.info("Data units: %s (recorded in %s).",
+                 units_record.describe(units_record.make_card(metadata, config.dataset_name)),
+                 path)
 
 
 def _restore(trainer: Trainer, data_dir: str) -> int:
@@ -171,20 +191,22 @@ class _Run:
     progress: reporting.ProgressLogger
     loss_log: fault_tolerance.LossLog
     handler: Any = None
+    baselines: BaselineCache | None = None  # the chief's: computed once, reused every pass
 
     def due(self, step: int, interval: int) -> bool:
         return step % interval == 0 or step == self.config.max_iterations
 
 
-def _make_run(trainer: Trainer, data_dir: str, start_step: int,
+def _make_run(trainer: Trainer, data_dir: str, metadata: dict[str, Any], start_step: int,
               shutdown: fault_tolerance.ShutdownRequest) -> _Run:
     config = trainer.config
     writer = reporting.make_writer(trainer.workdir, trainer.is_chief)
     if config.skip_corrupt:
         data_checks.count_skipped_records(config, data_dir, writer, start_step)
     test_dataset = make_test_dataset(config, data_dir)
-    display_frames = None
+    display_frames = baseline_cache = None
     if trainer.is_chief:
+        baseline_cache = BaselineCache(make_test_baselines(config, metadata))
         first = next(iter(test_dataset.take(1)), None)
         if first is None:
             raise DataError(f"the test split of {config.dataset_name!r} in {data_dir} yielded "
@@ -197,7 +219,7 @@ def _make_run(trainer: Trainer, data_dir: str, start_step: int,
     return _Run(config, trainer, shutdown, writer, test_dataset, display_frames,
                 make_forecast_function(trainer.model), trainer.make_train_step(),
                 reporting.ProgressLogger(start_step, config.max_iterations, writer),
-                fault_tolerance.LossLog(trainer.workdir), handler)
+                fault_tolerance.LossLog(trainer.workdir), handler, baseline_cache)
 
 
 def _train_loop(run: _Run, start_step: int) -> dict[str, Any]:
@@ -261,7 +283,7 @@ def _test_if_due(run: _Run, step: int) -> dict[str, Any] | None:
     config = run.config
     if not (run.trainer.is_chief and run.due(step, config.test_interval)):
         return None
-    test = run_test_pass(run.forecast_fn, run.test_dataset, config)
+    test = run_test_pass(run.forecast_fn, run.test_dataset, config, run.baselines)
     reporting.log_test_pass(step, test)
     reporting.write_test_summaries(run.writer, step, test)
     return test
@@ -288,5 +310,5 @@ def _finish(run: _Run, start_step: int, step: int, results: dict[str, float],
     if not test and start_step >= config.max_iterations and run.trainer.is_chief:
         logging.info("Already at step %d >= --max_iterations=%d: nothing to train.",
                      start_step, config.max_iterations)
-        test = run_test_pass(run.forecast_fn, run.test_dataset, config)
+        test = run_test_pass(run.forecast_fn, run.test_dataset, config, run.baselines)
     return dict(test, step=step, train=results)

@@ -85,20 +85,37 @@ def write_image_strip(writer, step: int, frames: np.ndarray, forecast_fn,
         tf.summary.image("test/truth_over_prediction", strip)
 
 
+def test_scalars(test: dict[str, Any]) -> dict[str, float]:
+    """Every scalar of one test pass, one naming scheme for the model and the baselines.
+
+    The model's are ``test/mse`` and ``test_frames/mse_frame_NN``; baseline ``B``'s the same
+    names with ``B/`` before the metric: ``test/B/mse``, ``test_frames/B/mse_frame_NN``
+    (e.g. ``test/persistence/mse``, ``test/extrapolation/mse``), so TensorBoard shows the
+    baselines' curves beside the model's in the same sections.
+    """
+    forecasters = [("", test)] + [(f"{name}/", scores)
+                                  for name, scores in test.get("baselines", {}).items()]
+    scalars = {}
+    for prefix, scores in forecasters:
+        scalars[f"test/{prefix}mse"] = float(scores["mse"])
+        for index, value in enumerate(scores["per_frame"]["mse"]):
+            scalars[f"test_frames/{prefix}mse_frame_{index + 1:02d}"] = float(value)
+    return scalars
+
+
 def write_test_summaries(writer, step: int, test: dict[str, Any]) -> None:
-    """Scalars of one test pass, named as in metrics.json (``mse``: per-frame MSE)."""
+    """Scalars of one test pass, named as in metrics.json (see :func:`test_scalars`)."""
     with writer.as_default(step=step):
-        tf.summary.scalar("test/mse", test["mse"])
-        tf.summary.scalar("test/persistence_mse", test["persistence_mse"])
-        for index, value in enumerate(test["per_frame"]["mse"]):
-            tf.summary.scalar(f"test_frames/mse_frame_{index + 1:02d}", value)
+        for tag, value in test_scalars(test).items():
+            tf.summary.scalar(tag, value)
 
 
 def log_test_pass(step: int, test: dict[str, Any]) -> None:
-    """One line with the test pass's per-frame MSE against persistence."""
-    logging.info("test at step %d: mse %.2f (per-frame MSE; persistence_mse %.2f) over %d "
-                 "sequences",
-                 step, test["mse"], test["persistence_mse"], test["num_sequences"])
+    """One line with the test pass's per-frame MSE against the baselines'."""
+    others = "".join(f"; {name} {scores['mse']:.2f}"
+                     for name, scores in test.get("baselines", {}).items())
+    logging.info("test at step %d: mse %.2f (per-frame MSE%s) over %d sequences",
+                 step, test["mse"], others, test["num_sequences"])
 
 
 class ProgressLogger:
