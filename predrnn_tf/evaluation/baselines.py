@@ -189,18 +189,25 @@ def make_baseline(name: str, output_length: int, metadata: dict[str, Any] | None
     raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {name!r}")
 
 
-def default_baselines(output_length: int, metadata: dict[str, Any] | None = None
+def default_baselines(output_length: int, metadata: dict[str, Any] | None = None,
+                      channels: int = 1, input_length: int = MOTION_FRAMES
                       ) -> tuple[dict[str, Callable[[Any], Any]], dict[str, str]]:
     """The baselines scored beside every model: persistence, and extrapolation with pysteps.
+
+    Extrapolation needs one-channel frames, at least :data:`MOTION_FRAMES` inputs and pysteps.
 
     Returns:
       ``({name: forecaster}, {name: why it was skipped})``.
     """
     chosen = {"persistence": make_baseline("persistence", output_length, metadata)}
     skipped = {}
+    if channels != 1 or input_length < MOTION_FRAMES:
+        skipped["extrapolation"] = (f"extrapolation needs one-channel frames and at least "
+                                    f"{MOTION_FRAMES} inputs, not {channels} channel(s) and "
+                                    f"{input_length} input(s)")
+        return chosen, skipped
     try:
-        chosen["extrapolation"] = make_baseline("extrapolation", output_length,
-                                                          metadata)
+        chosen["extrapolation"] = make_baseline("extrapolation", output_length, metadata)
     except ImportError as error:
         skipped["extrapolation"] = str(error)
     return chosen, skipped

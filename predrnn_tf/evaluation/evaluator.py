@@ -294,7 +294,9 @@ def _baseline_metrics(model_or_baseline: Any,
     """``{name: (forecaster, its FrameMetrics)}`` and the skipped baselines' reasons."""
     skipped: dict[str, str] = {}
     if baselines is None:
-        baselines, skipped = (baselines_module.default_baselines(options.output_length, metadata)
+        baselines, skipped = (baselines_module.default_baselines(
+            options.output_length, metadata, int(metadata.get("channels") or 1),
+            options.input_length)
                               if hasattr(model_or_baseline, "forecast") else ({}, {}))
     value_mapping = metadata.get("value_mapping") or None
     return {name: (forecaster, make_frame_metrics(options, value_mapping, lpips_model))

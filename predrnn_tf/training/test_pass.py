@@ -48,13 +48,9 @@ def make_test_baselines(config: Config, metadata: dict[str, Any] | None
     ``persistence`` always; ``extrapolation`` for one-channel frames with at least
     ``baselines.MOTION_FRAMES`` inputs when pysteps imports (else one log line says so).
     """
-    found = {"persistence": baselines.make_baseline("persistence", config.output_length)}
-    if config.img_channel != 1 or config.input_length < baselines.MOTION_FRAMES:
-        return found
-    try:
-        found["extrapolation"] = baselines.make_baseline("extrapolation", config.output_length,
-                                                         metadata)
-    except ImportError:
+    found, skipped = baselines.default_baselines(config.output_length, metadata,
+                                                 config.img_channel, config.input_length)
+    if "pysteps" in skipped.get("extrapolation", ""):
         logging.info(PYSTEPS_ABSENT_LOG)
     return found
 
