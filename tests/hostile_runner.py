@@ -1,12 +1,13 @@
 """Runs the hostile flag cases of every command in ONE process: ``python -m tests.hostile_runner``.
 
-Usage: ``python -m tests.hostile_runner WORLD.json RESULTS.json``. For each command the flags it
-defines are listed, the cases are derived from each flag's type (:func:`flag_cases`), and each
-case's argv goes through the command's own flag parsing and ``main`` (the path of the console
-command), with the library call behind validation replaced by a stand-in that raises
-:class:`Accepted`: an accepted case costs no training, evaluation, export or conversion.
-Between commands their flags are removed from absl's global registry, so one TensorFlow
-import serves all of them. Used by ``tests/test_hostile_flags.py``.
+Usage: ``python -m tests.hostile_runner WORLD.json RESULTS.json [COMMAND ...]`` (a subset of
+the commands when debugging). For each command the flags it defines are listed, the cases are
+derived from each flag's type (:func:`flag_cases`), and each case's argv goes through the
+command's own flag parsing and ``main`` (the path of the console command), with the library
+call behind validation replaced by a stand-in that raises :class:`Accepted`: an accepted case
+costs no training, evaluation, export, forecast, server or conversion. Between commands
+their flags are removed from absl's global registry, so one TensorFlow import serves all of
+them. Used by ``tests/test_hostile_flags.py``.
 """
 
 import contextlib
@@ -18,9 +19,11 @@ import sys
 import traceback
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMANDS = ("train", "evaluate", "export", "make_moving_mnist", "make_radar", "make_kth")
+COMMANDS = ("train", "evaluate", "export", "predict", "serve", "make_moving_mnist", "make_radar",
+            "make_kth")
 TOOLS = ("make_moving_mnist", "make_radar", "make_kth")
-PATH_WORDS = ("dir", "path", "checkpoint", "weights", "images", "npz", "npy", "glob")
+PATH_WORDS = ("dir", "path", "checkpoint", "weights", "images", "npz", "npy", "glob", "input",
+              "saved_model")
 NUMBER_VALUES = (("negative", "-1"), ("zero", "0"), ("nan", "nan"), ("inf", "inf"))
 HUGE = {"int": "1000000000000", "float": "1e300"}
 # Tools need real input files to get past their inputs; reaching that check (with this error)
@@ -55,6 +58,16 @@ def load_command(command):
         from predrnn_tf.cli import export as module
         from predrnn_tf.serving import exporter
         exporter.export_workdir = _accept
+        return module.main
+    if command == "predict":
+        from predrnn_tf.cli import predict as module
+        from predrnn_tf.inference import predict
+        predict.predict_files = _accept
+        return module.main
+    if command == "serve":
+        from predrnn_tf.cli import serve as module
+        from predrnn_tf.serving import local_server
+        local_server.load_newest_version = _accept
         return module.main
     from predrnn_tf.data.converters import publishing
     publishing.DatasetStaging = _accept  # the first thing every converter writes with
@@ -149,9 +162,14 @@ def base_argv(world):
                       *world["train_flags"], f"--workdir={out}"],
             "evaluate": [f"--workdir={world['trained']}", f"--output_dir={out}"],
             "export": [f"--workdir={world['trained']}", f"--export_dir={out}"],
+            # --saved_model cases go without --workdir (exactly one of them is allowed).
+            "predict": [*([] if case_id.startswith("saved_model-")
+                          else [f"--workdir={world['trained']}"]),
+                        f"--input={world['frames_npy']}", f"--output_dir={out}"],
+            "serve": [f"--export_dir={world['exports']}", f"--model_name={world['name']}"],
             "make_moving_mnist": [f"--output_dir={out}", f"--mnist_npz={world['mnist_npz']}",
                                   "--num_train=2", "--num_test=2", "--total_length=4",
-                                  "--image_size=16", "--sequences_per_shard=2"],
+                                  "--image_size=32", "--sequences_per_shard=2"],
             "make_radar": [f"--output_dir={out}", f"--input_glob={world['empty_dir']}/*.npy",
                            "--importer=npy", "--filename_pattern=%Y%m%d%H%M",
                            "--image_size=16", "--total_length=4"],
@@ -163,10 +181,11 @@ def base_argv(world):
 
 def main():
     world_path, results_path = sys.argv[1:3]
+    commands = sys.argv[3:] or COMMANDS  # a subset, when debugging one command
     with open(world_path) as handle:
         world = json.load(handle)
     world["base_argv"] = base_argv(world)
-    results = {command: run_command(command, world) for command in COMMANDS}
+    results = {command: run_command(command, world) for command in commands}
     with open(results_path, "w") as handle:
         json.dump(results, handle)
 

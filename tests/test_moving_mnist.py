@@ -279,7 +279,8 @@ def test_bad_intensity_flags_are_one_line_errors(tmp_path):
     assert result.returncode == 2 and "--intensity_periods must be numbers" in result.stderr
     result = run_tool(f"--output_dir={tmp_path}", "--num_train=2", "--num_test=2",
                       "--intensity_mode=sudden", "--sudden_factor=1.5")
-    assert result.returncode == 2 and "--sudden_factor must be in (0, 1]" in result.stderr
+    assert result.returncode == 2
+    assert "--sudden_factor=1.5 must be a finite number in (0, 1]" in result.stderr
     assert not os.path.exists(tmp_path / "mnist-metadata.json")
 
 
@@ -303,3 +304,14 @@ def test_evaluation_plots_mean_intensity_per_frame(tmp_path):
     np.testing.assert_allclose(curves["persistence"], [persistence] * 3, rtol=1e-6)
     np.testing.assert_allclose(curves["prediction"], [persistence / 2] * 3, rtol=1e-6)
     assert (tmp_path / curves["plot"]).stat().st_size > 1000
+
+
+def test_a_canvas_smaller_than_the_digits_is_refused_before_any_write(tmp_path):
+    from predrnn_tf.data.converters import convert as converters
+    from predrnn_tf.errors import ConfigError
+
+    output = tmp_path / "out"
+    with pytest.raises(ConfigError, match="--image_size=16 must be at least the digits' size 28"):
+        converters.convert_moving_mnist(converters.MovingMnistOptions(
+            output_dir=str(output), num_train=1, num_test=1, image_size=16))
+    assert not output.exists()

@@ -41,7 +41,7 @@ project_flags.import_tensorflow_quietly()
 from predrnn_tf.data.converters import convert as converters
 from predrnn_tf.data.converters import imaging, radar
 from predrnn_tf.data.converters import publishing as conversion
-from predrnn_tf.errors import DataError
+from predrnn_tf.errors import ConfigError, DataError
 
 _INPUT_GLOB = flags.DEFINE_string("input_glob", None, "Glob of the radar files ('**' ok).",
                                   required=True)
@@ -106,6 +106,9 @@ _MIN_WET_FRACTION = flags.DEFINE_float(
 def convert() -> None:
     """Runs the conversion and prints the summary line."""
     start = time.monotonic()
+    if _NO_DATA_PIXEL.value < -1:
+        raise ConfigError(f"--no_data_pixel={_NO_DATA_PIXEL.value} must be -1 (none) or a "
+                          f"pixel value in [0, 65535]")
     try:
         crop = imaging.parse_crop(_CROP.value)
     except ValueError as error:

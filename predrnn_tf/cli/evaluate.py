@@ -16,6 +16,7 @@ override the work directory's ``config.json``, and the result is validated as a 
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -79,17 +80,39 @@ _NUM_STRIPS = flags.DEFINE_integer("num_strips", 3, "Sequences drawn in predicti
 _FRAMES_PER_SECOND = flags.DEFINE_float("frames_per_second", 2.0, "GIF frame rate.")
 
 
+# Comma-list flags: (element type, lowest, highest, lowest excluded).
+NUMBER_LISTS = {"thresholds": (float, 0.0, 100.0, False), "fss_scales": (int, 1, 10_000, False),
+                "rain_thresholds": (float, 0.0, 1000.0, True),
+                "fss_thresholds": (float, 0.0, 1000.0, True),
+                "fss_scales_km": (float, 0.0, 10_000.0, True)}
+
+
 def parse_numbers(text: str, flag_name: str, kind: type) -> tuple:
-    """"30,40" -> (30.0, 40.0); ConfigError naming the flag otherwise."""
+    """"30,40" -> (30.0, 40.0); ConfigError naming the flag otherwise.
+
+    Values must be finite and inside the flag's range in :data:`NUMBER_LISTS` (if listed).
+    """
     from predrnn_tf.errors import ConfigError
     try:
         values = tuple(kind(part) for part in text.split(",") if part.strip())
     except ValueError as error:
         raise ConfigError(f"--{flag_name} must be comma-separated numbers, got {text!r}") \
             from error
-    if kind is int and any(value < 1 for value in values):
-        raise ConfigError(f"--{flag_name} must be positive integers, got {text!r}")
+    _, low, high, low_open = NUMBER_LISTS.get(flag_name, (kind, 1 if kind is int else -math.inf,
+                                                          math.inf, False))
+    for value in values:
+        inside = (low < value if low_open else low <= value) and value <= high
+        if not (math.isfinite(value) and inside):
+            bracket = "(" if low_open else "["
+            raise ConfigError(f"--{flag_name}={text} must list finite numbers in "
+                              f"{bracket}{low:g}, {high:g}], got {value}")
     return values
+
+
+def check_number_lists() -> None:
+    """Parses every comma-list flag up front (some are read only for rain-rate datasets)."""
+    for name, (kind, *_) in NUMBER_LISTS.items():
+        parse_numbers(flags.FLAGS[name].value, name, kind)
 
 
 def make_lpips(weights: dict | None, frame_size: int) -> tuple[object | None, str]:
@@ -218,12 +241,25 @@ def print_summary(result: dict[str, Any]) -> None:
           f"{', '.join(sorted(result['files'].values()))}")
 
 
+def log_start(checkpoint: str | None) -> None:
+    """One line: the absolute --workdir and what is evaluated (as training logs its start)."""
+    if not _WORKDIR.value:
+        return
+    if checkpoint:
+        doing = f"evaluating {flag_parsing.describe_checkpoint(checkpoint)}"
+    else:
+        doing = f"evaluating the {_BASELINE.value or _BASELINES.value} baseline(s) on its data"
+    flag_parsing.log_workdir(_WORKDIR.value, doing)
+
+
 def run() -> None:
     """Builds everything from the flags and runs the evaluation."""
     from predrnn_tf import units
     from predrnn_tf.evaluation import baselines, evaluator, lpips
 
     check_flags()
+    check_number_lists()
+    flag_parsing.resolve_path_flags("workdir")
     config = evaluation_config()
     output_length = _OUTPUT_LENGTH.value or config.output_length
     options = evaluation_options(config, output_length)
@@ -233,6 +269,7 @@ def run() -> None:
     model = checkpoint = None
     if not _BASELINE.value and (_WORKDIR.value or not _BASELINES.value):
         model, checkpoint = restore_model(config)
+    log_start(checkpoint)
     dataset, metadata, data_dir = open_test_set(config, config.input_length + output_length,
                                                 check_against_model=model is not None)
     if _BASELINES.value or units.is_rain_rate_mapping(metadata):

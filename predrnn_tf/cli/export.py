@@ -18,6 +18,7 @@ from typing import Any
 
 from absl import app, flags, logging
 
+from predrnn_tf.cli import flag_parsing
 from predrnn_tf.cli.flag_parsing import import_tensorflow_quietly, run_app, run_or_exit
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory to export.")
@@ -110,6 +111,11 @@ def export_workdir(workdir: str, export_dir: str, *, compare: bool = True,
     options["checkpoint"], options["version"], options["model_name"] = (
         exporter.export_destination(workdir, export_dir, options.get("model_name"),
                                     options.get("version"), options.get("checkpoint")))
+    version_dir = os.path.join(flag_parsing.absolute_path(export_dir), options["model_name"],
+                               str(options["version"]))
+    flag_parsing.log_workdir(workdir, f"exporting "
+                             f"{flag_parsing.describe_checkpoint(options['checkpoint'])} "
+                             f"to {version_dir}")
     config = load_config(workdir)
     frames, source = None, ""
     if compare:
@@ -126,6 +132,7 @@ def run() -> None:
     for name in ("workdir", "export_dir"):
         if not flags.FLAGS[name].value:
             raise ConfigError(f"--{name} is required")
+    flag_parsing.resolve_path_flags("workdir")
     parent = os.path.abspath(_EXPORT_DIR.value)
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)

@@ -133,6 +133,37 @@ def absolute_path(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
+def resolve_path_flags(*names: str) -> None:
+    """Makes the given path flags absolute (once, against the current folder), as train does."""
+    for name in names:
+        value = flags.FLAGS[name].value
+        if value:
+            flags.FLAGS[name].value = absolute_path(value)
+
+
+def describe_checkpoint(path: str) -> str:
+    """``"checkpoint ckpt-N (step N)"`` (the step stored in it, else the name's suffix)."""
+    from predrnn_tf import checkpoints
+    from predrnn_tf.errors import CheckpointError
+
+    name = os.path.basename(path)
+    try:
+        step = checkpoints.checkpoint_step(path)
+    except CheckpointError:
+        suffix = name.rsplit("-", 1)[-1]
+        return f"checkpoint {name}" + (f" (step {suffix})" if suffix.isdigit() else "")
+    return f"checkpoint {name} (step {step})"
+
+
+def log_workdir(workdir: str, doing: str) -> str:
+    """Logs (and returns) ``Work directory /abs/path: <doing>.``, as training does."""
+    from absl import logging
+
+    line = f"Work directory {absolute_path(workdir)}: {doing}."
+    logging.info("%s", line)
+    return line
+
+
 def _silence_stderr() -> int:
     """Points file descriptor 2 at /dev/null; returns a duplicate of the original."""
     sys.stderr.flush()

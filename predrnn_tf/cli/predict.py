@@ -14,10 +14,13 @@ a colour bar in physical units) and predictions.gif; prints a JSON summary line.
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 
 from absl import app, flags, logging
 
+from predrnn_tf.cli import flag_parsing
 from predrnn_tf.cli.flag_parsing import import_tensorflow_quietly, run_app, run_or_exit
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory (newest checkpoint).")
@@ -52,6 +55,59 @@ _CROP = flags.DEFINE_string("crop", None, "Radar crop top,left,height,width (def
 _FRAMES_PER_SECOND = flags.DEFINE_float("frames_per_second", 2.0, "GIF frame rate.")
 
 
+RADAR_ONLY_FLAGS = ("importer_kwargs", "filename_pattern", "crop")
+MAX_OUTPUT_LENGTH = 10_000  # frames, as Config's --total_length
+
+
+def check_model_flags() -> None:
+    """Exactly one model source, each an existing work directory / export / checkpoint."""
+    from predrnn_tf.errors import ConfigError
+    from predrnn_tf.inference.forecaster import saved_model_version_dir
+
+    if bool(_WORKDIR.value) == bool(_SAVED_MODEL.value):
+        raise ConfigError("give exactly one of --workdir and --saved_model")
+    if _SAVED_MODEL.value:
+        if _CHECKPOINT.value:
+            raise ConfigError("--checkpoint needs --workdir (a SavedModel holds one version)")
+        saved_model_version_dir(_SAVED_MODEL.value)
+        return
+    if not os.path.isfile(os.path.join(_WORKDIR.value, "config.json")):
+        raise ConfigError(f"--workdir={_WORKDIR.value} is not a training work directory (no "
+                          f"config.json)")
+    if _CHECKPOINT.value and not os.path.isfile(_CHECKPOINT.value + ".index"):
+        raise ConfigError(f"--checkpoint={_CHECKPOINT.value} does not exist (no "
+                          f"{_CHECKPOINT.value}.index)")
+
+
+def check_input_flags() -> None:
+    """--input, --output_dir and the numbers; radar flags only with --importer."""
+    from predrnn_tf.data.converters import checks
+    from predrnn_tf.errors import ConfigError
+
+    for name in ("input", "output_dir"):
+        if not flags.FLAGS[name].value:
+            raise ConfigError(f"--{name} is required")
+    checks.output_dir(_OUTPUT_DIR.value)
+    if _OUTPUT_LENGTH.value is not None:
+        checks.integer("output_length", _OUTPUT_LENGTH.value, 1, MAX_OUTPUT_LENGTH)
+    checks.number("frames_per_second", _FRAMES_PER_SECOND.value, 0.0, 1000.0, low_open=True)
+    if _IMPORTER.value:
+        return
+    ignored = [f"--{name}" for name in RADAR_ONLY_FLAGS if flags.FLAGS[name].present]
+    if ignored:
+        raise ConfigError(f"{', '.join(ignored)} given without --importer: radar flags apply "
+                          f"to a radar archive only")
+    path = _INPUT.value
+    if os.path.isdir(path):
+        if not glob.glob(os.path.join(path, "*.png")):
+            raise ConfigError(f"--input={path} holds no .png frames")
+    elif not os.path.isfile(path):
+        raise ConfigError(f"--input={path} does not exist")
+    elif not path.lower().endswith(".npy"):
+        raise ConfigError(f"--input={path} must be a .npy file or a folder of .png frames "
+                          f"(radar files: pass --importer)")
+
+
 def predict_options():
     """The frozen options of the flags (ConfigError naming a bad flag)."""
     from predrnn_tf.data.converters import imaging, radar
@@ -59,16 +115,13 @@ def predict_options():
     from predrnn_tf.inference.frames import RadarArchive
     from predrnn_tf.inference.predict import PredictOptions
 
-    for name in ("input", "output_dir"):
-        if not flags.FLAGS[name].value:
-            raise ConfigError(f"--{name} is required")
-    if _OUTPUT_LENGTH.value is not None and _OUTPUT_LENGTH.value < 1:
-        raise ConfigError(f"--output_length must be >= 1, received {_OUTPUT_LENGTH.value}")
-    if _FRAMES_PER_SECOND.value <= 0:
-        raise ConfigError(f"--frames_per_second must be > 0, received {_FRAMES_PER_SECOND.value}")
+    check_input_flags()
+    check_model_flags()
+    flag_parsing.resolve_path_flags("workdir", "saved_model")
     archive = None
     if _IMPORTER.value:
         try:
+            radar.check_importer_name(_IMPORTER.value)
             archive = RadarArchive(
                 importer=_IMPORTER.value,
                 importer_kwargs=radar.parse_importer_kwargs(_IMPORTER_KWARGS.value),
@@ -86,9 +139,9 @@ def predict_options():
 
 def run() -> None:
     """Forecasts and prints the summary as one JSON line."""
-    from predrnn_tf.inference.predict import predict_files
+    from predrnn_tf.inference import predict
 
-    print(json.dumps(predict_files(predict_options()), sort_keys=True))
+    print(json.dumps(predict.predict_files(predict_options()), sort_keys=True))
 
 
 def main(argv: list[str]) -> None:

@@ -12,6 +12,9 @@ printed names the address. For production use TF Serving (see README, "Serving")
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import re
 import sys
 
 from absl import app, flags, logging
@@ -29,18 +32,59 @@ _MAX_REQUEST_BYTES = flags.DEFINE_integer(
     "max_request_bytes", 64 * 1024 * 1024, "Largest request body accepted (413 above).")
 
 
+MAX_REQUEST_BYTES = 2**31 - 1  # what one HTTP request body may hold (2 GiB)
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*")
+_MODEL_NAME_CHARACTERS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_address() -> None:
+    """--host is an IP address or a host name, --port a TCP port."""
+    from predrnn_tf.errors import ConfigError
+
+    host = _HOST.value
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOST_NAME.fullmatch(host or ""):
+            raise ConfigError(f"--host={host!r} must be an IP address (127.0.0.1, 0.0.0.0, ::1) "
+                              f"or a host name") from None
+    if not 0 <= _PORT.value <= 65535:
+        raise ConfigError(f"--port must be in 0..65535, received {_PORT.value}")
+    if not 1 <= _MAX_REQUEST_BYTES.value <= MAX_REQUEST_BYTES:
+        raise ConfigError(f"--max_request_bytes must be in 1..{MAX_REQUEST_BYTES}, received "
+                          f"{_MAX_REQUEST_BYTES.value}")
+
+
+def check_export() -> None:
+    """--export_dir holds --model_name with at least one version (saved_model.pb)."""
+    from predrnn_tf.errors import ConfigError
+
+    export_dir, name = _EXPORT_DIR.value, _MODEL_NAME.value
+    if not export_dir:
+        raise ConfigError("--export_dir is required")
+    if not os.path.isdir(export_dir):
+        raise ConfigError(f"--export_dir={export_dir} is not a folder")
+    if not _MODEL_NAME_CHARACTERS.fullmatch(name or "") or ".." in name:
+        raise ConfigError(f"--model_name={name!r} must be a folder name of --export_dir: "
+                          f"letters, digits, '_', '.', '-'")
+    base = os.path.join(export_dir, name)
+    versions = [entry for entry in (os.listdir(base) if os.path.isdir(base) else [])
+                if entry.isdigit() and os.path.isfile(os.path.join(base, entry,
+                                                                   "saved_model.pb"))]
+    if not versions:
+        present = sorted(os.listdir(export_dir))
+        raise ConfigError(f"--export_dir={export_dir} has no model --model_name={name!r} "
+                          f"with a version folder holding saved_model.pb (folders: "
+                          f"{', '.join(present) or 'none'}; export with predrnn-export)")
+
+
 def run() -> None:
     """Loads the newest version and serves until interrupted."""
     from predrnn_tf.errors import ConfigError
     from predrnn_tf.serving import local_server
 
-    if not _EXPORT_DIR.value:
-        raise ConfigError("--export_dir is required")
-    if not 0 <= _PORT.value <= 65535:
-        raise ConfigError(f"--port must be in 0..65535, received {_PORT.value}")
-    if _MAX_REQUEST_BYTES.value < 1:
-        raise ConfigError(f"--max_request_bytes must be >= 1, received "
-                          f"{_MAX_REQUEST_BYTES.value}")
+    check_address()
+    check_export()
     model = local_server.load_newest_version(_EXPORT_DIR.value, _MODEL_NAME.value)
     try:
         server = local_server.make_server(model, _HOST.value, _PORT.value,

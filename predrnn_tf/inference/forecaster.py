@@ -30,6 +30,8 @@ class Forecaster:
       img_width: the training frame size.
       patch_size: the patch size (H and W must be multiples of it).
       value_mapping: pixels -> physical units of the training data, or None.
+      data: the training data's metadata (``value_mapping``, ``grid``, ``details``: how a
+        radar archive is converted like it), or None.
       run: ``(frames01, output_length) -> predictions`` (numpy in, numpy out).
       fixed_output_length: True for a SavedModel (its horizon is fixed at export).
     """
@@ -43,6 +45,7 @@ class Forecaster:
     value_mapping: dict[str, Any] | None
     run: Callable[[np.ndarray, int], np.ndarray]
     fixed_output_length: bool = False
+    data: dict[str, Any] | None = None
 
     def forecast(self, frames01: np.ndarray, output_length: int | None = None,
                  batch_size: int = 8) -> np.ndarray:
@@ -59,28 +62,41 @@ class Forecaster:
         return np.concatenate(chunks, axis=0)
 
 
-def workdir_value_mapping(config, workdir: str) -> dict[str, Any] | None:
-    """The ``value_mapping`` of a work directory's dataset, or None if it has none."""
-    from predrnn_tf import units
-    from predrnn_tf.data import schema, synthetic_radar
+def workdir_metadata(config, workdir: str) -> dict[str, Any] | None:
+    """The training data's metadata: the dataset's, completed by the data card, or None.
+
+    The dataset folder may be gone: the work directory's ``data_card.json`` (written by
+    training) then gives the ``value_mapping`` and ``grid``.
+    """
+    from predrnn_tf.data import mixing, synthetic_radar, units_record
     from predrnn_tf.data.sources import resolve_data_dir
 
     try:
-        metadata = schema.read_metadata(resolve_data_dir(config, workdir), config.dataset_name)
+        metadata = mixing.read_metadata(resolve_data_dir(config, workdir), config.dataset_name)
     except (ConfigError, DataError, OSError):
-        if config.dataset_name == synthetic_radar.NAME:
-            return {"units": "dBZ", "scale": synthetic_radar.DBZ_SCALE,
-                    "offset": synthetic_radar.DBZ_OFFSET}
-        return None
-    return units.mapping_of(metadata)
+        metadata = None
+    if metadata is None and config.dataset_name == synthetic_radar.NAME:
+        metadata = {"value_mapping": {"units": "dBZ", "scale": synthetic_radar.DBZ_SCALE,
+                                      "offset": synthetic_radar.DBZ_OFFSET}}
+    combined = units_record.metadata_with_card(metadata, workdir)
+    return combined if combined.get("value_mapping") else None
+
+
+def workdir_value_mapping(config, workdir: str) -> dict[str, Any] | None:
+    """The ``value_mapping`` of a work directory's dataset, or None if it has none."""
+    from predrnn_tf import units
+
+    return units.mapping_of(workdir_metadata(config, workdir))
 
 
 def from_workdir(workdir: str, checkpoint: str | None = None) -> Forecaster:
     """The newest (or the given) checkpoint of a work directory."""
+    from predrnn_tf import units
     from predrnn_tf.checkpoints import restore
     from predrnn_tf.models.forecasting import make_forecast_function
 
     model, config = restore(workdir, checkpoint)
+    metadata = workdir_metadata(config, workdir)
     functions: dict[int, Callable] = {}
 
     def run(frames01: np.ndarray, output_length: int) -> np.ndarray:
@@ -92,8 +108,8 @@ def from_workdir(workdir: str, checkpoint: str | None = None) -> Forecaster:
         source=f"workdir {os.path.abspath(workdir)}", input_length=config.input_length,
         trained_output_length=config.total_length - config.input_length,
         img_channel=config.img_channel, img_width=config.img_width,
-        patch_size=config.patch_size, value_mapping=workdir_value_mapping(config, workdir),
-        run=run)
+        patch_size=config.patch_size, value_mapping=units.mapping_of(metadata), run=run,
+        data=metadata)
 
 
 def saved_model_version_dir(path: str) -> str:
@@ -107,6 +123,25 @@ def saved_model_version_dir(path: str) -> str:
     if not versions:
         raise ConfigError(f"--saved_model={path} holds no saved_model.pb and no version folder")
     return os.path.join(path, max(versions, key=int))
+
+
+def export_metadata(info: dict[str, Any]) -> dict[str, Any] | None:
+    """The training data's metadata an export records (its data card, or its value_mapping).
+
+    ``export_info.json`` may hold ``data_card`` (the work directory's ``data_card.json``);
+    otherwise the card of its ``workdir`` is read when that folder still exists.
+    """
+    from predrnn_tf.data import units_record
+
+    card = info.get("data_card")
+    if not card and info.get("workdir") and os.path.isdir(info["workdir"]):
+        try:
+            card = units_record.read_card(info["workdir"])
+        except DataError:
+            card = None
+    metadata = {"value_mapping": (card or {}).get("value_mapping") or info.get("value_mapping"),
+                "grid": (card or {}).get("grid")}
+    return metadata if metadata["value_mapping"] else None
 
 
 def from_saved_model(path: str) -> Forecaster:
@@ -125,6 +160,7 @@ def from_saved_model(path: str) -> Forecaster:
         raise DataError(f"{info_path} is missing or unreadable ({error}): export with "
                         f"predrnn-export") from None
     signature = tf.saved_model.load(folder).signatures[SERVING_SIGNATURE]
+    metadata = export_metadata(info)
 
     def run(frames01: np.ndarray, output_length: int) -> np.ndarray:
         del output_length
@@ -134,5 +170,6 @@ def from_saved_model(path: str) -> Forecaster:
         source=f"SavedModel {os.path.abspath(folder)}", input_length=config["input_length"],
         trained_output_length=config["total_length"] - config["input_length"],
         img_channel=config["img_channel"], img_width=config["img_width"],
-        patch_size=config["patch_size"], value_mapping=info.get("value_mapping"), run=run,
-        fixed_output_length=True)
+        patch_size=config["patch_size"],
+        value_mapping=metadata["value_mapping"] if metadata else None, run=run,
+        fixed_output_length=True, data=metadata)

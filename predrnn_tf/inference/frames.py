@@ -8,15 +8,19 @@ Sources:
   [0, 1]; ``input_units="pixels"`` reads floats as [0, 1] pixels whatever the mapping.
 - a folder of PNG frames (sorted by file name), stored pixels 0..255, gray or RGB.
 - a radar archive: a glob of radar files read through the converters' importers
-  (``tools/make_radar.py``'s ``--importer``), each cropped and resized like the converter.
+  (``tools/make_radar.py``'s ``--importer``), converted like the model's training data
+  (:mod:`predrnn_tf.inference.radar_input`: units, grid spacing, interval, frame size).
 
-No-data rule (the converters' rule): NaN in physical units becomes "no echo" (pixel 0)
-and is counted in a warning; in [0, 1] pixels NaN or infinity is refused.
+Float physical values of a rain-rate (dBR) model are rain rates in mm/h, of others the
+linear mapping's unit (e.g. dBZ).
+
+No-data rule (the converters' rule): NaN in physical units becomes pixel 0 ("no data" of
+the rain-rate storage, "no echo" of dBZ) and is counted in a warning; in [0, 1] pixels NaN
+or infinity is refused.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import logging
 import os
@@ -26,25 +30,9 @@ import numpy as np
 
 from predrnn_tf import units
 from predrnn_tf.errors import InputError
+from predrnn_tf.inference.radar_input import RadarArchive, read_radar_archive
 
 INPUT_UNITS = ("auto", "physical", "pixels")
-
-
-@dataclasses.dataclass(frozen=True)
-class RadarArchive:
-    """How to read a radar archive (the options of ``tools/make_radar.py``).
-
-    Attributes:
-      importer: ``fmi_pgm``, ``knmi_hdf5``, ``npy``, ``png`` or a ``pysteps.io`` importer name.
-      importer_kwargs: the importer's keyword arguments.
-      filename_pattern: strftime pattern of the file names, to sort by time (default: by name).
-      crop: ``(top, left, height, width)`` in source pixels, or None (centred square).
-    """
-
-    importer: str
-    importer_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    filename_pattern: str | None = None
-    crop: tuple[int, int, int, int] | None = None
 
 
 def add_batch_axis(array: np.ndarray, channels: int | None, source: str) -> np.ndarray:
@@ -70,13 +58,20 @@ def physical_to_pixels(values: np.ndarray, mapping: dict[str, Any], source: str
         raise InputError(f"{source} holds infinite values; mark no-data pixels as NaN")
     missing = np.isnan(values)
     finite = values[~missing]
-    if float(mapping["offset"]) < 0 and finite.size and finite.min() >= 0 and finite.max() <= 1:
+    rain_rate = units.is_rain_rate_mapping(mapping)
+    if rain_rate and finite.size and finite.min() < 0:
+        raise InputError(f"{source} holds negative rain rates (min {finite.min():g} mm/h)")
+    if (not rain_rate and float(mapping["offset"]) < 0 and finite.size and finite.min() >= 0
+            and finite.max() <= 1):
         raise InputError(f"{source} values are all in [0, 1]: these look like pixels, not "
                          f"{mapping.get('units', 'physical units')} (pass "
                          f"input_units='pixels', --input_units=pixels)")
     if missing.any():
         logging.getLogger(__name__).warning(
-            "%s: %d no-data (NaN) values read as no echo (pixel 0)", source, int(missing.sum()))
+            "%s: %d no-data (NaN) values read as pixel 0", source, int(missing.sum()))
+    if rain_rate:
+        pixels = units.rain_rate_to_unit_pixels(np.where(missing, 0.0, values))
+        return np.where(missing, 0.0, pixels).astype(np.float32)
     pixels = units.units_to_pixels(np.where(missing, float(mapping["offset"]), values), mapping)
     return np.clip(pixels, 0.0, 1.0).astype(np.float32)
 
@@ -134,45 +129,11 @@ def read_png_folder(folder: str, channels: int) -> np.ndarray:
     return np.stack(frames)  # [T, H, W, C]
 
 
-def read_radar_archive(pattern: str, archive: RadarArchive, image_size: int,
-                       mapping: dict[str, Any] | None) -> np.ndarray:
-    """Radar files (a glob or a folder) -> [0, 1] pixels ``[T, S, S, 1]`` of ``mapping``."""
-    from predrnn_tf.data.converters import imaging, radar
-
-    if not units.dbz_mapping(mapping):
-        raise InputError("a radar archive needs a model trained on dBZ data (its dataset "
-                         "metadata has no dBZ value_mapping)")
-    if os.path.isdir(pattern):
-        pattern = os.path.join(pattern, "*")
-    paths = sorted(path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path))
-    if not paths:
-        raise InputError(f"--input={pattern!r} matches no radar file")
-    if archive.filename_pattern:
-        stamps = radar.FilenamePattern(archive.filename_pattern)
-        paths = [path for _, path in sorted((stamps.timestamp(path), path) for path in paths)]
-    frames, no_data = [], 0
-    for path in paths:
-        try:
-            importer = radar.make_importer(archive.importer, dict(archive.importer_kwargs))
-            values, info = importer(path)
-            pixels, missing = imaging.prepare_radar_frame(values, info, image_size,
-                                                         archive.crop)
-        except (ValueError, OSError, KeyError) as error:  # DataError is a ValueError
-            raise InputError(f"{path} (--importer={archive.importer}): "
-                             f"{' '.join(str(error).split())[:300]}") from None
-        no_data += missing
-        frames.append(pixels)
-    if no_data:
-        logging.getLogger(__name__).warning("%d no-data pixels read as no echo", no_data)
-    dbz = units.pixels_to_units(np.stack(frames).astype(np.float64) / 255.0,
-                                units.hko7_mapping())  # [T, S, S]
-    return np.clip(units.units_to_pixels(dbz, mapping), 0.0, 1.0).astype(np.float32)[..., None]
-
-
 def load_frames(path: str, value_mapping: dict[str, Any] | None = None, *,
                 channels: int | None = None, input_units: str = "auto",
                 radar_archive: RadarArchive | None = None,
-                image_size: int | None = None) -> np.ndarray:
+                image_size: int | None = None, metadata: dict[str, Any] | None = None,
+                last_frames: int | None = None) -> np.ndarray:
     """Reads frames from a .npy, a PNG folder or a radar archive (module docstring).
 
     Args:
@@ -182,6 +143,9 @@ def load_frames(path: str, value_mapping: dict[str, Any] | None = None, *,
       input_units: ``auto`` (physical when there is a mapping), ``physical`` or ``pixels``.
       radar_archive: read ``path`` as radar files with these importer options.
       image_size: frame size of radar frames (the model's ``img_width``).
+      metadata: the training data's metadata (``value_mapping``, ``grid``, ``details``) to
+        convert a radar archive like it (default: ``value_mapping`` alone).
+      last_frames: radar archives: read only the newest this many frames (default: all).
 
     Returns:
       ``[B, T, H, W, C]`` float32 in [0, 1].
@@ -193,7 +157,8 @@ def load_frames(path: str, value_mapping: dict[str, Any] | None = None, *,
     if radar_archive is not None:
         if not image_size:
             raise InputError("reading a radar archive needs image_size (the model's img_width)")
-        return read_radar_archive(path, radar_archive, image_size, value_mapping)[None]
+        return read_radar_archive(path, radar_archive, image_size, metadata or value_mapping,
+                                  last_frames)[None]
     if os.path.isdir(path):
         return read_png_folder(path, channels or 1)[None].astype(np.float32) / 255.0
     if not os.path.exists(path):

@@ -3,7 +3,8 @@
 ``OUTPUT_DIR/``:
 
 - ``predictions.npy``: ``[B, output_length, H, W, C]`` float32 in the model's physical units
-  (its ``value_mapping``, e.g. dBZ), or in [0, 1] when it has none;
+  (its ``value_mapping``: e.g. dBZ, or mm/h for rain rate stored in dBR), or in [0, 1] when
+  it has none;
 - ``frames/N/`` per sequence (N = 1, 2, ...), the official code's names: ``gt1.png`` ..
   (the input frames, then the true future when given) and ``pdK.png`` for the forecast
   frames K = input_length + 1 ... (stored pixels, 0..255 gray or RGB);
@@ -29,10 +30,14 @@ FRAMES_FOLDER = "frames"
 
 
 def to_physical(frames01: np.ndarray, mapping: dict[str, Any] | None) -> np.ndarray:
-    """[0, 1] pixels -> float32 physical units of ``mapping`` (unchanged without one)."""
+    """[0, 1] pixels -> float32 physical units of ``mapping`` (unchanged without one).
+
+    A rain-rate (dBR) mapping gives mm/h (:func:`predrnn_tf.units.pixels_to_values`), a
+    linear one ``scale * pixel + offset`` (e.g. dBZ).
+    """
     if not mapping:
         return np.asarray(frames01, np.float32)
-    return np.asarray(units.pixels_to_units(np.asarray(frames01, np.float64), mapping),
+    return np.asarray(units.pixels_to_values(np.asarray(frames01, np.float64), mapping),
                       np.float32)
 
 

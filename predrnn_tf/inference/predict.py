@@ -31,7 +31,8 @@ class PredictOptions:
       output_length: frames to forecast (None: as trained; a SavedModel: fixed).
       with_truth: the input holds input_length frames and then the true future (written as
         gt frames and drawn beside the forecast); otherwise its last input_length frames are
-        the past to forecast from.
+        the past to forecast from. A radar archive gives its newest input_length frames
+        (with_truth: input_length + output_length), picked like the training data.
       input_units: ``auto``, ``physical`` or ``pixels`` for float .npy files.
       radar_archive: importer options to read ``input`` as a radar archive.
       frames_per_second: GIF frame rate.
@@ -77,6 +78,13 @@ def split_sequence(frames: np.ndarray, input_length: int, with_truth: bool
     return frames[:, length - input_length:], None
 
 
+def frames_to_read(options: PredictOptions, model: forecasters.Forecaster) -> int:
+    """Frames a radar archive gives: the past, and with ``with_truth`` the true future."""
+    if not options.with_truth:
+        return model.input_length
+    return model.input_length + (options.output_length or model.trained_output_length)
+
+
 def predict_files(options: PredictOptions) -> dict[str, Any]:
     """Forecasts from ``options.input`` and writes the outputs; returns a JSON-ready summary."""
     if not options.output_dir:
@@ -86,7 +94,8 @@ def predict_files(options: PredictOptions) -> dict[str, Any]:
     model = load_forecaster(options)
     frames = load_frames(options.input, model.value_mapping, channels=model.img_channel,
                          input_units=options.input_units, radar_archive=options.radar_archive,
-                         image_size=model.img_width)
+                         image_size=model.img_width, metadata=model.data,
+                         last_frames=frames_to_read(options, model))
     inputs, truth = split_sequence(frames, model.input_length, options.with_truth)
     predictions = model.forecast(inputs, options.output_length)
     written = write_forecast(options.output_dir, inputs, predictions, truth,

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from predrnn_tf.data.converters import kth, moving_mnist
+from predrnn_tf.data.converters import checks, kth, moving_mnist
 from predrnn_tf.data.converters import publishing as conversion
-from predrnn_tf.errors import DataError
+from predrnn_tf.errors import ConfigError, DataError
 
 # ----------------------------------------------------------------------------- Moving MNIST
 
@@ -50,6 +50,27 @@ class MovingMnistOptions:
     intensity_periods: tuple[float, ...] = (5.0, 10.0, 20.0)
     sudden_factor: float = 0.5
 
+    def __post_init__(self):
+        checks.output(self.output_dir, self.name, self.sequences_per_shard)
+        for flag in ("num_train", "num_test"):
+            checks.integer(flag, getattr(self, flag), 1, checks.MAX_SEQUENCES)
+        checks.integer("total_length", self.total_length, 1, checks.MAX_FRAMES)
+        checks.integer("num_digits", self.num_digits, 1, 100)
+        checks.integer("image_size", self.image_size, 1, checks.MAX_IMAGE_SIZE)
+        checks.integer("split_test_digits", self.split_test_digits, 0, checks.MAX_SEQUENCES)
+        checks.integer("seed", self.seed, 0, 2**63 - 1)
+        checks.number("step_length", self.step_length, 0.0, 1.0, low_open=True)
+        checks.number("sudden_factor", self.sudden_factor, 0.0, 1.0, low_open=True)
+        if not self.intensity_periods:
+            raise ConfigError("--intensity_periods must list at least one period")
+        for period in self.intensity_periods:
+            checks.number("intensity_periods", period, 0.0, checks.MAX_FRAMES, low_open=True)
+        if self.mnist_npz and (self.train_images or self.test_images):
+            raise ConfigError("--train_images / --test_images cannot be combined with "
+                              "--mnist_npz (it holds both splits): give one source")
+        checks.dataset_size(self.num_train + self.num_test, self.total_length,
+                            self.image_size)
+
 
 @dataclasses.dataclass(frozen=True)
 class MovingMnistImportOptions:
@@ -61,6 +82,9 @@ class MovingMnistImportOptions:
     from_npy: str = ""
     from_official_npz: str = ""
     sequences_per_shard: int = 1000
+
+    def __post_init__(self):
+        checks.output(self.output_dir, self.name, self.sequences_per_shard)
 
 
 def load_digit_sources(options: MovingMnistOptions) -> tuple[np.ndarray, np.ndarray, str, bool]:
@@ -98,12 +122,8 @@ def load_digit_sources(options: MovingMnistOptions) -> tuple[np.ndarray, np.ndar
 
 def convert_moving_mnist(options: MovingMnistOptions) -> dict[str, Any]:
     """Generates both splits of Moving MNIST; returns the metadata written."""
-    for flag in ("num_train", "num_test", "total_length", "num_digits", "image_size"):
-        if getattr(options, flag) < 1:
-            raise ValueError(f"--{flag} must be positive, got {getattr(options, flag)}")
-    if options.step_length <= 0:
-        raise ValueError(f"--step_length must be positive, got {options.step_length}")
     train_digits, test_digits, source, synthetic = load_digit_sources(options)
+    _check_digits_fit(train_digits, test_digits, options.image_size)
     train_seed, test_seed = (int(seed.generate_state(1)[0])
                              for seed in np.random.SeedSequence(options.seed).spawn(2))
     plan = (("train", train_digits, options.num_train, train_seed),
@@ -133,6 +153,14 @@ def convert_moving_mnist(options: MovingMnistOptions) -> dict[str, Any]:
             "test_digits": len(test_digits)}
         lengths = {"train": options.total_length, "test": options.total_length}
         return staging.commit(metadata, lengths)
+
+
+def _check_digits_fit(train: np.ndarray, test: np.ndarray, image_size: int) -> None:
+    """ConfigError naming --image_size if the digits do not fit the canvas."""
+    side = max(train.shape[1], train.shape[2], test.shape[1], test.shape[2])
+    if side > image_size:
+        raise ConfigError(f"--image_size={image_size} must be at least the digits' size "
+                          f"{side} (they bounce inside the canvas)")
 
 
 def import_moving_mnist(options: MovingMnistImportOptions) -> dict[str, Any]:
@@ -199,22 +227,27 @@ class KthOptions:
     actions: tuple[str, ...] = kth.ACTIONS
     sequences_per_shard: int = 500
 
+    def __post_init__(self):
+        checks.output(self.output_dir, self.name, self.sequences_per_shard)
+        checks.integer("image_size", self.image_size, 1, checks.MAX_IMAGE_SIZE)
+        for flag in ("total_length", "test_total_length"):
+            checks.integer(flag, getattr(self, flag), 1, checks.MAX_FRAMES)
+        for flag in ("fast_stride", "other_stride"):  # 0 = non-overlapping
+            checks.integer(flag, getattr(self, flag), 0, checks.MAX_STRIDE)
+        unknown = sorted(set(self.actions) - set(kth.ACTIONS))
+        if unknown or not self.actions:
+            raise ConfigError(f"--actions={','.join(self.actions)} must list some of "
+                              f"{','.join(kth.ACTIONS)}")
+        for flag in ("train_persons", "test_persons"):
+            if not getattr(self, flag):
+                raise ConfigError(f"--{flag} must name at least one person, e.g. 1-16")
+        overlap = sorted(set(self.train_persons) & set(self.test_persons))
+        if overlap:
+            raise ConfigError(f"--train_persons and --test_persons share persons {overlap}")
+
 
 def convert_kth(options: KthOptions) -> dict[str, Any]:
     """Converts KTH videos or frame folders; returns the metadata written."""
-    for flag in ("image_size", "total_length", "test_total_length"):
-        if getattr(options, flag) < 1:
-            raise ValueError(f"--{flag} must be positive, got {getattr(options, flag)}")
-    for flag in ("fast_stride", "other_stride"):
-        if getattr(options, flag) < 0:
-            raise ValueError(f"--{flag} must be >= 0 (0 = non-overlapping), got "
-                             f"{getattr(options, flag)}")
-    unknown = sorted(set(options.actions) - set(kth.ACTIONS))
-    if unknown:
-        raise ValueError(f"--actions: unknown {unknown}, expected some of {list(kth.ACTIONS)}")
-    overlap = sorted(set(options.train_persons) & set(options.test_persons))
-    if overlap:
-        raise ValueError(f"--train_persons and --test_persons share persons {overlap}")
     clips = [clip for clip in kth.find_clips(options.input_dir)
              if clip.action in options.actions
              and kth.clip_split(clip, options.train_persons, options.test_persons)]

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from predrnn_tf.data.converters import imaging
-from predrnn_tf.errors import DataError
+from predrnn_tf.errors import ConfigError, DataError
 
 BUILTIN_IMPORTERS = ("fmi_pgm", "knmi_hdf5", "pgm", "png", "npy")
 
@@ -61,7 +61,7 @@ class FilenamePattern:
 
     def __init__(self, pattern: str):
         if not pattern:
-            raise ValueError("--filename_pattern must not be empty")
+            raise ConfigError("--filename_pattern must not be empty")
         self.pattern = pattern
         self.codes: list[str] = []
         parts = []
@@ -76,14 +76,14 @@ class FilenamePattern:
                     parts.append(f"({_PATTERN_CODES[code]})")
                     self.codes.append(code)
                 else:
-                    raise ValueError(f"--filename_pattern={pattern!r}: unsupported code %{code} "
+                    raise ConfigError(f"--filename_pattern={pattern!r}: unsupported code %{code} "
                                      f"(supported: {', '.join('%' + c for c in _PATTERN_CODES)})")
                 index += 2
                 continue
             parts.append("." if character == "?" else re.escape(character))
             index += 1
         if not {"Y", "y"} & set(self.codes):
-            raise ValueError(f"--filename_pattern={pattern!r} has no year (%Y or %y)")
+            raise ConfigError(f"--filename_pattern={pattern!r} has no year (%Y or %y)")
         self.regex = re.compile("".join(parts))
         self.depth = pattern.count("/") + 1
 
@@ -268,7 +268,7 @@ def import_with_pysteps(name: str, path: str, kwargs: dict[str, Any]) -> tuple[n
     try:
         importer = pysteps_io.get_method(name, "importer")
     except ValueError as error:
-        raise ValueError(f"--importer={name!r} is not a built-in ({', '.join(BUILTIN_IMPORTERS)})"
+        raise ConfigError(f"--importer={name!r} is not a built-in ({', '.join(BUILTIN_IMPORTERS)})"
                          f" nor a pysteps importer ({error})") from error
     try:
         values, _, info = importer(path, **kwargs)
@@ -294,7 +294,7 @@ def check_importer_name(name: str, use_pysteps: bool = False) -> None:
     try:
         pysteps_io.get_method(name, "importer")
     except ValueError:
-        raise ValueError(f"--importer={name!r} is neither a built-in importer "
+        raise ConfigError(f"--importer={name!r} is neither a built-in importer "
                          f"({', '.join(BUILTIN_IMPORTERS)}) nor a pysteps.io importer") from None
 
 
@@ -303,10 +303,10 @@ def parse_importer_kwargs(text: str) -> dict[str, Any]:
     try:
         values = json.loads(text or "{}")
     except json.JSONDecodeError as error:
-        raise ValueError(f"--importer_kwargs must be a JSON object, got {text!r} ({error})") \
+        raise ConfigError(f"--importer_kwargs must be a JSON object, got {text!r} ({error})") \
             from error
     if not isinstance(values, dict):
-        raise ValueError(f"--importer_kwargs must be a JSON object, got {text!r}")
+        raise ConfigError(f"--importer_kwargs must be a JSON object, got {text!r}")
     return values
 
 

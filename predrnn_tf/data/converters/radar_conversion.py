@@ -27,12 +27,14 @@ import numpy as np
 from absl import logging
 
 from predrnn_tf import units
-from predrnn_tf.data.converters import imaging, radar, windows
+from predrnn_tf.data.converters import checks, imaging, radar, windows
 from predrnn_tf.data.converters import publishing as conversion
-from predrnn_tf.errors import DataError
+from predrnn_tf.errors import ConfigError, DataError
 
 STORAGES = ("hko7_dbz", "rain_rate")
 SCHEMA_VERSION_NO_DATA = 2  # datasets whose value_mapping has a no-data pixel value
+MAX_MINUTES = 1440.0  # --timestep_minutes / --interval_minutes: at most one day
+MAX_PIXEL_KM = 1000.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,12 +93,12 @@ def list_radar_files(options: RadarOptions) -> tuple[list[str], list[datetime.da
 
 
 def time_factor(options: RadarOptions) -> int:
-    """Source frames per recipe interval; ValueError when not a whole number."""
+    """Source frames per recipe interval; ConfigError when not a whole number."""
     if options.storage != "rain_rate" or not options.interval_minutes:
         return 1
     ratio = options.interval_minutes / options.timestep_minutes
     if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-6:
-        raise ValueError(
+        raise ConfigError(
             f"--timestep_minutes={options.timestep_minutes:g}: the recipe's "
             f"--interval_minutes={options.interval_minutes:g} is not a whole multiple of it "
             f"(frames are sub-sampled in time, never interpolated)")
@@ -146,21 +148,36 @@ def convert_radar(options: RadarOptions) -> dict[str, Any]:
 
 
 def _check_radar_options(options: RadarOptions) -> None:
-    for flag in ("image_size", "total_length", "stride"):
-        if getattr(options, flag) < 1:
-            raise ValueError(f"--{flag} must be positive, got {getattr(options, flag)}")
-    if options.timestep_minutes <= 0:
-        raise ValueError(f"--timestep_minutes must be positive, got {options.timestep_minutes}")
+    """ConfigError naming the first flag whose value is out of range (before any file)."""
+    checks.output(options.output_dir, options.name, options.sequences_per_shard)
+    checks.integer("image_size", options.image_size, 1, checks.MAX_IMAGE_SIZE)
+    checks.integer("total_length", options.total_length, 1, checks.MAX_FRAMES)
+    checks.integer("stride", options.stride, 1, checks.MAX_STRIDE)
+    checks.integer("tile_stride", options.tile_stride, 0, checks.MAX_IMAGE_SIZE)
+    if options.no_data_pixel is not None:
+        checks.integer("no_data_pixel", options.no_data_pixel, 0, 65535)
     if options.storage not in STORAGES:
-        raise ValueError(f"--storage must be one of {', '.join(STORAGES)}, got "
-                         f"{options.storage!r}")
-    if options.storage == "rain_rate":
-        if options.pixel_km <= 0:
-            raise ValueError(f"--pixel_km must be positive, got {options.pixel_km}")
-        if not 0.0 <= options.min_valid_fraction <= 1.0:
-            raise ValueError(f"--min_valid_fraction must be in [0, 1], got "
-                             f"{options.min_valid_fraction}")
-        time_factor(options)
+        raise ConfigError(f"--storage must be one of {', '.join(STORAGES)}, got "
+                          f"{options.storage!r}")
+    _check_radar_numbers(options)
+    time_factor(options)
+    radar.FilenamePattern(options.filename_pattern)  # ConfigError naming --filename_pattern
+
+
+def _check_radar_numbers(options: RadarOptions) -> None:
+    """The float flags: finite, inside physically sensible ranges."""
+    checks.number("timestep_minutes", options.timestep_minutes, 0.0, MAX_MINUTES,
+                  low_open=True)
+    checks.number("interval_minutes", options.interval_minutes, 0.0, MAX_MINUTES)
+    checks.number("test_fraction", options.test_fraction, 0.0, 0.99, low_open=True)
+    checks.number("pixel_scale", options.pixel_scale, 0.0, 1000.0, low_open=True)
+    checks.number("pixel_offset", options.pixel_offset, -10_000.0, 10_000.0)
+    checks.number("zr_a", options.zr_a, 0.0, 10_000.0, low_open=True)
+    checks.number("zr_b", options.zr_b, 0.0, 10.0, low_open=True)
+    checks.number("pixel_km", options.pixel_km, 0.0, MAX_PIXEL_KM, low_open=True)
+    checks.number("source_pixel_km", options.source_pixel_km, 0.0, MAX_PIXEL_KM)
+    checks.number("min_valid_fraction", options.min_valid_fraction, 0.0, 1.0)
+    checks.number("min_wet_fraction", options.min_wet_fraction, 0.0, 1.0)
 
 
 def plan_radar_windows(options: RadarOptions, times: list[datetime.datetime]
