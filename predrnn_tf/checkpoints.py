@@ -106,8 +106,8 @@ def _registered_checkpoint(directory: str) -> str | None:
         return None
     if state is None or not state.model_checkpoint_path:
         return None
-    path = state.model_checkpoint_path
-    return path if os.path.isabs(path) else os.path.join(directory, path)
+    # TensorFlow already joins a relative entry onto ``directory`` (relative or not).
+    return state.model_checkpoint_path
 
 
 def find_restorable_checkpoint(workdir: str) -> tuple[str | None, list[tuple[str, str]]]:

@@ -52,10 +52,13 @@ _FILENAME_PATTERN = flags.DEFINE_string(
     "default: by name).")
 _CROP = flags.DEFINE_string("crop", None, "Radar crop top,left,height,width (default: the "
                             "largest centred square).")
+_SOURCE_PIXEL_KM = flags.DEFINE_float(
+    "source_pixel_km", 0.0, "Radar files' grid spacing in km (0: the importer's metadata, "
+    "else the training data's for the same importer; needed for npy/pgm/png radar files).")
 _FRAMES_PER_SECOND = flags.DEFINE_float("frames_per_second", 2.0, "GIF frame rate.")
 
 
-RADAR_ONLY_FLAGS = ("importer_kwargs", "filename_pattern", "crop")
+RADAR_ONLY_FLAGS = ("importer_kwargs", "filename_pattern", "crop", "source_pixel_km")
 MAX_OUTPUT_LENGTH = 10_000  # frames, as Config's --total_length
 
 
@@ -92,6 +95,7 @@ def check_input_flags() -> None:
         checks.integer("output_length", _OUTPUT_LENGTH.value, 1, MAX_OUTPUT_LENGTH)
     checks.number("frames_per_second", _FRAMES_PER_SECOND.value, 0.0, 1000.0, low_open=True)
     if _IMPORTER.value:
+        checks.number("source_pixel_km", _SOURCE_PIXEL_KM.value, 0.0, 1000.0)
         return
     ignored = [f"--{name}" for name in RADAR_ONLY_FLAGS if flags.FLAGS[name].present]
     if ignored:
@@ -126,7 +130,8 @@ def predict_options():
                 importer=_IMPORTER.value,
                 importer_kwargs=radar.parse_importer_kwargs(_IMPORTER_KWARGS.value),
                 filename_pattern=_FILENAME_PATTERN.value,
-                crop=imaging.parse_crop(_CROP.value) if _CROP.value else None)
+                crop=imaging.parse_crop(_CROP.value) if _CROP.value else None,
+                source_pixel_km=_SOURCE_PIXEL_KM.value)
         except ValueError as error:
             raise ConfigError(str(error)) from None
     return PredictOptions(
