@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 import time
 
+import benchmark_memory
 from absl import flags
 
 from predrnn_tf.cli.flag_parsing import (
@@ -37,12 +39,14 @@ flags.DEFINE_integer("peak_repeats", 3, "Repetitions of each conv when measuring
 flags.DEFINE_string("workdir", None, "Unused (accepted so training flagfiles work).")
 flags.DEFINE_integer("forecast_steps", 0, "If > 0, also time this many calls of the compiled "
                      "forecast per precision against the forward-only conv peak.")
-flags.DEFINE_list("memory_sizes", [], "Image sizes (e.g. 128,256,512) at which to measure the "
+flags.DEFINE_list("memory_sizes", [], "Image sizes (e.g. 128,512) at which to measure the "
                   "peak training memory per sequence (batch 1), plain and with --remat, each "
-                  "in its own process.")
-flags.DEFINE_integer("memory_plain_max_size", 256, "Largest image size measured without "
-                     "--remat (larger plain sizes are extrapolated, linear in pixels: the "
-                     "plain unroll at 512x512 needs more memory than a 24 GiB machine has).")
+                  "in its own fresh process (tools/benchmark_memory.py).")
+flags.DEFINE_integer("memory_plain_max_size", 512, "Largest image size measured without "
+                     "--remat (larger plain sizes are extrapolated, linear in pixels through "
+                     "the two largest measured plain sizes).")
+flags.DEFINE_integer("memory_warmup", 1, "Untimed updates before the measured one in each "
+                     "memory probe (the first execution also optimises the graph).")
 flags.DEFINE_string("memory_probe", "", "Internal: SIZE:REMAT, run one update in this process "
                     "and print its peak memory.")
 
@@ -82,9 +86,26 @@ def update_flops(config) -> float:
                      for k, cin, cout, count in conv_shapes(config))
 
 
+def best_seconds(function, repeats: int) -> float:
+    """The fastest of ``repeats`` timed calls of ``function`` (after one untimed call).
+
+    The best, not the mean: a peak is what TF can reach, and on a shared machine other
+    processes only ever slow a call down. The outputs are not copied to NumPy (an eager
+    call on the CPU returns when its ops are done; a copy would be timed as conv time).
+    """
+    function()
+    best = float("inf")
+    for _ in range(max(repeats, 1)):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def measure_conv_peak(config, precision: str, repeats: int, backward: bool = True) -> float:
-    """GFLOP/s of forward + backward (or forward only) of the model's own conv shapes,
-    weighted as in a step."""
+    """GFLOP/s of forward + backward (or forward only) of the model's own conv shapes
+    (the fused per-cell convolutions, the model's batch, patched size and compute dtype),
+    each shape timed as the best of ``repeats`` and weighted by its count in a step."""
     import tensorflow as tf
 
     dtype = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16,
@@ -101,21 +122,15 @@ def measure_conv_peak(config, precision: str, repeats: int, backward: bool = Tru
         @tf.function
         def forward_backward(inputs=inputs, kernel=kernel):
             if not backward:
-                return [tf.nn.conv2d(inputs, kernel, 1, "SAME")]
+                return tf.nn.conv2d(inputs, kernel, 1, "SAME")
             with tf.GradientTape() as tape:
                 tape.watch(inputs)
                 outputs = tf.nn.conv2d(inputs, kernel, 1, "SAME")
                 loss = tf.reduce_sum(tf.cast(outputs, tf.float32))
             return tape.gradient(loss, [inputs, kernel])
 
-        forward_backward()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            for gradient in forward_backward():
-                gradient.numpy()
-        elapsed = (time.perf_counter() - start) / repeats
         total_flops += (3.0 if backward else 1.0) * conv_flops(k, cin, cout, batch, size) * count
-        total_time += elapsed * count
+        total_time += best_seconds(forward_backward, repeats) * count
     return total_flops / total_time / 1e9
 
 
@@ -168,11 +183,6 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
-def current_rss_gib() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
-
-
 def cpu_flags() -> set[str]:
     """The CPU feature flags of /proc/cpuinfo (empty where there is none)."""
     try:
@@ -190,76 +200,12 @@ def native_bfloat16() -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
-def probe_memory(config, size: int, remat: bool) -> tuple[float, float]:
-    """(training GiB, seconds) of one update on one sequence of ``size`` x ``size``.
-
-    Training memory is the peak RSS during the update minus the RSS after the model, the
-    optimizer and the traced step exist (so it excludes the framework and the graph).
-    """
-    import numpy as np
-    import tensorflow as tf
-
-    from predrnn_tf.training.trainer import Trainer
-
-    config = config.replace(img_width=size, batch_size=1, reverse_input=False, remat=remat)
-    trainer = Trainer(config, "/nonexistent", tf.distribute.get_strategy())
-    shape = (1, config.total_length, size, size, config.img_channel)
-    frames = np.random.default_rng(0).random(shape, dtype=np.float32)
-    trainer.train_iterator = iter(tf.data.Dataset.from_tensors(frames).repeat())
-    step = trainer.make_train_step()
-    half = tf.constant(0.5)
-    step.get_concrete_function(trainer.train_iterator, half, half)
-    before = current_rss_gib()
-    start = time.perf_counter()
-    float(step(trainer.train_iterator, half, half)["loss"])
-    return peak_rss_gib() - before, time.perf_counter() - start
-
-
-def measure_memory(size: int, remat: bool) -> tuple[float, float]:
-    """Runs :func:`probe_memory` in a fresh process (peak RSS is per process)."""
-    import subprocess
-    import sys
-
-    command = [sys.executable, os.path.abspath(__file__), *sys.argv[1:],
-               f"--memory_probe={size}:{int(remat)}", "--memory_sizes="]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    for line in result.stdout.splitlines():
-        if line.startswith("MEMORY "):
-            gib, seconds = line.split()[1:3]
-            return float(gib), float(seconds)
-    raise RuntimeError(f"memory probe at {size}x{size} remat={remat} failed: "
-                       f"{result.stderr.strip().splitlines()[-1:]}")
-
-
-def memory_table(config, sizes: list[int], plain_max: int, log=print) -> list[str]:
-    """Markdown lines: peak training memory per sequence, plain and with --remat."""
-    plain, remat = {}, {}
-    for size in sizes:
-        if size <= plain_max:
-            plain[size] = measure_memory(size, False)
-            log(f"memory {size}x{size} plain: {plain[size][0]:.2f} GiB, {plain[size][1]:.1f} s")
-        remat[size] = measure_memory(size, True)
-        log(f"memory {size}x{size} remat: {remat[size][0]:.2f} GiB, {remat[size][1]:.1f} s")
-    measured = sorted(plain)
-    lines = [f"peak training memory per sequence (batch 1, T={config.total_length}, "
-             f"p={config.patch_size}, {config.model_name} "
-             f"{','.join(map(str, config.num_hidden))}, {config.precision})",
-             "| image | plain GiB | --remat GiB | plain / remat | plain s/update | "
-             "remat s/update |", "|---|---|---|---|---|---|"]
-    for size in sizes:
-        if size in plain:
-            gib, text, seconds = plain[size][0], f"{plain[size][0]:.2f}", f"{plain[size][1]:.1f}"
-        elif len(measured) >= 2:  # linear in pixels through the two largest measured sizes
-            small, large = measured[-2], measured[-1]
-            slope = (plain[large][0] - plain[small][0]) / (large ** 2 - small ** 2)
-            gib = plain[large][0] + slope * (size ** 2 - large ** 2)
-            text, seconds = f"~{gib:.1f} (extrapolated)", "not run"
-        else:
-            gib, text, seconds = None, "not run", "not run"
-        ratio = f"{gib / remat[size][0]:.1f}x" if gib else "n/a"
-        lines.append(f"| {size}x{size} | {text} | {remat[size][0]:.2f} | {ratio} | {seconds} | "
-                     f"{remat[size][1]:.1f} |")
-    return lines
+def memory_table(base) -> list[str]:
+    """The memory table of :mod:`benchmark_memory` for ``--memory_sizes``."""
+    sizes = [int(size) for size in flags.FLAGS.memory_sizes]
+    plain, remat = benchmark_memory.measure(sizes, flags.FLAGS.memory_plain_max_size,
+                                            flags.FLAGS.memory_warmup, sys.argv[1:])
+    return benchmark_memory.table(base, sizes, plain, remat)
 
 
 def speed_table(base, precisions: list[str]) -> list[str]:
@@ -315,9 +261,8 @@ def main(argv):
         tf.get_logger().setLevel("ERROR")  # one tf.function per conv shape is intended
         base = config_from_flags()
         if flags.FLAGS.memory_probe:
-            size, remat = flags.FLAGS.memory_probe.split(":")
-            gib, seconds = probe_memory(base, int(size), remat == "1")
-            print(f"MEMORY {gib:.4f} {seconds:.3f}")
+            benchmark_memory.print_probe(base, flags.FLAGS.memory_probe,
+                                         flags.FLAGS.memory_warmup)
             return
         precisions = [p for p in (flags.FLAGS.precisions or base.precision).split(",") if p]
         print(f"model {base.model_name} {','.join(map(str, base.num_hidden))} "
@@ -329,8 +274,7 @@ def main(argv):
         if flags.FLAGS.forecast_steps > 0:
             print("\n".join(forecast_table(base, precisions)))
         if flags.FLAGS.memory_sizes:
-            sizes = [int(size) for size in flags.FLAGS.memory_sizes]
-            print("\n".join(memory_table(base, sizes, flags.FLAGS.memory_plain_max_size)))
+            print("\n".join(memory_table(base)))
 
     run_or_exit(run)
 

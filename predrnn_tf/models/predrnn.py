@@ -23,6 +23,47 @@ CELL_TYPES = {
 }
 
 
+def _data_one(values) -> tf.Tensor:
+    """Exactly 1.0, computed from ``values`` so that no graph optimiser can fold it."""
+    first = tf.cast(tf.reduce_max(tf.reshape(values, [-1])[:1]), tf.bool)
+    return tf.where(tf.equal(first, first), tf.ones([], values.dtype), values.dtype.max)
+
+
+@tf.custom_gradient
+def gradient_chain(weight):
+    """Identity; its gradient (times an unfoldable exact 1.0) ends one chain link.
+
+    The remat unroll hands each step its own link of a chain of the weights, so the tape
+    sums a weight's gradient step by step (one add of two per link) instead of keeping all
+    ``T - 1`` per-step weight gradients for one ``AddN`` at the end (about 1.7 GB for the
+    paper model). The multiply stops grappler from merging the adds back into that AddN.
+    """
+    def gradient(upstream):
+        return upstream * _data_one(upstream)
+
+    return tf.identity(weight), gradient
+
+
+def remat_step(flat_step, variables):
+    """``(recomputed step, weight tensors)``: ``flat_step(net, *state)`` under
+    ``tf.recompute_grad`` with every weight passed in as a tensor (read once here, mapped
+    onto its variable by a ``keras.StatelessScope``), so the step's weight gradients are
+    ordinary input gradients that :func:`gradient_chain` can sum as the backward pass goes.
+    """
+    variables = list(variables)
+    if not variables:
+        return tf.recompute_grad(flat_step), []
+    with keras.src.backend.AutocastScope(None):  # the stored dtype; layers cast per step
+        weights = [tf.convert_to_tensor(variable.value) for variable in variables]
+
+    def step(net, *tensors):
+        state, step_weights = tensors[:-len(variables)], tensors[-len(variables):]
+        with keras.StatelessScope(state_mapping=list(zip(variables, step_weights))):
+            return flat_step(net, *state)
+
+    return tf.recompute_grad(step), weights
+
+
 class PredRNN(keras.Model):
     """A stack of recurrent cells unrolled over a frame sequence with sampled inputs.
 
@@ -157,15 +198,17 @@ class PredRNN(keras.Model):
         state = self._flat_state(self._zero_state(patches))
         kernels = self._kernels_cast_once(training)
         if self.remat:
-            step_function = tf.recompute_grad(self._flat_step)
+            step_function, weights = remat_step(self._flat_step, self.variables)
         else:
-            step_function = functools.partial(self._flat_step, kernels=kernels)
+            step_function, weights = functools.partial(self._flat_step, kernels=kernels), []
         predictions = []
         cosines = []
         generated = None
         for step in range(time_steps - 1):
             net = self._step_input(patches, mask, generated, step)
-            outputs = step_function(net, *state)
+            if step > 0:
+                weights = [gradient_chain(weight) for weight in weights]
+            outputs = step_function(net, *state, *weights)
             generated, state = outputs[0], list(outputs[1:1 + len(state)])
             predictions.append(generated)
             cosines.extend(outputs[1 + len(state):])
