@@ -319,3 +319,14 @@ def test_entry_point_radar_baselines_in_one_table(tmp_path):
                         f"--output_dir={output_dir}")
     assert bad.returncode != 0 and "--baselines: unknown ['climatology']" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_rain_rate_colour_bar_is_labelled_in_mm_per_hour(monkeypatch):
+    from predrnn_tf import units
+    from predrnn_tf.evaluation import plots
+
+    labels = []
+    monkeypatch.setattr(plots, "put_text", lambda image, text, *args: labels.append(text))
+    plots.draw_value_colorbar(200, units.rain_rate_mapping())
+    # pixel 0.5 of the dBR scale is 4.4 mm/h, not the linear dBR mid-point (0.5 * 33 - 10)
+    assert labels == ["mm/h", "0", "4.4", "200"]

@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from predrnn_tf import files
+from predrnn_tf import files, units
 from predrnn_tf.evaluation.charts import BACKGROUND, GRID, put_text
 
 # The NWS reflectivity scale: (lower bound in dBZ, RGB). Below the first bound: background.
@@ -68,8 +68,12 @@ def draw_dbz_colorbar(height: int, width: int = 70) -> np.ndarray:
 
 
 def draw_gray_colorbar(height: int, low: float, high: float, label: str,
-                       width: int = 70) -> np.ndarray:
-    """A vertical gray bar from ``low`` (black, bottom) to ``high`` (white, top), labelled."""
+                       width: int = 70, ticks: Sequence[float] | None = None) -> np.ndarray:
+    """A vertical gray bar from ``low`` (black, bottom) to ``high`` (white, top), labelled.
+
+    ``ticks``: the values at the bottom, middle and top when the scale is not linear
+    (default: ``low``, their mean, ``high``).
+    """
     image = np.full((height, width, 3), BACKGROUND, np.uint8)
     top, bottom = 18, 10
     put_text(image, label, (4, 13), 0.38)
@@ -78,10 +82,10 @@ def draw_gray_colorbar(height: int, low: float, high: float, label: str,
         level = int(round(255 * (1.0 - row / (span - 1))))
         image[top + row, 6:22] = level
     cv2.rectangle(image, (6, top), (22, top + span - 1), GRID, 1)
-    for fraction in (0.0, 0.5, 1.0):
+    values = ticks if ticks is not None else [low + f * (high - low) for f in (0.0, 0.5, 1.0)]
+    for fraction, value in zip((0.0, 0.5, 1.0), values):
         y = int(top + (1.0 - fraction) * (span - 1))
-        put_text(image, f"{low + fraction * (high - low):.3g}", (26, min(y + 4, height - 2)),
-                 0.36)
+        put_text(image, f"{value:.3g}", (26, min(y + 4, height - 2)), 0.36)
     return image
 
 
@@ -89,6 +93,10 @@ def draw_value_colorbar(height: int, value_mapping: dict[str, Any] | None) -> np
     """The colour bar of :func:`frame_to_bgr` in physical units: dBZ, other units, or pixels."""
     if value_mapping and str(value_mapping.get("units", "")).lower() == "dbz":
         return draw_dbz_colorbar(height)
+    if units.is_rain_rate_mapping({"value_mapping": value_mapping}):  # dBR pixels: mm/h ticks
+        ticks = units.pixels_to_rain_rate(np.array([0.0, 0.5, 1.0]), value_mapping)
+        return draw_gray_colorbar(height, float(ticks[0]), float(ticks[-1]), "mm/h",
+                                  ticks=[float(value) for value in ticks])
     if value_mapping:
         low = float(value_mapping["offset"])
         return draw_gray_colorbar(height, low, low + 255.0 * float(value_mapping["scale"]),
