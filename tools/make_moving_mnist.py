@@ -6,9 +6,9 @@ digits from MNIST train, test digits from MNIST test; 10,000 / 5,000 sequences):
   python tools/make_moving_mnist.py --train_images=train-images-idx3-ubyte.gz \
       --test_images=t10k-images-idx3-ubyte.gz --output_dir=data/moving_mnist
 
-With the MNIST test split only (e.g. ../shared/data/mnist), split its 10,000 digits:
+With the MNIST test split only (t10k-images-idx3-ubyte.gz), split its 10,000 digits:
 
-  python tools/make_moving_mnist.py --test_images=../shared/data/mnist/t10k-images-idx3-ubyte.gz \
+  python tools/make_moving_mnist.py --test_images=/path/to/t10k-images-idx3-ubyte.gz \
       --split_test_digits=8000 --output_dir=data/moving_mnist
 
 Without any file, synthetic OpenCV-font digits are drawn (for tests and demos; logged).

@@ -1,6 +1,6 @@
 r"""Makes a radar-echo TFRecord dataset from a time-ordered archive of radar frames.
 
-  python tools/make_radar.py --input_glob='../shared/data/radar/fmi_pgm/*/*.pgm.gz' \
+  python tools/make_radar.py --input_glob='/path/to/fmi_pgm/*/*.pgm.gz' \
       --importer=fmi_pgm --importer_kwargs='{"gzipped": true}' \
       --filename_pattern='%Y%m%d%H%M_fmi.radar.composite.lowest_FIN_SUOMI1' \
       --timestep_minutes=5 --image_size=128 --total_length=20 --stride=1 \
