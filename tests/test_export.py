@@ -10,7 +10,7 @@ import tensorflow as tf
 from predrnn_tf import checkpoints, units
 from predrnn_tf.cli import export as export_cli
 from predrnn_tf.config import Config, save_config
-from predrnn_tf.data import schema, synthetic_radar
+from predrnn_tf.data import schema, synthetic_radar, units_record
 from predrnn_tf.models.builder import build_model
 from predrnn_tf.serving import exporter as export_lib
 from predrnn_tf.serving import graph_ops, publishing, signatures, warmup
@@ -39,6 +39,8 @@ def workdir(tmp_path_factory):
     checkpoints.make_manager(tf.train.Checkpoint(model=model, step=step), path).save(
         checkpoint_number=9)  # the version must come from the step variable, not the name
     save_config(TINY, path)
+    metadata = schema.read_metadata(os.path.join(path, "data"), TINY.dataset_name)
+    units_record.write_card(path, metadata, TINY.dataset_name)  # as training writes it
     return path
 
 
@@ -67,7 +69,7 @@ def random_frames(batch, size, seed=0):
     return np.random.default_rng(seed).random((batch, 3, size, size, 1), dtype=np.float32)
 
 
-def test_layout_version_and_warmup(exported, export_dir):
+def test_layout_version_and_warmup(exported, export_dir, workdir):
     assert exported["path"] == os.path.join(export_dir, "tiny_radar", "7")  # step 7, folder name
     assert sorted(os.listdir(os.path.join(export_dir, "tiny_radar"))) == ["7"]  # no temp left
     extra = os.path.join(exported["path"], export_lib.ASSETS_EXTRA)
@@ -75,6 +77,9 @@ def test_layout_version_and_warmup(exported, export_dir):
     info = json.load(open(os.path.join(extra, export_lib.EXPORT_INFO_FILENAME)))
     assert info["precision"] == "float32" and info["config"]["input_length"] == 3
     assert exported["relative_l2_vs_float32"] < 1e-5
+    # The export carries what its pixels mean, independent of the work directory.
+    assert info["data_card"] == units_record.read_card(workdir)
+    assert info["data_card"]["unit"] == "dBZ"
 
     prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
 

@@ -106,6 +106,7 @@ def export_workdir(workdir: str, export_dir: str, *, compare: bool = True,
       **options: model_name, precision, version, checkpoint, warmup.
     """
     from predrnn_tf.config import load_config
+    from predrnn_tf.data import units_record
     from predrnn_tf.serving import exporter
 
     options["checkpoint"], options["version"], options["model_name"] = (
@@ -122,7 +123,8 @@ def export_workdir(workdir: str, export_dir: str, *, compare: bool = True,
         frames, source = comparison_frames(config, data_dir_or_none(config, workdir))
     return exporter.export_workdir(workdir, export_dir, compare=compare,
                                    value_mapping=find_dbz_mapping(config, workdir),
-                                   reference_frames=frames, reference_source=source, **options)
+                                   reference_frames=frames, reference_source=source,
+                                   data_card=units_record.read_card(workdir), **options)
 
 
 def run() -> None:

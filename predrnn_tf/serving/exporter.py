@@ -194,7 +194,8 @@ def export_workdir(workdir: str, export_dir: str, *, model_name: str | None = No
                    checkpoint: str | None = None, warmup: bool = True,
                    compare: bool = True, value_mapping: dict[str, Any] | None = None,
                    reference_frames: np.ndarray | None = None,
-                   reference_source: str = "") -> dict[str, Any]:
+                   reference_source: str = "",
+                   data_card: dict[str, Any] | None = None) -> dict[str, Any]:
     """Exports the model of a training work directory for TF Serving.
 
     Args:
@@ -211,6 +212,8 @@ def export_workdir(workdir: str, export_dir: str, *, model_name: str | None = No
       value_mapping: the dataset's dBZ value mapping (adds ``predict_dbz``), or None.
       reference_frames: inputs of the comparison (default: seeded random frames).
       reference_source: what ``reference_frames`` are, for the log (e.g. "2 test sequences").
+      data_card: the work directory's ``data_card.json`` (units, grid, interval), kept in
+        ``assets.extra/export_info.json`` so the export reports in physical units on its own.
 
     Returns:
       The export summary (see :func:`export_model`).
@@ -229,7 +232,7 @@ def export_workdir(workdir: str, export_dir: str, *, model_name: str | None = No
         logging.info("Comparing against the float32 model on %s.",
                      reference_source or f"{len(reference_frames)} sequences")
     info = {"workdir": os.path.abspath(workdir), "checkpoint": checkpoint,
-            "trained_precision": config.precision}
+            "trained_precision": config.precision, "data_card": data_card}
     return export_model(model, config, export_dir, model_name, version,
                         value_mapping=value_mapping, reference_model=reference_model,
                         reference_frames=reference_frames, info=info, warmup=warmup)
