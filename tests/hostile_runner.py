@@ -40,34 +40,24 @@ def _accept(*args, **kwargs):
     raise Accepted()
 
 
+# Each command's library call behind its validation: (module, attribute) stubbed by _accept.
+_LIBRARY_CALLS = {
+    "train": ("predrnn_tf.training.loop", "_train"),
+    "evaluate": ("predrnn_tf.evaluation.evaluator", "evaluate"),
+    "export": ("predrnn_tf.serving.exporter", "export_workdir"),
+    "predict": ("predrnn_tf.inference.predict", "predict_files"),
+    "serve": ("predrnn_tf.serving.local_server", "load_newest_version"),
+}
+
+
 def load_command(command):
     """The entry ``(argv) -> None`` of a command, with its library call stubbed."""
     from predrnn_tf.cli import flag_parsing
 
-    if command == "train":
-        from predrnn_tf.cli import train as module
-        from predrnn_tf.training import loop
-        loop._train = _accept
-        return module.main
-    if command == "evaluate":
-        from predrnn_tf.cli import evaluate as module
-        from predrnn_tf.evaluation import evaluator
-        evaluator.evaluate = _accept
-        return module.main
-    if command == "export":
-        from predrnn_tf.cli import export as module
-        from predrnn_tf.serving import exporter
-        exporter.export_workdir = _accept
-        return module.main
-    if command == "predict":
-        from predrnn_tf.cli import predict as module
-        from predrnn_tf.inference import predict
-        predict.predict_files = _accept
-        return module.main
-    if command == "serve":
-        from predrnn_tf.cli import serve as module
-        from predrnn_tf.serving import local_server
-        local_server.load_newest_version = _accept
+    if command in _LIBRARY_CALLS:
+        library, name = _LIBRARY_CALLS[command]
+        module = importlib.import_module(f"predrnn_tf.cli.{command}")
+        setattr(importlib.import_module(library), name, _accept)
         return module.main
     from predrnn_tf.data.converters import publishing
     publishing.DatasetStaging = _accept  # the first thing every converter writes with
