@@ -35,7 +35,8 @@ _FOLDS = flags.DEFINE_list("folds", [], "Sources to leave out (default: every so
 _TRAIN_FLAGFILE = flags.DEFINE_string("train_flagfile", "configs/radar_real.flags",
                                       "The training recipe.")
 _MAX_ITERATIONS = flags.DEFINE_integer("max_iterations", 0,
-                                       "Override the recipe's iterations (0: the recipe's).")
+                                       "Override the recipe's iterations (0: the recipe's); its "
+                                       "(reverse) scheduled-sampling steps scale with it.")
 _EXTRA_TRAIN_FLAGS = flags.DEFINE_list("train_flags", [], "More training flags, e.g. "
                                        "--frame_loss=mse (comma-separated).")
 _BASELINES = flags.DEFINE_string("baselines", "persistence,extrapolation,sprog",
@@ -53,6 +54,36 @@ def run_command(command: list[str], log_path: str) -> None:
         raise RuntimeError(f"{' '.join(command[:4])} ... failed (exit {status}): see {log_path}")
 
 
+# Flags counted in iterations: a --max_iterations override scales them with the budget, so a
+# shorter run still reaches the recipe's last (fully autoregressive) sampling phase.
+SCHEDULE_FLAGS = ("r_sampling_step_1", "r_sampling_step_2", "r_exp_alpha", "sampling_stop_iter")
+
+
+def scaled_schedule_flags(flagfile_text: str, max_iterations: int,
+                          explicit_flags: list[str]) -> list[str]:
+    """The recipe's schedule flags scaled from its --max_iterations to ``max_iterations``.
+
+    Args:
+      flagfile_text: the training recipe (one ``--name=value`` per line).
+      max_iterations: the overriding budget.
+      explicit_flags: flags given on the command line; a schedule flag named there is kept.
+
+    Returns:
+      ``--name=value`` flags, empty if the recipe states no --max_iterations.
+    """
+    values = {}
+    for line in flagfile_text.splitlines():
+        name, _, value = line.strip().lstrip("-").partition("=")
+        if value and not line.strip().startswith("#"):
+            values[name] = value
+    if "max_iterations" not in values:
+        return []
+    ratio = max_iterations / float(values["max_iterations"])
+    explicit = {flag.lstrip("-").partition("=")[0] for flag in explicit_flags}
+    return [f"--{name}={max(1, round(float(values[name]) * ratio))}" for name in SCHEDULE_FLAGS
+            if name in values and name not in explicit]
+
+
 def run_fold(held_out: str) -> dict:
     """Trains without ``held_out`` and evaluates on it; returns its metrics.json content."""
     folder = os.path.join(_OUTPUT_DIR.value, held_out)
@@ -67,7 +98,10 @@ def run_fold(held_out: str) -> dict:
              f"--data_dir={_DATA_ROOT.value}", f"--dataset_name={others}",
              f"--workdir={workdir}", *_EXTRA_TRAIN_FLAGS.value]
     if _MAX_ITERATIONS.value:
-        train.append(f"--max_iterations={_MAX_ITERATIONS.value}")
+        with open(_TRAIN_FLAGFILE.value) as handle:
+            recipe = handle.read()
+        train += [f"--max_iterations={_MAX_ITERATIONS.value}",
+                  *scaled_schedule_flags(recipe, _MAX_ITERATIONS.value, _EXTRA_TRAIN_FLAGS.value)]
     print(f"[{held_out}] training on {others}: {workdir}", flush=True)
     run_command(train, os.path.join(folder, "train.log"))
     evaluate = [sys.executable, "-m", "predrnn_tf.evaluate", f"--workdir={workdir}",
