@@ -23,7 +23,7 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 ENCODER_CURVES = ("exponential", "linear", "sigmoid")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 NAN_POLICIES = ("stop", "skip_step")
-FRAME_LOSSES = ("mse", "masked_mse", "balanced_mse")  # predrnn_tf/models/losses.py
+FRAME_LOSSES = ("mse", "masked_mse", "balanced_mse", "rain_rate_mse")  # predrnn_tf/models/losses.py
 
 # Fields that must name one of a fixed set of values, with the allowed values.
 _CHOICES = (("model_name", MODEL_NAMES), ("precision", PRECISIONS),
@@ -67,6 +67,7 @@ class Config:
     memory_bottom_up: bool = True
     memory_top_down: bool = True
     conv_lstm_peephole: bool = False
+    residual_frames: bool = False
     # Data.
     dataset_name: str = "synthetic_radar"
     data_dir: str = ""
@@ -257,6 +258,8 @@ def _validate_architecture(config: Config) -> None:
     _require(config.model_name != "mim" or (config.memory_bottom_up and config.memory_top_down),
              "--memory_bottom_up=false / --memory_top_down=false are not implemented for "
              "--model_name=mim")
+    _require(config.model_name != "mim" or not config.residual_frames,
+             "--residual_frames=true is not implemented for --model_name=mim")
 
 
 def _validate_optimisation(config: Config) -> None:

@@ -182,7 +182,7 @@ def rain_rate_to_pixels(rate: np.ndarray) -> np.ndarray:
 
 
 def pixels_to_rain_rate(pixels01: np.ndarray, metadata: dict[str, Any] | None) -> np.ndarray:
-    """[0, 1] pixels of a dBR dataset -> rain rate in mm/h (at or below pixel 1: 0 mm/h).
+    """[0, 1] pixels of a dBR dataset -> rain rate in mm/h (below pixel 1.5: 0 mm/h).
 
     No-data pixels are not special here (a forecast has none): use :func:`valid_pixels`.
     """
@@ -192,7 +192,10 @@ def pixels_to_rain_rate(pixels01: np.ndarray, metadata: dict[str, Any] | None) -
     pixels = np.asarray(pixels01, np.float64) * 255.0
     dbr = pixels * float(mapping["scale"]) + float(mapping["offset"])
     rate = np.power(10.0, dbr / 10.0)
-    return np.where(pixels <= float(mapping.get("no_rain_pixel", NO_RAIN_PIXEL)), 0.0, rate)
+    # Below half a pixel above the no-rain pixel: 0 mm/h (a float32 pixel 1 / 255 * 255 is
+    # a hair above 1, and must still read as no rain).
+    dry_below = float(mapping.get("no_rain_pixel", NO_RAIN_PIXEL)) + 0.5
+    return np.where(pixels < dry_below, 0.0, rate)
 
 
 def rain_rate_to_unit_pixels(rate: np.ndarray) -> np.ndarray:

@@ -99,10 +99,26 @@ def test_memory_flow_ablations_change_the_output():
     assert np.abs(outputs[(True, True)] - outputs[(True, False)]).max() > 1e-6
 
 
+def test_residual_frames_start_as_persistence_then_learn_a_change():
+    config = Config(residual_frames=True, **TINY)
+    model = build_model(config)
+    frames = _frames()
+    forecast = model.forecast(frames[:, :3]).numpy()
+    last = np.repeat(frames[:, 2:3], 3, axis=1)
+    np.testing.assert_allclose(forecast, last, atol=1e-6)  # untrained: persistence
+    with tf.GradientTape() as tape:
+        predictions, _ = model(frames, forecast_mask(config, 2))
+        loss = tf.reduce_mean(tf.square(predictions - frames[:, 1:]))
+    gradient = tape.gradient(loss, model.output_conv.kernel)
+    assert float(tf.reduce_max(tf.abs(gradient))) > 0.0
+    plain = build_model(Config(**TINY)).forecast(frames[:, :3]).numpy()
+    assert np.abs(plain - last).max() > 1e-3  # the plain model does not start as persistence
+
+
 def test_model_config_round_trip():
     model = PredRNN(model_name="predrnn", num_hidden=(4, 4), patch_size=2, input_length=2,
                     total_length=5, layer_norm=True, reverse_scheduled_sampling=False,
-                    memory_top_down=False)
+                    memory_top_down=False, residual_frames=True)
     clone = PredRNN.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
 

@@ -177,6 +177,30 @@ def test_masked_losses_ignore_no_data_and_weight_rain():
     assert plain[0] > masked[0]
 
 
+def test_rain_rate_loss_is_the_squared_error_in_mm_per_hour_over_valid_pixels():
+    rng = np.random.default_rng(3)
+    rates = rng.choice([0.0, 0.5, 2.0, 12.0], size=(2, 3, 4, 4, 1))
+    targets = units.rain_rate_to_unit_pixels(rates).astype(np.float32)
+    targets[:, :, 0, 0] = 0.0  # no data
+    predictions = np.clip(targets + rng.normal(0, 0.05, targets.shape), 0.02, 1.0)
+    predictions = predictions.astype(np.float32)
+    predictions[:, :, 0, 0] = 0.9  # a wild value where there is no data
+    metadata = {"value_mapping": units.rain_rate_mapping()}
+    predicted_rate = np.power(10.0, (predictions * 255.0 * units.DBR_SCALE +
+                                     units.DBR_OFFSET) / 10.0)
+    error = np.square(predicted_rate - units.pixels_to_rain_rate(targets, metadata))
+    valid = units.valid_pixels(targets, metadata)
+    expected = (error * valid).sum(axis=(1, 2, 3, 4)) / valid.sum(axis=(1, 2, 3, 4))
+    loss = losses.frame_loss(predictions, targets, "rain_rate_mse").numpy()
+    np.testing.assert_allclose(loss, expected, rtol=1e-4)
+    # A forecast below the no-rain pixel still has a gradient towards 0 mm/h.
+    low = tf.Variable(np.full((1, 1, 2, 2, 1), 0.5 / 255.0, np.float32))
+    with tf.GradientTape() as tape:
+        value = losses.frame_loss(low, np.full((1, 1, 2, 2, 1), 1 / 255.0, np.float32),
+                                  "rain_rate_mse")
+    assert float(tf.reduce_sum(tape.gradient(value, low))) > 0.0
+
+
 def test_mixture_of_different_grids_is_refused(tmp_path):
     write_toy_dataset(str(tmp_path), "a", 10)
     write_toy_dataset(str(tmp_path), "b", 10)

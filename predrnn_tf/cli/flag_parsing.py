@@ -28,6 +28,8 @@ HELP = {
     "memory_bottom_up": "Ablation switch: pass M from layer l-1 to layer l within a step.",
     "memory_top_down": "Ablation switch: pass the top layer's M to layer 0 at the next step.",
     "conv_lstm_peephole": "Peephole connections in the ConvLSTM baseline.",
+    "residual_frames": "Each predicted frame is the step's input frame plus a learned change "
+                       "(starts as persistence; not in the official code).",
     "dataset_name": "Dataset NAME: shards NAME-{train,test}-*.tfrecord and NAME-metadata.json. "
                     "'synthetic_radar' is generated on first use. Several sources: a comma "
                     "list, NAME or NAME:WEIGHT (default weight 1: equal shares), mixed in "
@@ -42,7 +44,8 @@ HELP = {
     "skip_corrupt": "Skip corrupt records (counted in the logs) instead of failing.",
     "decouple_beta": "Weight of the memory decoupling loss (predrnn_v2).",
     "frame_loss": "mse (official) | masked_mse (radar: no-data pixels, pixel 0, ignored) | "
-                  "balanced_mse (masked, weighted by the true rain rate as Shi et al. 2017).",
+                  "balanced_mse (masked, weighted by the true rain rate as Shi et al. 2017) | "
+                  "rain_rate_mse (masked, squared error in (mm/h)^2 of a dBR dataset).",
     "augment": "Training input: random 90-degree rotations, flips and random crops to "
                "--img_width (stored frames may be larger), in tf.data.",
     "reverse_scheduled_sampling": "Reverse scheduled sampling (PredRNN-V2 curriculum).",

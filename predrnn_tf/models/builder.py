@@ -30,6 +30,7 @@ def _make_model(config: Config) -> keras.Model:
         memory_top_down=config.memory_top_down,
         conv_lstm_peephole=config.conv_lstm_peephole,
         remat=config.remat,
+        residual_frames=config.residual_frames,
         **common,
     )
 

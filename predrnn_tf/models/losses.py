@@ -75,6 +75,26 @@ def rain_rate_weights(targets: tf.Tensor) -> tf.Tensor:
     return weights
 
 
+def unit_pixels_to_rain_rate(pixels01: tf.Tensor) -> tf.Tensor:
+    """[0, 1] dBR pixels (the recipe's :func:`units.rain_rate_mapping`) -> mm/h, smoothly.
+
+    ``10 ** (dBR / 10)`` without the dry cut-off of :func:`units.pixels_to_rain_rate`, so that
+    a forecast keeps a gradient below the no-rain pixel (where it tends to 0 mm/h); pixels
+    above 1 are taken as 1 (the mapping's maximum, about 200 mm/h).
+    """
+    dbr = tf.minimum(tf.cast(pixels01, tf.float32), 1.0) * (255.0 * units.DBR_SCALE)
+    return tf.pow(10.0, (dbr + units.DBR_OFFSET) / 10.0)
+
+
+def rain_rate_squared_error(predictions: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """Squared error in (mm/h)^2: the forecast through :func:`unit_pixels_to_rain_rate`, the
+    target as the metrics read it (0 mm/h at or below the no-rain pixel)."""
+    targets = tf.cast(targets, tf.float32)
+    wet = tf.cast(targets > (units.NO_RAIN_PIXEL + 0.5) / 255.0, tf.float32)
+    return tf.square(unit_pixels_to_rain_rate(predictions) -
+                     unit_pixels_to_rain_rate(targets) * wet)
+
+
 def frame_loss(predictions: tf.Tensor, targets: tf.Tensor, name: str = "mse") -> tf.Tensor:
     """The training frame loss ``[B]`` named by ``--frame_loss`` (the one the train step uses).
 
@@ -83,12 +103,18 @@ def frame_loss(predictions: tf.Tensor, targets: tf.Tensor, name: str = "mse") ->
       radar dataset's no-data pixel 0 is ignored).
     - ``balanced_mse``: as ``masked_mse``, each pixel weighted by the true rain rate
       (:data:`BALANCED_WEIGHTS`); the sum is divided by the number of valid pixels.
+    - ``rain_rate_mse``: as ``masked_mse``, but the squared error in (mm/h)^2 after the dBR
+      transform (:func:`rain_rate_squared_error`): the evaluation's MSE in physical units.
     """
     if name == "mse":
         return frame_mse(predictions, targets)
-    if name not in ("masked_mse", "balanced_mse"):
-        raise ValueError(f"frame_loss must be mse, masked_mse or balanced_mse, got {name!r}")
-    squared = tf.square(tf.cast(predictions, tf.float32) - tf.cast(targets, tf.float32))
+    if name not in ("masked_mse", "balanced_mse", "rain_rate_mse"):
+        raise ValueError("frame_loss must be mse, masked_mse, balanced_mse or rain_rate_mse, "
+                         f"got {name!r}")
+    if name == "rain_rate_mse":
+        squared = rain_rate_squared_error(predictions, targets)
+    else:
+        squared = tf.square(tf.cast(predictions, tf.float32) - tf.cast(targets, tf.float32))
     valid = valid_target_pixels(targets)
     if name == "balanced_mse":
         valid = valid * rain_rate_weights(targets)

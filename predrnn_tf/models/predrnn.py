@@ -91,6 +91,9 @@ class PredRNN(keras.Model):
       remat: recompute each time step's activations in the backward pass
         (``tf.recompute_grad`` around one step of the whole stack): far less memory in
         training, the same gradients, one more forward pass of compute.
+      residual_frames: each predicted frame is the step's input frame (true or fed back)
+        plus the output convolution's change; that convolution starts at zero, so an
+        untrained model is persistence. Not in the official code (a radar option).
       **kwargs: standard Keras model arguments.
     """
 
@@ -99,7 +102,7 @@ class PredRNN(keras.Model):
                  input_length: int = 10, total_length: int = 20, layer_norm: bool = False,
                  reverse_scheduled_sampling: bool = True, memory_bottom_up: bool = True,
                  memory_top_down: bool = True, conv_lstm_peephole: bool = False,
-                 remat: bool = False, **kwargs):
+                 remat: bool = False, residual_frames: bool = False, **kwargs):
         super().__init__(**kwargs)
         if model_name not in CELL_TYPES:
             raise ValueError(f"model_name must be one of {sorted(CELL_TYPES)}, "
@@ -125,12 +128,15 @@ class PredRNN(keras.Model):
         self.memory_top_down = memory_top_down
         self.conv_lstm_peephole = conv_lstm_peephole
         self.remat = bool(remat)
+        self.residual_frames = bool(residual_frames)
         self.cell_type = cell_type
         self.num_layers = len(num_hidden)
         self.cells = [self._make_cell(index, size) for index, size in enumerate(num_hidden)]
         for cell in self.cells:  # tf.train.Checkpoint does not follow Keras 3 lists (TrackedList).
             setattr(self, cell.name, cell)
         self.output_conv = make_conv(patch_size * patch_size * img_channel, 1, "output_conv")
+        if self.residual_frames:
+            self.output_conv.kernel_initializer = keras.initializers.Zeros()
         self.adapter = None
         if model_name == "predrnn_v2":
             self.adapter = make_conv(num_hidden[0], 1, "adapter")
@@ -248,6 +254,8 @@ class PredRNN(keras.Model):
                  "memory": list(flat_state[2 * layers:])}
         top_hidden, cosines = self._step(net, state, kernels)
         generated = self.output_conv(top_hidden)
+        if self.residual_frames:
+            generated = generated + net  # [B, Hp, Wp, p*p*C]: input frame + learned change
         return (generated, *self._flat_state(state), *cosines)
 
     def _zero_state(self, patches):
@@ -337,5 +345,6 @@ class PredRNN(keras.Model):
             "memory_top_down": self.memory_top_down,
             "conv_lstm_peephole": self.conv_lstm_peephole,
             "remat": self.remat,
+            "residual_frames": self.residual_frames,
         })
         return config
