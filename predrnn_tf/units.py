@@ -141,6 +141,10 @@ def to_dbz(values: np.ndarray, info: dict[str, Any], zr_a: float = ZR_A,
 # The model sees p / 255, so it is trained on a log scale of the rain rate.
 NO_DATA_PIXEL = 0
 NO_RAIN_PIXEL = 1
+# Pixels (0..255, also continuous forecasts) below this read as 0 mm/h: half a pixel above the
+# no-rain pixel, so that a float32 1 / 255 * 255 (a hair above 1) is still no rain.
+NO_RAIN_MARGIN = 0.5
+DRY_BELOW_PIXEL = NO_RAIN_PIXEL + NO_RAIN_MARGIN
 DBR_MIN = -10.0  # 0.1 mm/h
 DBR_MAX = 23.0  # ~200 mm/h
 DBR_SCALE = (DBR_MAX - DBR_MIN) / 254.0
@@ -192,9 +196,7 @@ def pixels_to_rain_rate(pixels01: np.ndarray, metadata: dict[str, Any] | None) -
     pixels = np.asarray(pixels01, np.float64) * 255.0
     dbr = pixels * float(mapping["scale"]) + float(mapping["offset"])
     rate = np.power(10.0, dbr / 10.0)
-    # Below half a pixel above the no-rain pixel: 0 mm/h (a float32 pixel 1 / 255 * 255 is
-    # a hair above 1, and must still read as no rain).
-    dry_below = float(mapping.get("no_rain_pixel", NO_RAIN_PIXEL)) + 0.5
+    dry_below = float(mapping.get("no_rain_pixel", NO_RAIN_PIXEL)) + NO_RAIN_MARGIN
     return np.where(pixels < dry_below, 0.0, rate)
 
 

@@ -1,22 +1,19 @@
 """The leave-one-source-out tool scales the recipe's sampling schedule with its budget."""
 
+import functools
 import importlib.util
 import os
 
 _TOOL = os.path.join(os.path.dirname(__file__), "..", "tools", "leave_one_source_out.py")
 
 
+@functools.cache
 def _load_tool():
     """The tool's module, loaded once (its absl flags can be defined only once)."""
-    if "tool" not in _CACHE:
-        spec = importlib.util.spec_from_file_location("leave_one_source_out", _TOOL)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _CACHE["tool"] = module
-    return _CACHE["tool"]
-
-
-_CACHE = {}
+    spec = importlib.util.spec_from_file_location("leave_one_source_out", _TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 RECIPE = """# a recipe

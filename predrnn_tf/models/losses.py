@@ -90,7 +90,7 @@ def rain_rate_squared_error(predictions: tf.Tensor, targets: tf.Tensor) -> tf.Te
     """Squared error in (mm/h)^2: the forecast through :func:`unit_pixels_to_rain_rate`, the
     target as the metrics read it (0 mm/h at or below the no-rain pixel)."""
     targets = tf.cast(targets, tf.float32)
-    wet = tf.cast(targets > (units.NO_RAIN_PIXEL + 0.5) / 255.0, tf.float32)
+    wet = tf.cast(targets >= units.DRY_BELOW_PIXEL / 255.0, tf.float32)
     return tf.square(unit_pixels_to_rain_rate(predictions) -
                      unit_pixels_to_rain_rate(targets) * wet)
 
