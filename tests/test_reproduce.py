@@ -61,6 +61,32 @@ def test_rows_run_one_at_a_time_and_resume(tmp_path):
     assert results_again["mim"] == results["mim"]
 
 
+def test_a_row_finished_in_another_table_is_reused_not_trained_again(tmp_path):
+    data_dir = str(tmp_path / "data")
+    fake_dataset(data_dir)
+    output_dir = str(tmp_path / "out")
+    reproduce.run_table(reproduce.Plan(tables.TABLES[1], "small", data_dir, output_dir),
+                        runner=FakeRunner())
+    runner = FakeRunner()
+    results = reproduce.run_table(
+        reproduce.Plan(tables.TABLES[2], "small", data_dir, output_dir), runner=runner)
+    # Only the two ablations train: "full" is Table 1's PredRNN-V2, the baselines are shared.
+    trained = [c for c in runner.commands if "predrnn_tf.train" in c]
+    assert len(trained) == 2 and len(runner.commands) == 4
+    assert results["full"]["reused_from"].endswith(
+        os.path.join("table1", "small", "predrnn_v2", "result.json"))
+    first = json.load(open(results["full"]["reused_from"]))
+    assert results["full"]["metrics"] == first["metrics"] and results["full"]["name"] == "full"
+    assert "reused_from" in results["persistence"]
+    # Other data: nothing is reused.
+    other_data = str(tmp_path / "other")
+    fake_dataset(other_data)
+    runner = FakeRunner()
+    reproduce.run_table(reproduce.Plan(tables.TABLES[4], "small", other_data, output_dir),
+                        runner=runner)
+    assert sum("predrnn_tf.train" in c for c in runner.commands) == 2
+
+
 def test_markdown_puts_the_papers_numbers_beside_ours(tmp_path):
     plan = reproduce.Plan(tables.TABLES[3], "small", "", str(tmp_path))
     results = {"mim": {"metrics": {"mse": 61.234, "ssim": 0.81234, "lpips": None}},

@@ -4,12 +4,16 @@ Each row trains through ``python -m predrnn_tf.train`` (which resumes from its w
 directory) and is scored through ``python -m predrnn_tf.evaluate`` (the paper's metrics, the
 official definitions); the baselines ``persistence`` and ``extrapolation`` go through the same
 evaluation. A row is finished when ``OUTPUT_DIR/table{N}/{budget}/{row}/result.json`` exists;
-a re-run skips finished rows and resumes an interrupted one from its last checkpoint.
+a re-run skips finished rows and resumes an interrupted one from its last checkpoint. A row
+whose setting (training flags, data, evaluation) equals a finished row of another table in the
+same ``OUTPUT_DIR`` and budget (PredRNN-V2 is in Tables 1, 2 and 4; the baselines in all) is
+not trained again: its result is copied, with ``reused_from`` naming the source.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -105,21 +109,53 @@ def run_row(plan: Plan, name: str, runner: Runner = run_command) -> dict[str, An
     if os.path.exists(path):
         with open(path) as handle:
             return json.load(handle)
-    base = BUDGETS[plan.table.dataset][plan.budget]
-    evaluation_dir = os.path.join(row_dir, "evaluation")
     if name in BASELINES:
-        flags = base
-        runner(evaluate_command(plan, flags, evaluation_dir, baseline=name))
+        flags = BUDGETS[plan.table.dataset][plan.budget]
     else:
         row = next(row for row in plan.table.rows if row.name == name)
         flags = row_flags(plan.table, row, plan.budget)
-        workdir = os.path.join(row_dir, "workdir")
-        runner(train_command(plan, flags, workdir))
-        runner(evaluate_command(plan, flags, evaluation_dir, workdir=workdir))
-    result = {"name": name, "budget": plan.budget, "flags": flags,
-              **_read_metrics(evaluation_dir)}
+    setting = row_setting(plan, name, flags)
+    twin_path = find_finished_twin(plan, setting)
+    if twin_path:
+        with open(twin_path) as handle:
+            result = {**json.load(handle), "name": name, "reused_from": twin_path}
+        os.makedirs(row_dir, exist_ok=True)
+    else:
+        evaluation_dir = os.path.join(row_dir, "evaluation")
+        if name in BASELINES:
+            runner(evaluate_command(plan, flags, evaluation_dir, baseline=name))
+        else:
+            workdir = os.path.join(row_dir, "workdir")
+            runner(train_command(plan, flags, workdir))
+            runner(evaluate_command(plan, flags, evaluation_dir, workdir=workdir))
+        result = {"name": name, "budget": plan.budget, "flags": flags, "setting": setting,
+                  **_read_metrics(evaluation_dir)}
     files.write_json(path, result)
     return result
+
+
+def row_setting(plan: Plan, name: str, flags: dict[str, Any]) -> dict[str, Any]:
+    """Everything a row's numbers depend on (two rows with equal settings score the same)."""
+    setting = {"flags": flags, "baseline": name if name in BASELINES else None,
+               "data_dir": os.path.abspath(plan.data_dir),
+               "output_length": plan.table.output_length,
+               "num_sequences": EVALUATION_SEQUENCES[plan.budget],
+               "evaluate_flags": list(plan.evaluate_flags)}
+    return json.loads(json.dumps(setting))  # as read back from a result.json
+
+
+def find_finished_twin(plan: Plan, setting: dict[str, Any]) -> str | None:
+    """A finished row of another table (same output directory and budget) with ``setting``."""
+    pattern = os.path.join(plan.output_dir, "table*", plan.budget, "*", RESULT_FILENAME)
+    own = os.path.join(plan.output_dir, f"table{plan.table.number}")
+    for path in sorted(glob.glob(pattern)):
+        if path.startswith(own + os.sep):
+            continue
+        with open(path) as handle:
+            result = json.load(handle)
+        if result.get("setting") == setting and "reused_from" not in result:
+            return path
+    return None
 
 
 def run_table(plan: Plan, names: list[str] | None = None, runner: Runner = run_command,
