@@ -41,8 +41,9 @@ _INT_LIMITS = {"filter_size": 63, "patch_size": 64, "img_width": 8192, "img_chan
 MAX_HIDDEN = 4096  # channels per layer
 MAX_LAYERS = 64
 
-# Fields that fix the shapes of the weights: resuming with another value is refused.
-MODEL_SHAPE_FIELDS = (
+# Fields that define the model (its weights' shapes or what the weights compute): resuming a
+# checkpoint with another value is refused.
+MODEL_DEFINING_FIELDS = (
     "model_name",
     "num_hidden",
     "filter_size",
@@ -51,6 +52,9 @@ MODEL_SHAPE_FIELDS = (
     "img_width",
     "img_channel",
     "conv_lstm_peephole",
+    "memory_bottom_up",
+    "memory_top_down",
+    "residual_frames",
 )
 
 
@@ -350,8 +354,8 @@ def load_config(workdir: str) -> Config:
 
 
 def changed_model_fields(saved: Config, requested: Config) -> list[str]:
-    """Names of weight-shaping fields that differ between two configs."""
-    changed = [name for name in MODEL_SHAPE_FIELDS
+    """Names of model-defining fields that differ between two configs."""
+    changed = [name for name in MODEL_DEFINING_FIELDS
                if getattr(saved, name) != getattr(requested, name)]
     # MIM has its decoupling adapter only when decouple_beta > 0.
     if saved.model_name == "mim" and (saved.decouple_beta > 0) != (requested.decouple_beta > 0):

@@ -48,6 +48,9 @@ def test_parse_num_hidden():
 def test_changed_model_fields():
     assert changed_model_fields(Config(), Config(lr=1.0, max_iterations=3)) == []
     assert changed_model_fields(Config(), Config(num_hidden=(64,) * 4)) == ["num_hidden"]
+    # Same weight shapes, another model: a resumed checkpoint would compute something else.
+    assert changed_model_fields(Config(), Config(residual_frames=True)) == ["residual_frames"]
+    assert changed_model_fields(Config(), Config(memory_top_down=False)) == ["memory_top_down"]
 
 
 def test_old_config_with_stride_still_loads(tmp_path):
