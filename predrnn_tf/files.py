@@ -137,6 +137,15 @@ def atomic_directory(path: str, replace: bool = False) -> Iterator[str]:
     _fsync_directory(parent)
 
 
+def saved_model_versions(folder: str) -> list[int]:
+    """The numeric version folders of ``folder`` that hold a saved_model.pb, oldest first
+    (none when ``folder`` is not a folder)."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(int(name) for name in os.listdir(folder) if name.isdigit()
+                  and os.path.isfile(os.path.join(folder, name, "saved_model.pb")))
+
+
 def wait_for_path(path: str, timeout_seconds: float, what: str) -> None:
     """Waits until ``path`` exists (another worker is writing it); WorkdirError on timeout."""
     deadline = time.monotonic() + timeout_seconds

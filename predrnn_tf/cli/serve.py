@@ -57,6 +57,7 @@ def check_address() -> None:
 
 def check_export() -> None:
     """--export_dir holds --model_name with at least one version (saved_model.pb)."""
+    from predrnn_tf import files
     from predrnn_tf.errors import ConfigError
 
     export_dir, name = _EXPORT_DIR.value, _MODEL_NAME.value
@@ -67,11 +68,7 @@ def check_export() -> None:
     if not _MODEL_NAME_CHARACTERS.fullmatch(name or "") or ".." in name:
         raise ConfigError(f"--model_name={name!r} must be a folder name of --export_dir: "
                           f"letters, digits, '_', '.', '-'")
-    base = os.path.join(export_dir, name)
-    versions = [entry for entry in (os.listdir(base) if os.path.isdir(base) else [])
-                if entry.isdigit() and os.path.isfile(os.path.join(base, entry,
-                                                                   "saved_model.pb"))]
-    if not versions:
+    if not files.saved_model_versions(os.path.join(export_dir, name)):
         present = sorted(os.listdir(export_dir))
         raise ConfigError(f"--export_dir={export_dir} has no model --model_name={name!r} "
                           f"with a version folder holding saved_model.pb (folders: "

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from predrnn_tf import files
 from predrnn_tf.errors import ConfigError, DataError, InputError
 
 
@@ -118,11 +119,10 @@ def saved_model_version_dir(path: str) -> str:
         return path
     if not os.path.isdir(path):
         raise ConfigError(f"--saved_model={path} does not exist")
-    versions = [name for name in os.listdir(path) if name.isdigit()
-                and os.path.isfile(os.path.join(path, name, "saved_model.pb"))]
+    versions = files.saved_model_versions(path)
     if not versions:
         raise ConfigError(f"--saved_model={path} holds no saved_model.pb and no version folder")
-    return os.path.join(path, max(versions, key=int))
+    return os.path.join(path, str(versions[-1]))
 
 
 def export_metadata(info: dict[str, Any]) -> dict[str, Any] | None:

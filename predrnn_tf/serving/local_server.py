@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from predrnn_tf import files
 from predrnn_tf.errors import ConfigError, RequestError
 
 PATH_PATTERN = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(:predict)?$")
@@ -59,12 +60,11 @@ def load_newest_version(export_dir: str, model_name: str) -> ServedModel:
         present = sorted(os.listdir(export_dir)) if os.path.isdir(export_dir) else []
         raise ConfigError(f"--export_dir={export_dir} has no model {model_name!r} "
                           f"(folders: {', '.join(present) or 'none'})")
-    versions = [int(name) for name in os.listdir(base) if name.isdigit()
-                and os.path.isfile(os.path.join(base, name, "saved_model.pb"))]
+    versions = files.saved_model_versions(base)
     if not versions:
         raise ConfigError(f"{base} holds no version folder with a saved_model.pb "
                           f"(export with predrnn-export)")
-    version = max(versions)
+    version = versions[-1]
     path = os.path.join(base, str(version))
     return ServedModel(model_name, version, path, tf.saved_model.load(path).signatures)
 
