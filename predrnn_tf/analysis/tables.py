@@ -61,8 +61,10 @@ BUDGETS = {
 }
 # Test sequences scored per row (0: all); the small budget keeps evaluation to minutes.
 EVALUATION_SEQUENCES = {"paper": 0, "small": 500, "smoke": 4}
-# Measured seconds per iteration of the small budget's 2 x 32 model (see BUILD.md).
-SMALL_SECONDS_PER_ITERATION = 2.1
+# Seconds per iteration of the small budget's 2 x 32 models on 2 CPU cores (an Intel Xeon,
+# 2026-12-03: checkpoint times of steps 500 and 1000 of the README's Tables 1-3 runs).
+SMALL_SECONDS_PER_ITERATION = {"convlstm": 0.39, "predrnn": 0.90, "predrnn_v2": 1.12,
+                               "mim": 1.26}
 
 DATA_NOTES = {
     "mnist": "Moving MNIST TFRecords named mnist (tools/make_moving_mnist.py; the paper: "
@@ -155,4 +157,5 @@ def expected_hours(table: Table, budget: str) -> float | None:
     if budget != "small":
         return None
     iterations = BUDGETS[table.dataset]["small"]["max_iterations"]
-    return len(table.rows) * iterations * SMALL_SECONDS_PER_ITERATION / 3600.0
+    return sum(SMALL_SECONDS_PER_ITERATION[row.flags["model_name"]]
+               for row in table.rows) * iterations / 3600.0
