@@ -8,8 +8,9 @@ Tables (predrnn_tf/analysis/tables.py): 1 ConvLSTM / PredRNN / PredRNN-V2, 2 mem
 ablation, 3 MIM with and without the decoupling loss, 4 scheduled vs reverse scheduled
 sampling (Moving MNIST), 5 KTH, 6 radar. Each row trains (resumable: re-run the same command
 after an interruption), then is scored with the paper's metrics; persistence and
-extrapolation are scored beside them. Budgets: ``small`` (2 x 32 model, 1,000 iterations,
-about 35 min per row on 2 CPU cores), ``paper`` (the paper's 80,000 iterations of 4 x 128,
+extrapolation are scored beside them; a row already finished in another table with the same
+setting is reused. Budgets: ``small`` (2 x 32 model, 1,000 iterations, 7-21 min per row on
+2 CPU cores by model), ``paper`` (the paper's 80,000 iterations of 4 x 128,
 for a GPU), ``smoke`` (seconds: checks the plumbing only, numbers mean nothing).
 The markdown table goes to stdout and to OUTPUT_DIR/table{N}/{budget}/table.md.
 """
