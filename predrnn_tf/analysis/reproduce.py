@@ -121,17 +121,23 @@ def run_row(plan: Plan, name: str, runner: Runner = run_command) -> dict[str, An
             result = {**json.load(handle), "name": name, "reused_from": twin_path}
         os.makedirs(row_dir, exist_ok=True)
     else:
-        evaluation_dir = os.path.join(row_dir, "evaluation")
-        if name in BASELINES:
-            runner(evaluate_command(plan, flags, evaluation_dir, baseline=name))
-        else:
-            workdir = os.path.join(row_dir, "workdir")
-            runner(train_command(plan, flags, workdir))
-            runner(evaluate_command(plan, flags, evaluation_dir, workdir=workdir))
         result = {"name": name, "budget": plan.budget, "flags": flags, "setting": setting,
-                  **_read_metrics(evaluation_dir)}
+                  **_train_and_score(plan, name, flags, row_dir, runner)}
     files.write_json(path, result)
     return result
+
+
+def _train_and_score(plan: Plan, name: str, flags: dict[str, Any], row_dir: str,
+                     runner: Runner) -> dict[str, Any]:
+    """Trains the row (a baseline needs no training) and returns its evaluation's metrics."""
+    evaluation_dir = os.path.join(row_dir, "evaluation")
+    if name in BASELINES:
+        runner(evaluate_command(plan, flags, evaluation_dir, baseline=name))
+    else:
+        workdir = os.path.join(row_dir, "workdir")
+        runner(train_command(plan, flags, workdir))
+        runner(evaluate_command(plan, flags, evaluation_dir, workdir=workdir))
+    return _read_metrics(evaluation_dir)
 
 
 def row_setting(plan: Plan, name: str, flags: dict[str, Any]) -> dict[str, Any]:
