@@ -55,6 +55,7 @@ MODEL_DEFINING_FIELDS = (
     "memory_bottom_up",
     "memory_top_down",
     "residual_frames",
+    "advection_prior",
 )
 
 
@@ -72,6 +73,7 @@ class Config:
     memory_top_down: bool = True
     conv_lstm_peephole: bool = False
     residual_frames: bool = False
+    advection_prior: bool = False
     # Data.
     dataset_name: str = "synthetic_radar"
     data_dir: str = ""
@@ -264,6 +266,9 @@ def _validate_architecture(config: Config) -> None:
              "--model_name=mim")
     _require(config.model_name != "mim" or not config.residual_frames,
              "--residual_frames=true is not implemented for --model_name=mim")
+    _require(config.residual_frames or not config.advection_prior,
+             "--advection_prior=true needs --residual_frames=true (the learned change is added "
+             "to the advected frame)")
 
 
 def _validate_optimisation(config: Config) -> None:

@@ -115,10 +115,38 @@ def test_residual_frames_start_as_persistence_then_learn_a_change():
     assert np.abs(plain - last).max() > 1e-3  # the plain model does not start as persistence
 
 
+def test_advection_prior_starts_as_the_extrapolation_of_the_inputs():
+    from predrnn_tf.models.advection import advect_frame, estimate_motion
+
+    config = Config(residual_frames=True, advection_prior=True, **dict(TINY, img_width=16))
+    model = build_model(config)
+    frames = np.zeros((1, 6, 16, 16, 1), np.float32)
+    for step in range(6):
+        frames[0, step, 4 + step:8 + step, 3:7] = 1.0  # a square moving one pixel down
+    motion = estimate_motion(tf.constant(frames[:, :3]))
+    expected, frame = [], tf.constant(frames[:, 2])
+    for _ in range(3):
+        frame = advect_frame(frame, motion)
+        expected.append(frame.numpy())
+    forecast = model.forecast(frames[:, :3]).numpy()
+    np.testing.assert_allclose(forecast, np.stack(expected, axis=1), atol=1e-6)
+    persistence = np.repeat(frames[:, 2:3], 3, axis=1)
+    assert np.abs(forecast - frames[:, 3:]).mean() < np.abs(persistence - frames[:, 3:]).mean()
+    with tf.GradientTape() as tape:
+        predictions, _ = model(frames, forecast_mask(config, 1))
+        loss = tf.reduce_mean(tf.square(predictions - frames[:, 1:]))
+    assert float(tf.reduce_max(tf.abs(tape.gradient(loss, model.output_conv.kernel)))) > 0.0
+
+
+def test_advection_prior_needs_residual_frames():
+    with pytest.raises(ValueError, match="residual_frames=False"):
+        PredRNN(num_hidden=(4, 4), advection_prior=True)
+
+
 def test_model_config_round_trip():
     model = PredRNN(model_name="predrnn", num_hidden=(4, 4), patch_size=2, input_length=2,
                     total_length=5, layer_norm=True, reverse_scheduled_sampling=False,
-                    memory_top_down=False, residual_frames=True)
+                    memory_top_down=False, residual_frames=True, advection_prior=True)
     clone = PredRNN.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
 

@@ -30,6 +30,9 @@ HELP = {
     "conv_lstm_peephole": "Peephole connections in the ConvLSTM baseline.",
     "residual_frames": "Each predicted frame is the step's input frame plus a learned change "
                        "(starts as persistence; not in the official code).",
+    "advection_prior": "With --residual_frames: the change is added to the input frame moved "
+                       "along the input frames' motion (block matching, semi-Lagrangian), so "
+                       "the untrained model is an extrapolation forecast.",
     "dataset_name": "Dataset NAME: shards NAME-{train,test}-*.tfrecord and NAME-metadata.json. "
                     "'synthetic_radar' is generated on first use. Several sources: a comma "
                     "list, NAME or NAME:WEIGHT (default weight 1: equal shares), mixed in "

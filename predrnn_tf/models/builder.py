@@ -31,6 +31,7 @@ def _make_model(config: Config) -> keras.Model:
         conv_lstm_peephole=config.conv_lstm_peephole,
         remat=config.remat,
         residual_frames=config.residual_frames,
+        advection_prior=config.advection_prior,
         **common,
     )
 

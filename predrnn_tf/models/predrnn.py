@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from predrnn_tf.layers import ConvLSTMCell, SpatioTemporalLSTMCell, ZigzagMemoryCell
 from predrnn_tf.layers.st_lstm_cell import make_conv
+from predrnn_tf.models.advection import advect_frame, estimate_motion
 from predrnn_tf.models.forecasting import unroll_forecast
 from predrnn_tf.models.inputs import check_mask, check_model_frames, check_output_length
 from predrnn_tf.models.losses import adapted_decoupling_cosine
@@ -94,6 +95,10 @@ class PredRNN(keras.Model):
       residual_frames: each predicted frame is the step's input frame (true or fed back)
         plus the output convolution's change; that convolution starts at zero, so an
         untrained model is persistence. Not in the official code (a radar option).
+      advection_prior: with ``residual_frames``, the change is added to the step's input
+        frame moved one step along the motion of the true input frames
+        (:mod:`predrnn_tf.models.advection`) instead of to the input frame itself: an
+        untrained model is an extrapolation forecast. Not in the official code.
       **kwargs: standard Keras model arguments.
     """
 
@@ -102,7 +107,8 @@ class PredRNN(keras.Model):
                  input_length: int = 10, total_length: int = 20, layer_norm: bool = False,
                  reverse_scheduled_sampling: bool = True, memory_bottom_up: bool = True,
                  memory_top_down: bool = True, conv_lstm_peephole: bool = False,
-                 remat: bool = False, residual_frames: bool = False, **kwargs):
+                 remat: bool = False, residual_frames: bool = False,
+                 advection_prior: bool = False, **kwargs):
         super().__init__(**kwargs)
         if model_name not in CELL_TYPES:
             raise ValueError(f"model_name must be one of {sorted(CELL_TYPES)}, "
@@ -115,6 +121,9 @@ class PredRNN(keras.Model):
         if not 1 <= input_length < total_length:
             raise ValueError(f"need 1 <= input_length < total_length, received "
                              f"input_length={input_length}, total_length={total_length}")
+        if advection_prior and not residual_frames:
+            raise ValueError("advection_prior=True needs residual_frames=True (the learned change "
+                             "is added to the advected frame), received residual_frames=False")
         self.model_name = model_name
         self.num_hidden = num_hidden
         self.filter_size = filter_size
@@ -129,6 +138,7 @@ class PredRNN(keras.Model):
         self.conv_lstm_peephole = conv_lstm_peephole
         self.remat = bool(remat)
         self.residual_frames = bool(residual_frames)
+        self.advection_prior = bool(advection_prior)
         self.cell_type = cell_type
         self.num_layers = len(num_hidden)
         self.cells = [self._make_cell(index, size) for index, size in enumerate(num_hidden)]
@@ -207,15 +217,15 @@ class PredRNN(keras.Model):
             step_function, weights = remat_step(self._flat_step, self.variables)
         else:
             step_function, weights = functools.partial(self._flat_step, kernels=kernels), []
-        predictions = []
-        cosines = []
-        generated = None
+        motion = self._input_motion(frames)  # [B, H, W, 2], None without the advection prior
+        predictions, cosines, generated = [], [], None
         for step in range(time_steps - 1):
             net = self._step_input(patches, mask, generated, step)
             if step > 0:
                 weights = [gradient_chain(weight) for weight in weights]
             outputs = step_function(net, *state, *weights)
-            generated, state = outputs[0], list(outputs[1:1 + len(state)])
+            generated = self._add_frame_prior(outputs[0], net, motion)
+            state = list(outputs[1:1 + len(state)])
             predictions.append(generated)
             cosines.extend(outputs[1 + len(state):])
         predictions = tf.stack(predictions, axis=1)  # [B, T-1, Hp, Wp, p*p*C]
@@ -254,9 +264,24 @@ class PredRNN(keras.Model):
                  "memory": list(flat_state[2 * layers:])}
         top_hidden, cosines = self._step(net, state, kernels)
         generated = self.output_conv(top_hidden)
-        if self.residual_frames:
-            generated = generated + net  # [B, Hp, Wp, p*p*C]: input frame + learned change
         return (generated, *self._flat_state(state), *cosines)
+
+    def _input_motion(self, frames):
+        if not self.advection_prior:
+            return None
+        return estimate_motion(frames[:, :self.input_length])
+
+    def _add_frame_prior(self, change, net, motion):
+        """A residual model's frame: the change plus the step input, or the input advected."""
+        if not self.residual_frames:
+            return change
+        return change + self._frame_prior(net, motion)
+
+    def _frame_prior(self, net, motion):
+        if motion is None:
+            return net  # [B, Hp, Wp, p*p*C]: persistence
+        frame = unpatch_frames(net[:, None], self.patch_size)[:, 0]  # [B, H, W, C]
+        return patch_frames(advect_frame(frame, motion)[:, None], self.patch_size)[:, 0]
 
     def _zero_state(self, patches):
         shape = tf.shape(patches)
@@ -346,5 +371,6 @@ class PredRNN(keras.Model):
             "conv_lstm_peephole": self.conv_lstm_peephole,
             "remat": self.remat,
             "residual_frames": self.residual_frames,
+            "advection_prior": self.advection_prior,
         })
         return config
