@@ -49,8 +49,8 @@ def matching_costs(previous: tf.Tensor, current: tf.Tensor, max_shift: int) -> t
       ``[B, H, W, (2S+1)^2]`` costs, summed over channels, shifts as :func:`shift_grid`.
     """
     size = 2 * max_shift + 1
-    padded = tf.pad(previous, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]],
-                    )  # [B, H+2S, W+2S, C], zeros outside the frame
+    margin = [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]]
+    padded = tf.pad(previous, margin)  # [B, H+2S, W+2S, C], zeros outside the frame
     windows = tf.image.extract_patches(padded, sizes=[1, size, size, 1], strides=[1, 1, 1, 1],
                                        rates=[1, 1, 1, 1], padding="VALID")  # [B, H, W, K*K*C]
     shape = tf.shape(current)

@@ -275,13 +275,10 @@ class PredRNN(keras.Model):
         """A residual model's frame: the change plus the step input, or the input advected."""
         if not self.residual_frames:
             return change
-        return change + self._frame_prior(net, motion)
-
-    def _frame_prior(self, net, motion):
         if motion is None:
-            return net  # [B, Hp, Wp, p*p*C]: persistence
+            return change + net  # [B, Hp, Wp, p*p*C]: persistence + learned change
         frame = unpatch_frames(net[:, None], self.patch_size)[:, 0]  # [B, H, W, C]
-        return patch_frames(advect_frame(frame, motion)[:, None], self.patch_size)[:, 0]
+        return change + patch_frames(advect_frame(frame, motion)[:, None], self.patch_size)[:, 0]
 
     def _zero_state(self, patches):
         shape = tf.shape(patches)
