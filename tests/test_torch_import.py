@@ -401,3 +401,38 @@ def test_import_tool_refuses_a_mismatched_checkpoint_cleanly(tmp_path):
     assert not workdir.exists()
     leftovers = [name for name in os.listdir(tmp_path) if name.startswith(".imported")]
     assert not leftovers
+
+
+def test_an_interrupted_official_training_run_continues_exactly(tmp_path):
+    """tools/fidelity.py --mode=train resumes the official run from OfficialModel.save and
+    OfficialOrder.get_state: the updates after a restore equal those of one run."""
+    from predrnn_tf.analysis.fidelity import OfficialOrder, official_reverse_mask
+    from tools.official_pytorch_predrnn import OfficialModel
+
+    config = make_config().replace(batch_size=2)
+    sequences = np.random.default_rng(0).random((6, 7, 16, 16, 1)).astype(np.float32)
+
+    def train(model, order, rng, iterations):
+        for iteration in iterations:
+            mask = official_mask(official_reverse_mask(config, iteration, rng), config)
+            model.train(reshape_patch(sequences[order.next_indices()], 4), mask)
+
+    def fresh():
+        torch.manual_seed(0)
+        return OfficialModel(config), OfficialOrder(6, 2, 0), np.random.default_rng(1)
+
+    straight = fresh()
+    train(*straight, range(1, 5))
+    first = fresh()
+    train(*first, range(1, 3))
+    path = str(tmp_path / "official.pt")
+    first[0].save(path, order=first[1].get_state(), masks=first[2].bit_generator.state)
+    resumed = fresh()
+    extra = resumed[0].load(path)
+    resumed[1].set_state(extra["order"])
+    resumed[2].bit_generator.state = extra["masks"]
+    train(*resumed, range(3, 5))
+    for name, value in straight[0].network.state_dict().items():
+        np.testing.assert_array_equal(resumed[0].network.state_dict()[name].numpy(),
+                                      value.numpy(), err_msg=name)
+    assert not os.path.exists(path + ".tmp")

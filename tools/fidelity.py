@@ -14,7 +14,9 @@ reader, default flags), ``ours_keras_adam`` (``--keras_adam``), ``official`` (th
 transcription trained with the official loop: per-epoch permutation, reverse_schedule_
 sampling_exp masks from itr 1, two updates per iteration). Resumable: finished
 (variant, seed) results in ``OUTPUT_DIR/results/*.json`` are kept; ours resume from their
-checkpoints. The full comparison (3 variants x 3 seeds x 1000 iterations) is one command:
+checkpoints and the official run from its state file (``official-seedN.pt``, every 25
+iterations), so a run longer than a session can be interrupted and started again with the
+same command. The full comparison (3 variants x 3 seeds x 1000 iterations) is one command:
 
   python tools/fidelity.py --mode=train --data_dir=/tmp/mnist --output_dir=/tmp/fidelity \
       --variants=ours,ours_keras_adam,official --seeds=0,1,2 --max_iterations=1000
@@ -55,6 +57,7 @@ ISSUE_FLAGS = dict(
     r_sampling_step_1=250, r_sampling_step_2=750, r_exp_alpha=100.0, lr=5e-4, batch_size=8,
     reverse_input=True)
 VARIANTS = ("ours", "ours_keras_adam", "official")
+_OFFICIAL_SAVE_EVERY = 25  # iterations between the official run's resumable states
 
 _MODE = flags.DEFINE_enum("mode", "updates", ["updates", "train"], "See the module docstring.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Moving MNIST TFRecords (name mnist).",
@@ -167,8 +170,14 @@ def evaluate_ours(workdir: str, test: np.ndarray, input_length: int) -> dict:
                                        test, input_length)
 
 
-def train_official(config: Config, train: np.ndarray, test: np.ndarray) -> dict:
-    """The transcription trained with the official loop, then tested like the official."""
+def train_official(config: Config, train: np.ndarray, test: np.ndarray,
+                   state_path: str) -> dict:
+    """The transcription trained with the official loop, then tested like the official.
+
+    Resumable: every ``_OFFICIAL_SAVE_EVERY`` iterations the weights, Adam's state, the data
+    order and the mask generator are saved to ``state_path``; a later run continues there
+    (the same updates as one uninterrupted run: tests/test_torch_import.py).
+    """
     import official_pytorch_predrnn as official
     import torch
 
@@ -176,14 +185,23 @@ def train_official(config: Config, train: np.ndarray, test: np.ndarray) -> dict:
     model = official.OfficialModel(config)
     order = fidelity.OfficialOrder(len(train), config.batch_size, config.seed)
     rng = np.random.default_rng(config.seed + 1000)
-    for iteration in range(1, config.max_iterations + 1):
+    start = 0
+    if os.path.exists(state_path):
+        extra = model.load(state_path)
+        order.set_state(extra["order"])
+        rng.bit_generator.state = extra["masks"]
+        start = extra["iteration"]
+        print(f"official seed {config.seed}: resumed at iteration {start}", flush=True)
+    for iteration in range(start + 1, config.max_iterations + 1):
         frames = train[order.next_indices()].astype(np.float32) / 255.0
         patched = official.reshape_patch(frames, config.patch_size)
         mask = official.official_mask(fidelity.official_reverse_mask(config, iteration, rng),
                                       config)
         model.train(patched, mask)
         model.train(np.flip(patched, axis=1).copy(), mask)  # reverse_input
-        if iteration % 50 == 0:
+        if iteration % _OFFICIAL_SAVE_EVERY == 0:
+            model.save(state_path, iteration=iteration, order=order.get_state(),
+                       masks=rng.bit_generator.state)
             print(f"official seed {config.seed}: iteration {iteration}", flush=True)
     return fidelity.per_frame_test_mse(
         lambda inputs: official_forecast(model, inputs, config), test, config.input_length)
@@ -225,7 +243,8 @@ def run_train() -> None:
             if variant == "official":
                 if train is None:
                     train = fidelity.load_split(_DATA_DIR.value, "mnist", "train", 20)
-                result = train_official(config, train, test)
+                state = os.path.join(_OUTPUT_DIR.value, f"official-seed{seed}.pt")
+                result = train_official(config, train, test, state)
             else:
                 workdir = os.path.join(_OUTPUT_DIR.value, f"{variant}-seed{seed}")
                 train_ours(config, workdir)

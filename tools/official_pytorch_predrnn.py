@@ -13,6 +13,7 @@ Tool module: it imports torch at the top, so import it only where torch is wante
 from __future__ import annotations
 
 import contextlib
+import os
 import types
 
 import numpy as np
@@ -357,3 +358,19 @@ class OfficialModel:
         loss.backward()
         self.optimizer.step()
         return loss.detach().cpu().numpy()
+
+    def save(self, path: str, **extra) -> None:
+        """Writes the network, Adam's state and ``extra`` (e.g. the loop's position) to
+        ``path`` through a temporary name, so an interrupted save leaves the old file."""
+        state = {"network": self.network.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "extra": extra}
+        temporary = f"{path}.tmp"
+        torch.save(state, temporary)
+        os.replace(temporary, path)
+
+    def load(self, path: str) -> dict:
+        """Restores what :meth:`save` wrote; returns its ``extra`` dict."""
+        state = torch.load(path, weights_only=False)
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        return state["extra"]

@@ -76,6 +76,17 @@ class OfficialOrder:
         self.position += self.batch_size
         return batch
 
+    def get_state(self) -> dict:
+        """Everything the next batches depend on (for a resumable loop)."""
+        return {"rng": self.rng.bit_generator.state, "indices": self.indices.tolist(),
+                "position": self.position}
+
+    def set_state(self, state: dict) -> None:
+        """Continues from :meth:`get_state`'s result."""
+        self.rng.bit_generator.state = state["rng"]
+        self.indices = np.asarray(state["indices"], np.int64)
+        self.position = int(state["position"])
+
 
 def official_reverse_mask(config: Config, iteration: int, rng: np.random.Generator
                           ) -> np.ndarray:
