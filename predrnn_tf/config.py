@@ -56,6 +56,7 @@ MODEL_DEFINING_FIELDS = (
     "memory_top_down",
     "residual_frames",
     "advection_prior",
+    "keep_dry_pixels",
 )
 
 
@@ -74,6 +75,7 @@ class Config:
     conv_lstm_peephole: bool = False
     residual_frames: bool = False
     advection_prior: bool = False
+    keep_dry_pixels: bool = False
     # Data.
     dataset_name: str = "synthetic_radar"
     data_dir: str = ""
@@ -269,6 +271,8 @@ def _validate_architecture(config: Config) -> None:
     _require(config.residual_frames or not config.advection_prior,
              "--advection_prior=true needs --residual_frames=true (the learned change is added "
              "to the advected frame)")
+    _require(config.residual_frames or not config.keep_dry_pixels,
+             "--keep_dry_pixels=true needs --residual_frames=true (it gates the learned change)")
 
 
 def _validate_optimisation(config: Config) -> None:

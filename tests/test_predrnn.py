@@ -138,6 +138,24 @@ def test_advection_prior_starts_as_the_extrapolation_of_the_inputs():
     assert float(tf.reduce_max(tf.abs(tape.gradient(loss, model.output_conv.kernel)))) > 0.0
 
 
+def test_keep_dry_pixels_changes_only_where_the_prior_has_rain():
+    config = Config(residual_frames=True, keep_dry_pixels=True, **TINY)
+    model = build_model(config)
+    kernel = np.random.default_rng(0).normal(0.0, 0.5, model.output_conv.kernel.shape)
+    model.output_conv.kernel.assign(kernel.astype(np.float32))
+    frames = np.full((1, 6, 8, 8, 1), 1.0 / 255.0, np.float32)  # the no-rain pixel
+    frames[:, :, 2:5, 2:5] = 0.5  # a rain cell that stays put
+    forecast = model.forecast(frames[:, :3]).numpy()
+    dry = frames[:, 3:] < 1.5 / 255.0
+    np.testing.assert_array_equal(forecast[dry], frames[:, 3:][dry])  # dry stays dry
+    assert np.abs(forecast[~dry] - 0.5).max() > 0.01  # the change acts on the rain
+    free = build_model(Config(residual_frames=True, **TINY))
+    free.set_weights(model.get_weights())
+    assert np.abs(free.forecast(frames[:, :3]).numpy()[dry] - 1.0 / 255.0).max() > 0.01
+    with pytest.raises(ValueError, match="dry_below=0.1, residual_frames=False"):
+        PredRNN(num_hidden=(4, 4), dry_below=0.1)
+
+
 def test_advection_prior_needs_residual_frames():
     with pytest.raises(ValueError, match="residual_frames=False"):
         PredRNN(num_hidden=(4, 4), advection_prior=True)
@@ -146,7 +164,8 @@ def test_advection_prior_needs_residual_frames():
 def test_model_config_round_trip():
     model = PredRNN(model_name="predrnn", num_hidden=(4, 4), patch_size=2, input_length=2,
                     total_length=5, layer_norm=True, reverse_scheduled_sampling=False,
-                    memory_top_down=False, residual_frames=True, advection_prior=True)
+                    memory_top_down=False, residual_frames=True, advection_prior=True,
+                    dry_below=0.01)
     clone = PredRNN.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
 

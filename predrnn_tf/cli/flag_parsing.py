@@ -33,6 +33,8 @@ HELP = {
     "advection_prior": "With --residual_frames: the change is added to the input frame moved "
                        "along the input frames' motion (block matching, semi-Lagrangian), so "
                        "the untrained model is an extrapolation forecast.",
+    "keep_dry_pixels": "With --residual_frames on rain-rate (dBR) storage: the learned change "
+                       "acts only where the prior frame has rain; its dry pixels stay dry.",
     "dataset_name": "Dataset NAME: shards NAME-{train,test}-*.tfrecord and NAME-metadata.json. "
                     "'synthetic_radar' is generated on first use. Several sources: a comma "
                     "list, NAME or NAME:WEIGHT (default weight 1: equal shares), mixed in "

@@ -8,6 +8,7 @@ from predrnn_tf.config import PRECISIONS, Config, validate_config
 from predrnn_tf.errors import ConfigError
 from predrnn_tf.models.mim import MIM
 from predrnn_tf.models.predrnn import PredRNN
+from predrnn_tf.units import DRY_BELOW_PIXEL
 
 
 def _make_model(config: Config) -> keras.Model:
@@ -32,6 +33,7 @@ def _make_model(config: Config) -> keras.Model:
         remat=config.remat,
         residual_frames=config.residual_frames,
         advection_prior=config.advection_prior,
+        dry_below=DRY_BELOW_PIXEL / 255.0 if config.keep_dry_pixels else 0.0,
         **common,
     )
 

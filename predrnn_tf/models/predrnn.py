@@ -99,6 +99,10 @@ class PredRNN(keras.Model):
         frame moved one step along the motion of the true input frames
         (:mod:`predrnn_tf.models.advection`) instead of to the input frame itself: an
         untrained model is an extrapolation forecast. Not in the official code.
+      dry_below: with ``residual_frames``, a pixel of the prior frame (the input, or the
+        input advected) below this [0, 1] value is dry and keeps the prior's value: the
+        learned change acts only on rain, so the model cannot paint rain on dry ground.
+        0 (the default) lets the change act everywhere. Not in the official code.
       **kwargs: standard Keras model arguments.
     """
 
@@ -108,7 +112,7 @@ class PredRNN(keras.Model):
                  reverse_scheduled_sampling: bool = True, memory_bottom_up: bool = True,
                  memory_top_down: bool = True, conv_lstm_peephole: bool = False,
                  remat: bool = False, residual_frames: bool = False,
-                 advection_prior: bool = False, **kwargs):
+                 advection_prior: bool = False, dry_below: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         if model_name not in CELL_TYPES:
             raise ValueError(f"model_name must be one of {sorted(CELL_TYPES)}, "
@@ -124,6 +128,9 @@ class PredRNN(keras.Model):
         if advection_prior and not residual_frames:
             raise ValueError("advection_prior=True needs residual_frames=True (the learned change "
                              "is added to the advected frame), received residual_frames=False")
+        if not 0.0 <= dry_below < 1.0 or (dry_below and not residual_frames):
+            raise ValueError("dry_below must be in [0, 1) and needs residual_frames=True, "
+                             f"received dry_below={dry_below}, residual_frames={residual_frames}")
         self.model_name = model_name
         self.num_hidden = num_hidden
         self.filter_size = filter_size
@@ -139,6 +146,7 @@ class PredRNN(keras.Model):
         self.remat = bool(remat)
         self.residual_frames = bool(residual_frames)
         self.advection_prior = bool(advection_prior)
+        self.dry_below = float(dry_below)
         self.cell_type = cell_type
         self.num_layers = len(num_hidden)
         self.cells = [self._make_cell(index, size) for index, size in enumerate(num_hidden)]
@@ -272,13 +280,20 @@ class PredRNN(keras.Model):
         return estimate_motion(frames[:, :self.input_length])
 
     def _add_frame_prior(self, change, net, motion):
-        """A residual model's frame: the change plus the step input, or the input advected."""
+        """A residual model's frame: the change plus the step input, or the input advected.
+
+        With ``dry_below``, the change is zero where the prior frame is dry.
+        """
         if not self.residual_frames:
             return change
-        if motion is None:
-            return change + net  # [B, Hp, Wp, p*p*C]: persistence + learned change
-        frame = unpatch_frames(net[:, None], self.patch_size)[:, 0]  # [B, H, W, C]
-        return change + patch_frames(advect_frame(frame, motion)[:, None], self.patch_size)[:, 0]
+        prior = net  # [B, Hp, Wp, p*p*C]: persistence
+        if motion is not None:
+            frame = unpatch_frames(net[:, None], self.patch_size)[:, 0]  # [B, H, W, C]
+            prior = patch_frames(advect_frame(frame, motion)[:, None], self.patch_size)[:, 0]
+        if self.dry_below:
+            wet = tf.cast(prior >= tf.cast(self.dry_below, prior.dtype), change.dtype)
+            change = change * tf.stop_gradient(wet)  # [B, Hp, Wp, p*p*C]
+        return change + prior
 
     def _zero_state(self, patches):
         shape = tf.shape(patches)
@@ -369,5 +384,6 @@ class PredRNN(keras.Model):
             "remat": self.remat,
             "residual_frames": self.residual_frames,
             "advection_prior": self.advection_prior,
+            "dry_below": self.dry_below,
         })
         return config
