@@ -65,6 +65,26 @@ def remat_step(flat_step, variables):
     return tf.recompute_grad(step), weights
 
 
+def check_arguments(model_name, num_hidden, input_length, total_length, residual_frames,
+                    advection_prior, dry_below) -> None:
+    """Raises a ValueError stating the received values for a bad :class:`PredRNN` argument."""
+    if model_name not in CELL_TYPES:
+        raise ValueError(f"model_name must be one of {sorted(CELL_TYPES)}, "
+                         f"received model_name={model_name!r}")
+    if CELL_TYPES[model_name] != "conv_lstm" and len(set(num_hidden)) != 1:
+        raise ValueError(f"{model_name} needs equal hidden sizes (M passes between layers), "
+                         f"received num_hidden={num_hidden}")
+    if not 1 <= input_length < total_length:
+        raise ValueError(f"need 1 <= input_length < total_length, received "
+                         f"input_length={input_length}, total_length={total_length}")
+    if advection_prior and not residual_frames:
+        raise ValueError("advection_prior=True needs residual_frames=True (the learned change "
+                         "is added to the advected frame), received residual_frames=False")
+    if not 0.0 <= dry_below < 1.0 or (dry_below and not residual_frames):
+        raise ValueError("dry_below must be in [0, 1) and needs residual_frames=True, "
+                         f"received dry_below={dry_below}, residual_frames={residual_frames}")
+
+
 class PredRNN(keras.Model):
     """A stack of recurrent cells unrolled over a frame sequence with sampled inputs.
 
@@ -114,23 +134,10 @@ class PredRNN(keras.Model):
                  remat: bool = False, residual_frames: bool = False,
                  advection_prior: bool = False, dry_below: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        if model_name not in CELL_TYPES:
-            raise ValueError(f"model_name must be one of {sorted(CELL_TYPES)}, "
-                             f"received model_name={model_name!r}")
         num_hidden = tuple(int(size) for size in num_hidden)
+        check_arguments(model_name, num_hidden, input_length, total_length, residual_frames,
+                        advection_prior, dry_below)
         cell_type = CELL_TYPES[model_name]
-        if cell_type != "conv_lstm" and len(set(num_hidden)) != 1:
-            raise ValueError(f"{model_name} needs equal hidden sizes (M passes between layers), "
-                             f"received num_hidden={num_hidden}")
-        if not 1 <= input_length < total_length:
-            raise ValueError(f"need 1 <= input_length < total_length, received "
-                             f"input_length={input_length}, total_length={total_length}")
-        if advection_prior and not residual_frames:
-            raise ValueError("advection_prior=True needs residual_frames=True (the learned change "
-                             "is added to the advected frame), received residual_frames=False")
-        if not 0.0 <= dry_below < 1.0 or (dry_below and not residual_frames):
-            raise ValueError("dry_below must be in [0, 1) and needs residual_frames=True, "
-                             f"received dry_below={dry_below}, residual_frames={residual_frames}")
         self.model_name = model_name
         self.num_hidden = num_hidden
         self.filter_size = filter_size
