@@ -298,8 +298,8 @@ class PredRNN(keras.Model):
             frame = unpatch_frames(net[:, None], self.patch_size)[:, 0]  # [B, H, W, C]
             prior = patch_frames(advect_frame(frame, motion)[:, None], self.patch_size)[:, 0]
         if self.dry_below:
-            wet = tf.cast(prior >= tf.cast(self.dry_below, prior.dtype), change.dtype)
-            change = change * tf.stop_gradient(wet)  # [B, Hp, Wp, p*p*C]
+            wet = prior >= tf.cast(self.dry_below, prior.dtype)  # [B, Hp, Wp, p*p*C]
+            change = tf.where(wet, change, tf.zeros_like(change))
         return change + prior
 
     def _zero_state(self, patches):
