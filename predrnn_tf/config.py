@@ -57,6 +57,7 @@ MODEL_DEFINING_FIELDS = (
     "residual_frames",
     "advection_prior",
     "keep_dry_pixels",
+    "zero_mean_change",
 )
 
 
@@ -76,6 +77,7 @@ class Config:
     residual_frames: bool = False
     advection_prior: bool = False
     keep_dry_pixels: bool = False
+    zero_mean_change: bool = False
     # Data.
     dataset_name: str = "synthetic_radar"
     data_dir: str = ""
@@ -87,6 +89,7 @@ class Config:
     deterministic: bool = False
     skip_corrupt: bool = False
     augment: bool = False
+    augment_time_reversal: bool = False
     # Loss.
     decouple_beta: float = 0.1
     frame_loss: str = "mse"
@@ -273,6 +276,9 @@ def _validate_architecture(config: Config) -> None:
              "to the advected frame)")
     _require(config.residual_frames or not config.keep_dry_pixels,
              "--keep_dry_pixels=true needs --residual_frames=true (it gates the learned change)")
+    _require(config.residual_frames or not config.zero_mean_change,
+             "--zero_mean_change=true needs --residual_frames=true (it centres the learned "
+             "change)")
 
 
 def _validate_optimisation(config: Config) -> None:

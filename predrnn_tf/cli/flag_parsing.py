@@ -35,6 +35,9 @@ HELP = {
                        "the untrained model is an extrapolation forecast.",
     "keep_dry_pixels": "With --residual_frames on rain-rate (dBR) storage: the learned change "
                        "acts only where the prior frame has rain; its dry pixels stay dry.",
+    "zero_mean_change": "With --residual_frames: the learned change has zero mean over the "
+                        "prior frame's wet pixels (per sample and frame), so the model moves "
+                        "and reshapes rain but adds or removes none in net (training scale).",
     "dataset_name": "Dataset NAME: shards NAME-{train,test}-*.tfrecord and NAME-metadata.json. "
                     "'synthetic_radar' is generated on first use. Several sources: a comma "
                     "list, NAME or NAME:WEIGHT (default weight 1: equal shares), mixed in "
@@ -53,6 +56,9 @@ HELP = {
                   "rain_rate_mse (masked, squared error in (mm/h)^2 of a dBR dataset).",
     "augment": "Training input: random 90-degree rotations, flips and random crops to "
                "--img_width (stored frames may be larger), in tf.data.",
+    "augment_time_reversal": "Training input: each sequence is played backwards with "
+                             "probability 0.5 (growth and decay equally likely), in tf.data; "
+                             "never applied to test data.",
     "reverse_scheduled_sampling": "Reverse scheduled sampling (PredRNN-V2 curriculum).",
     "r_sampling_step_1": "Reverse sampling: iteration where the encoder curve starts.",
     "r_sampling_step_2": "Reverse sampling: iteration where both curves end.",

@@ -5,6 +5,10 @@ Every sequence ``[T, H, W, C]`` (uint8, square frames) gets one random 90-degree
 and a random crop to ``size x size``, the same for all its frames. Evaluation takes the
 centred crop (:func:`center_crop`). Radar fields have no preferred orientation at these
 scales, so every symmetry is an equally likely weather situation.
+
+With time reversal (:func:`reverse_time_at_random`), a training sequence is also played
+backwards with probability 0.5, so growth and decay are equally likely in training and a
+model cannot learn the net growth of its few training events. Evaluation never reverses.
 """
 
 from __future__ import annotations
@@ -33,14 +37,14 @@ def augment_sequence(frames: tf.Tensor, size: int) -> tf.Tensor:
     return tf.image.random_crop(frames, [length, size, size, channels])
 
 
-def make_frame_transform(frame_shape: tuple[int, int, int], size: int | None, augment: bool):
-    """``[T, H, W, C] -> [T, size, size, C]`` for ``Dataset.map``, or None if nothing to do.
+def reverse_time_at_random(frames: tf.Tensor) -> tf.Tensor:
+    """The sequence ``[T, H, W, C]`` played backwards with probability 0.5, else unchanged."""
+    backwards = tf.random.uniform([]) < 0.5
+    return tf.cond(backwards, lambda: tf.reverse(frames, axis=[0]), lambda: frames)
 
-    Args:
-      frame_shape: stored ``(H, W, C)``.
-      size: frame side the model takes (None: the stored size).
-      augment: random symmetries and crops (training) instead of the centred crop.
-    """
+
+def _spatial_transform(frame_shape: tuple[int, int, int], size: int | None, augment: bool):
+    """The crop (random with symmetries, or centred) for ``Dataset.map``, or None."""
     height, width, _ = frame_shape
     size = size or height
     if size > min(height, width):
@@ -52,3 +56,21 @@ def make_frame_transform(frame_shape: tuple[int, int, int], size: int | None, au
     if (height, width) == (size, size):
         return None
     return lambda frames: center_crop(frames, size)
+
+
+def make_frame_transform(frame_shape: tuple[int, int, int], size: int | None, augment: bool,
+                         time_reversal: bool = False):
+    """``[T, H, W, C] -> [T, size, size, C]`` for ``Dataset.map``, or None if nothing to do.
+
+    Args:
+      frame_shape: stored ``(H, W, C)``.
+      size: frame side the model takes (None: the stored size).
+      augment: random symmetries and crops (training) instead of the centred crop.
+      time_reversal: also play each sequence backwards with probability 0.5 (training only).
+    """
+    spatial = _spatial_transform(frame_shape, size, augment)
+    if not time_reversal:
+        return spatial
+    if spatial is None:
+        return reverse_time_at_random
+    return lambda frames: reverse_time_at_random(spatial(frames))

@@ -101,7 +101,8 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
                  shuffle_buffer: int = 256, drop_remainder: bool = True,
                  input_context: tf.distribute.InputContext | None = None,
                  skip_records: int = 0, augment: bool = False,
-                 frame_size: int | None = None) -> tf.data.Dataset:
+                 frame_size: int | None = None,
+                 augment_time_reversal: bool = False) -> tf.data.Dataset:
     """Streams one split as float32 batches ``[B, T, H, W, C]`` in [0, 1].
 
     ``name`` may be a mixture ``a,b:2`` (:mod:`predrnn_tf.data.mixing`); frames larger than
@@ -128,6 +129,7 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
         by file when there are at least as many files as pipelines, else by record.
       skip_records: records of this pipeline's (shuffled) stream dropped before decoding:
         replays a deterministic stream up to a resumed step.
+      augment_time_reversal: play each sequence backwards with probability 0.5 (training).
 
     Returns:
       A ``tf.data.Dataset``.
@@ -137,7 +139,7 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
     options = dict(shuffle=shuffle, repeat=repeat, seed=seed, deterministic=deterministic,
                    skip_corrupt=skip_corrupt, shuffle_buffer=shuffle_buffer,
                    input_context=input_context, skip_records=skip_records, augment=augment,
-                   frame_size=frame_size)
+                   frame_size=frame_size, augment_time_reversal=augment_time_reversal)
     if mixing.is_mixture(name):
         sequences = _mixed_sequences(data_dir, name, split, sequence_length, options)
     else:
@@ -164,7 +166,8 @@ def _mixed_sequences(data_dir: str, name: str, split: str, sequence_length: int,
 def _sequences(data_dir: str, name: str, split: str, sequence_length: int, *, shuffle: bool,
                repeat: bool, seed: int, deterministic: bool, skip_corrupt: bool,
                shuffle_buffer: int, input_context: tf.distribute.InputContext | None,
-               skip_records: int, augment: bool, frame_size: int | None) -> tf.data.Dataset:
+               skip_records: int, augment: bool, frame_size: int | None,
+               augment_time_reversal: bool) -> tf.data.Dataset:
     """The decoded (cropped, augmented) uint8 sequences of one source's split."""
     metadata = schema.read_metadata(data_dir, name)
     paths = schema.shard_paths(data_dir, name, split)
@@ -183,7 +186,8 @@ def _sequences(data_dir: str, name: str, split: str, sequence_length: int, *, sh
                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if skip_corrupt:
         sequences = sequences.ignore_errors(log_warning=True)
-    transform = augmentation.make_frame_transform(frame_shape, frame_size, augment)
+    transform = augmentation.make_frame_transform(frame_shape, frame_size, augment,
+                                                  augment_time_reversal)
     if transform is not None:
         sequences = sequences.map(transform, num_parallel_calls=tf.data.AUTOTUNE,
                                   deterministic=deterministic)

@@ -138,6 +138,7 @@ class Trainer:
                 shuffle=True, repeat=True, seed=config.seed, deterministic=config.deterministic,
                 skip_corrupt=config.skip_corrupt, shuffle_buffer=config.shuffle_buffer,
                 input_context=input_context, augment=config.augment,
+                augment_time_reversal=config.augment_time_reversal,
                 frame_size=config.img_width,
                 skip_records=skip_steps * self.global_batch // pipelines)
 
