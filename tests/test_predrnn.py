@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from predrnn_tf.config import Config
+from predrnn_tf.config import Config, changed_model_fields
+from predrnn_tf.errors import CheckpointFormatError, ConfigError
+from predrnn_tf.interop.pytorch import check_official_config
 from predrnn_tf.models.builder import build_model
 from predrnn_tf.models.predrnn import PredRNN
 from predrnn_tf.training.schedules import forecast_mask
@@ -189,3 +191,52 @@ def test_mixed_bfloat16_computes_in_bfloat16_with_float32_io():
     reference.set_weights(model.get_weights())
     expected = reference(_frames(), forecast_mask(config, 2))[0].numpy()
     assert np.abs(predictions.numpy() - expected).max() < 0.05
+
+
+def _rain_frames(seed=0):
+    """No-rain background (pixel 1) with random rain cells, and one sample dry throughout."""
+    rng = np.random.default_rng(seed)
+    frames = np.full((3, 6, 8, 8, 1), 1.0 / 255.0, np.float32)
+    rain = rng.random(frames.shape) < 0.4
+    frames[rain] = rng.uniform(0.2, 0.8, rain.sum())
+    frames[2] = 1.0 / 255.0  # a sample without any wet pixel
+    return frames
+
+
+@pytest.mark.parametrize("keep_dry_pixels", [False, True])
+def test_zero_mean_change_keeps_the_wet_pixel_mean_of_each_frame(keep_dry_pixels):
+    config = Config(residual_frames=True, zero_mean_change=True,
+                    keep_dry_pixels=keep_dry_pixels, **TINY)
+    model = build_model(config)
+    kernel = np.random.default_rng(1).normal(0.0, 0.5, model.output_conv.kernel.shape)
+    model.output_conv.kernel.assign(kernel.astype(np.float32))
+    frames = _rain_frames()
+    ones = tf.ones([3, model.mask_length])  # every step reads the true frame: the prior
+    change = model(frames, ones)[0].numpy() - frames[:, :-1]  # [B, T-1, H, W, C]
+    wet = frames[:, :-1] >= 1.5 / 255.0
+    for sample in range(2):
+        for step in range(5):
+            assert abs(change[sample, step][wet[sample, step]].mean()) < 1e-6
+            assert np.abs(change[sample, step]).max() > 0.01  # it does reshape the rain
+    np.testing.assert_array_equal(change[2], 0.0)  # no wet pixel: no change at all
+    if keep_dry_pixels:
+        np.testing.assert_array_equal(change[~wet], 0.0)
+    free = build_model(config.replace(zero_mean_change=False))
+    free.set_weights(model.get_weights())
+    free_change = free(frames, ones)[0].numpy() - frames[:, :-1]
+    assert max(abs(free_change[0, step][wet[0, step]].mean()) for step in range(5)) > 1e-3
+
+
+def test_zero_mean_change_is_a_checked_model_defining_argument():
+    with pytest.raises(ValueError, match="residual_frames=False, zero_mean_change=True"):
+        PredRNN(num_hidden=(4, 4), zero_mean_change=True)
+    with pytest.raises(ConfigError, match="--zero_mean_change=true needs --residual_frames"):
+        build_model(Config(zero_mean_change=True, **TINY))
+    model = PredRNN(num_hidden=(4, 4), residual_frames=True, zero_mean_change=True)
+    clone = PredRNN.from_config(model.get_config())
+    assert clone.zero_mean_change and clone.get_config() == model.get_config()
+    residual = Config(residual_frames=True, **TINY)
+    assert changed_model_fields(residual, residual.replace(zero_mean_change=True)) == [
+        "zero_mean_change"]
+    with pytest.raises(CheckpointFormatError, match="zero_mean_change"):
+        check_official_config(Config(zero_mean_change=True, **TINY))

@@ -82,10 +82,10 @@ def check_official_config(config: Config) -> None:
         raise CheckpointFormatError(
             "--memory_bottom_up and --memory_top_down must both be true: the official code "
             "has no memory-flow ablation")
-    if config.residual_frames:
+    if config.residual_frames or config.zero_mean_change:
         raise CheckpointFormatError(
-            "--residual_frames=true has no official PyTorch counterpart (the official network "
-            "predicts each frame directly)")
+            "--residual_frames=true (and --zero_mean_change, which needs it) has no official "
+            "PyTorch counterpart (the official network predicts each frame directly)")
 
 
 def weight_specs(config: Config) -> list[WeightSpec]:

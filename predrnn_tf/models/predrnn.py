@@ -11,6 +11,7 @@ from predrnn_tf.layers import ConvLSTMCell, SpatioTemporalLSTMCell, ZigzagMemory
 from predrnn_tf.layers.st_lstm_cell import make_conv
 from predrnn_tf.models.advection import advect_frame, estimate_motion
 from predrnn_tf.models.forecasting import unroll_forecast
+from predrnn_tf.models.frame_change import shape_change
 from predrnn_tf.models.inputs import check_mask, check_model_frames, check_output_length
 from predrnn_tf.models.losses import adapted_decoupling_cosine
 from predrnn_tf.models.masks import mask_index, mask_length
@@ -66,7 +67,7 @@ def remat_step(flat_step, variables):
 
 
 def check_arguments(model_name, num_hidden, input_length, total_length, residual_frames,
-                    advection_prior, dry_below) -> None:
+                    advection_prior, dry_below, zero_mean_change=False) -> None:
     """Raises a ValueError stating the received values for a bad :class:`PredRNN` argument."""
     if model_name not in CELL_TYPES:
         raise ValueError(f"model_name must be one of {sorted(CELL_TYPES)}, "
@@ -80,9 +81,10 @@ def check_arguments(model_name, num_hidden, input_length, total_length, residual
     if advection_prior and not residual_frames:
         raise ValueError("advection_prior=True needs residual_frames=True (the learned change "
                          "is added to the advected frame), received residual_frames=False")
-    if not 0.0 <= dry_below < 1.0 or (dry_below and not residual_frames):
-        raise ValueError("dry_below must be in [0, 1) and needs residual_frames=True, "
-                         f"received dry_below={dry_below}, residual_frames={residual_frames}")
+    if not 0.0 <= dry_below < 1.0 or ((dry_below or zero_mean_change) and not residual_frames):
+        raise ValueError("dry_below must be in [0, 1); it and zero_mean_change need residual_frames"
+                         f"=True, received dry_below={dry_below}, residual_frames={residual_frames}"
+                         f", zero_mean_change={zero_mean_change}")
 
 
 class PredRNN(keras.Model):
@@ -123,6 +125,8 @@ class PredRNN(keras.Model):
         input advected) below this [0, 1] value is dry and keeps the prior's value: the
         learned change acts only on rain, so the model cannot paint rain on dry ground.
         0 (the default) lets the change act everywhere. Not in the official code.
+      zero_mean_change: with ``residual_frames``, the change has zero mean over the prior's
+        wet pixels (:mod:`predrnn_tf.models.frame_change`). Not in the official code.
       **kwargs: standard Keras model arguments.
     """
 
@@ -132,11 +136,12 @@ class PredRNN(keras.Model):
                  reverse_scheduled_sampling: bool = True, memory_bottom_up: bool = True,
                  memory_top_down: bool = True, conv_lstm_peephole: bool = False,
                  remat: bool = False, residual_frames: bool = False,
-                 advection_prior: bool = False, dry_below: float = 0.0, **kwargs):
+                 advection_prior: bool = False, dry_below: float = 0.0,
+                 zero_mean_change: bool = False, **kwargs):
         super().__init__(**kwargs)
         num_hidden = tuple(int(size) for size in num_hidden)
         check_arguments(model_name, num_hidden, input_length, total_length, residual_frames,
-                        advection_prior, dry_below)
+                        advection_prior, dry_below, zero_mean_change)
         cell_type = CELL_TYPES[model_name]
         self.model_name = model_name
         self.num_hidden = num_hidden
@@ -154,6 +159,7 @@ class PredRNN(keras.Model):
         self.residual_frames = bool(residual_frames)
         self.advection_prior = bool(advection_prior)
         self.dry_below = float(dry_below)
+        self.zero_mean_change = bool(zero_mean_change)
         self.cell_type = cell_type
         self.num_layers = len(num_hidden)
         self.cells = [self._make_cell(index, size) for index, size in enumerate(num_hidden)]
@@ -287,20 +293,14 @@ class PredRNN(keras.Model):
         return estimate_motion(frames[:, :self.input_length])
 
     def _add_frame_prior(self, change, net, motion):
-        """A residual model's frame: the change plus the step input, or the input advected.
-
-        With ``dry_below``, the change is zero where the prior frame is dry.
-        """
+        """A residual model's frame: the step input (or it advected) plus the shaped change."""
         if not self.residual_frames:
             return change
         prior = net  # [B, Hp, Wp, p*p*C]: persistence
         if motion is not None:
             frame = unpatch_frames(net[:, None], self.patch_size)[:, 0]  # [B, H, W, C]
             prior = patch_frames(advect_frame(frame, motion)[:, None], self.patch_size)[:, 0]
-        if self.dry_below:
-            wet = prior >= tf.cast(self.dry_below, prior.dtype)  # [B, Hp, Wp, p*p*C]
-            change = tf.where(wet, change, tf.zeros_like(change))
-        return change + prior
+        return shape_change(change, prior, self.dry_below, self.zero_mean_change) + prior
 
     def _zero_state(self, patches):
         shape = tf.shape(patches)
@@ -392,5 +392,6 @@ class PredRNN(keras.Model):
             "residual_frames": self.residual_frames,
             "advection_prior": self.advection_prior,
             "dry_below": self.dry_below,
+            "zero_mean_change": self.zero_mean_change,
         })
         return config
