@@ -436,3 +436,39 @@ def test_an_interrupted_official_training_run_continues_exactly(tmp_path):
         np.testing.assert_array_equal(resumed[0].network.state_dict()[name].numpy(),
                                       value.numpy(), err_msg=name)
     assert not os.path.exists(path + ".tmp")
+
+
+def test_official_updates_in_channels_last_equal_the_official_layout(tmp_path):
+    """tools/fidelity.py trains the official model with NHWC weights (much faster on CPU):
+    the same updates as the NCHW network, to float32 rounding, and its state file resumes."""
+    from tools.official_pytorch_predrnn import OfficialModel
+
+    config = make_config(num_hidden=(8, 8)).replace(batch_size=2)
+    rng = np.random.default_rng(0)
+    batches = [reshape_patch(rng.random((2, 7, 16, 16, 1)).astype(np.float32), 4)
+               for _ in range(3)]
+    masks = [official_mask((rng.random((2, mask_length(True, 3, 7))) < 0.5)
+                           .astype(np.float32), config) for _ in range(3)]
+
+    def trained(memory_format):
+        torch.manual_seed(0)
+        model = OfficialModel(config, memory_format=memory_format)
+        losses = [float(model.train(frames, mask)) for frames, mask in zip(batches, masks)]
+        return model, losses
+
+    plain, plain_losses = trained(torch.contiguous_format)
+    nhwc, nhwc_losses = trained(torch.channels_last)
+    kernel = nhwc.network.cell_list[0].conv_x[0].weight  # [56, 16, 3, 3]
+    assert kernel.is_contiguous(memory_format=torch.channels_last)
+    assert not kernel.is_contiguous()
+    np.testing.assert_allclose(nhwc_losses, plain_losses, rtol=1e-5)
+    for name, value in plain.network.state_dict().items():
+        np.testing.assert_allclose(nhwc.network.state_dict()[name].numpy(), value.numpy(),
+                                   rtol=1e-4, atol=1e-6, err_msg=name)
+    path = str(tmp_path / "nhwc.pt")
+    nhwc.save(path, iteration=3)
+    torch.manual_seed(1)
+    reloaded = OfficialModel(config, memory_format=torch.channels_last)
+    assert reloaded.load(path) == {"iteration": 3}
+    frames, mask = batches[0], masks[0]
+    assert float(reloaded.train(frames, mask)) == float(nhwc.train(frames, mask))

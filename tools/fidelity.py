@@ -21,8 +21,8 @@ same command. The full comparison (3 variants x 3 seeds x 1000 iterations) is on
   python tools/fidelity.py --mode=train --data_dir=/tmp/mnist --output_dir=/tmp/fidelity \
       --variants=ours,ours_keras_adam,official --seeds=0,1,2 --max_iterations=1000
 
-(about 11 s per iteration per run at this size on 2 shared CPU cores: ~3 h per run, ~27 h
-for all nine). Build the data with
+(ours about 3 s per iteration at this size on 2 CPU cores; the official run about 5.5 s
+with one PyTorch thread, see ``--official_threads``). Build the data with
 ``python tools/make_moving_mnist.py --test_images=.../t10k-images-idx3-ubyte.gz
 --split_test_digits=8000 --num_test=2000 --output_dir=/tmp/mnist``.
 """
@@ -34,6 +34,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from absl import flags
 
@@ -70,6 +71,30 @@ _MAX_ITERATIONS = flags.DEFINE_integer("max_iterations", 1000, "Iterations per r
 _STEPS = flags.DEFINE_integer("steps", 3, "--mode=updates: iterations compared.")
 _NUM_HIDDEN = flags.DEFINE_list("num_hidden", ["64", "64", "64"], "Model size.")
 _NUM_TEST = flags.DEFINE_integer("num_test", 0, "Test sequences used (0: all).")
+_OFFICIAL_THREADS = flags.DEFINE_integer(
+    "official_threads", 1,
+    "PyTorch threads of the official side (0: PyTorch's default, one per core). 1 by "
+    "default: on a shared machine an OpenMP team of 2 waits at every one of the thousands "
+    "of barriers of an update for a descheduled partner (measured 59 s per update with 2 "
+    "threads vs 2.75 s with 1, at load 6.7 on 2 cores).")
+
+
+def make_official_model(config: Config):
+    """The official model and Adam for ``config``, set up for speed on CPU.
+
+    ``--official_threads`` PyTorch threads and NHWC (channels_last) convolution weights:
+    the same operations on the same values as the official code (PyTorch's NCHW
+    convolutions on CPU reorder every input, output and weight into oneDNN's blocked layout
+    at every call; NHWC needs no reorder of the activations).
+    """
+    import official_pytorch_predrnn as official
+    import torch
+
+    if _OFFICIAL_THREADS.value < 0:
+        raise ConfigError(f"--official_threads must be >= 0, got {_OFFICIAL_THREADS.value}")
+    if _OFFICIAL_THREADS.value:
+        torch.set_num_threads(_OFFICIAL_THREADS.value)
+    return official.OfficialModel(config, memory_format=torch.channels_last)
 
 
 def issue_config(seed: int, keras_adam: bool = False) -> Config:
@@ -92,7 +117,7 @@ def compare_updates(config: Config, steps: int) -> dict:
 
     trainer = Trainer(config, os.path.join(_OUTPUT_DIR.value, "updates_tmp"),
                       tf.distribute.get_strategy())
-    reference = official.OfficialModel(config)
+    reference = make_official_model(config)
     state = interop.model_state_dict(trainer.model, config)
     reference.network.load_state_dict({key: torch.from_numpy(value.copy())
                                        for key, value in state.items()})
@@ -182,7 +207,7 @@ def train_official(config: Config, train: np.ndarray, test: np.ndarray,
     import torch
 
     torch.manual_seed(config.seed)
-    model = official.OfficialModel(config)
+    model = make_official_model(config)
     order = fidelity.OfficialOrder(len(train), config.batch_size, config.seed)
     rng = np.random.default_rng(config.seed + 1000)
     start = 0
@@ -192,6 +217,7 @@ def train_official(config: Config, train: np.ndarray, test: np.ndarray,
         rng.bit_generator.state = extra["masks"]
         start = extra["iteration"]
         print(f"official seed {config.seed}: resumed at iteration {start}", flush=True)
+    clock = time.monotonic()
     for iteration in range(start + 1, config.max_iterations + 1):
         frames = train[order.next_indices()].astype(np.float32) / 255.0
         patched = official.reshape_patch(frames, config.patch_size)
@@ -202,7 +228,10 @@ def train_official(config: Config, train: np.ndarray, test: np.ndarray,
         if iteration % _OFFICIAL_SAVE_EVERY == 0:
             model.save(state_path, iteration=iteration, order=order.get_state(),
                        masks=rng.bit_generator.state)
-            print(f"official seed {config.seed}: iteration {iteration}", flush=True)
+            pace = (time.monotonic() - clock) / _OFFICIAL_SAVE_EVERY
+            clock = time.monotonic()
+            print(f"official seed {config.seed}: iteration {iteration} "
+                  f"({pace:.1f} s/iteration, load {os.getloadavg()[0]:.1f})", flush=True)
     return fidelity.per_frame_test_mse(
         lambda inputs: official_forecast(model, inputs, config), test, config.input_length)
 

@@ -326,12 +326,20 @@ class OfficialModel:
       autocast_dtype: None for the official float32 update, or e.g. ``torch.bfloat16`` to
         run the forward pass under ``torch.autocast("cpu", dtype=...)`` (not in the official
         code; the backward pass follows autocast's casts as usual).
+      memory_format: ``torch.contiguous_format`` (NCHW, the official code as it is) or
+        ``torch.channels_last``: the convolution weights are stored NHWC, so every
+        convolution (and each state derived from one) runs NHWC. The same operations on the
+        same values; only the layout and the kernels' summation order change. On CPU the
+        NCHW convolutions of PyTorch's oneDNN path reorder their input, output and weights
+        into blocked layouts at every call, which costs more than the convolutions at small
+        sizes (tools/fidelity.py --mode=train uses channels_last for that reason).
     """
 
-    def __init__(self, config, autocast_dtype: torch.dtype | None = None):
+    def __init__(self, config, autocast_dtype: torch.dtype | None = None,
+                 memory_format: torch.memory_format = torch.contiguous_format):
         self.configs = official_configs(config)
         self.autocast_dtype = autocast_dtype
-        self.network = build_official_network(config)
+        self.network = build_official_network(config).to(memory_format=memory_format)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=self.configs.lr)
 
     def _forward_context(self):
