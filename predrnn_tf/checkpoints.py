@@ -21,7 +21,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from predrnn_tf.config import FORECAST_OPTION_FIELDS, Config, load_config
+from predrnn_tf.config import Config, load_config
 from predrnn_tf.errors import CheckpointError
 from predrnn_tf.models.builder import build_model
 from predrnn_tf.models.predrnn import PredRNN
@@ -250,26 +250,19 @@ def restore_weights(model: PredRNN, path: str) -> None:
                               ) from None
 
 
-def restore(workdir: str, checkpoint: str | None = None, precision: str | None = None,
-            forecast_options: dict | None = None) -> tuple[PredRNN, Config]:
+def restore(workdir: str, checkpoint: str | None = None,
+            precision: str | None = None) -> tuple[PredRNN, Config]:
     """Rebuilds the model of a work directory and loads its weights.
 
     Args:
       workdir: a training work directory (with ``config.json`` and ``checkpoints/``).
       checkpoint: a checkpoint path prefix; default the newest in the work directory.
       precision: compute precision override (default: the one trained with).
-      forecast_options: Config fields that change only how the model forecasts, not its
-        weights (``{"intensity_matching": True}``), overriding the work directory's.
 
     Returns:
       ``(model, config)``.
     """
     config = load_config(workdir)
-    unknown = set(forecast_options or {}) - FORECAST_OPTION_FIELDS
-    if unknown:
-        raise ValueError(f"forecast_options may set only {sorted(FORECAST_OPTION_FIELDS)}, "
-                         f"received {sorted(unknown)}")
-    config = config.replace(**(forecast_options or {}))
     path = checkpoint or latest_checkpoint(workdir)
     if path is None:
         raise CheckpointError(f"--workdir={workdir} has no checkpoint in "

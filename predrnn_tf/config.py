@@ -60,10 +60,6 @@ MODEL_DEFINING_FIELDS = (
     "zero_mean_change",
 )
 
-# Fields that change only how a trained model forecasts, not its weights: evaluate may set
-# them on a work directory's model (checkpoints.restore(forecast_options=...)).
-FORECAST_OPTION_FIELDS = frozenset({"intensity_matching"})
-
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -82,7 +78,6 @@ class Config:
     advection_prior: bool = False
     keep_dry_pixels: bool = False
     zero_mean_change: bool = False
-    intensity_matching: bool = False
     # Data.
     dataset_name: str = "synthetic_radar"
     data_dir: str = ""
@@ -281,8 +276,6 @@ def _validate_architecture(config: Config) -> None:
              "to the advected frame)")
     _require(config.residual_frames or not config.keep_dry_pixels,
              "--keep_dry_pixels=true needs --residual_frames=true (it gates the learned change)")
-    _require(config.model_name != "mim" or not config.intensity_matching,
-             "--intensity_matching=true is for the PredRNN family, not --model_name=mim")
     _require(config.residual_frames or not config.zero_mean_change,
              "--zero_mean_change=true needs --residual_frames=true (it centres the learned "
              "change)")

@@ -33,7 +33,7 @@ from predrnn_tf.cli.flag_parsing import (
 
 # Config fields that evaluate reads from the command line; the rest come from the workdir.
 CONFIG_FLAGS = ("data_dir", "dataset_name", "input_length", "batch_size", "precision",
-                "img_width", "intensity_matching")
+                "img_width")
 define_config_flags(only=CONFIG_FLAGS,
                     help_suffix="When given, overrides the --workdir's config.json value.")
 flags.adopt_module_key_flags(flag_parsing)  # list them in --help with this module's flags
@@ -178,7 +178,7 @@ def evaluation_config():
 def restore_model(config) -> tuple[Any, str]:
     """The trained model of --workdir at --checkpoint under the chosen precision."""
     from predrnn_tf import checkpoints
-    from predrnn_tf.config import FORECAST_OPTION_FIELDS, load_config
+    from predrnn_tf.config import load_config
     from predrnn_tf.errors import ConfigError
 
     trained = load_config(_WORKDIR.value)
@@ -186,9 +186,7 @@ def restore_model(config) -> tuple[Any, str]:
         raise ConfigError(f"--input_length={config.input_length} differs from the model's "
                           f"input_length={trained.input_length}")
     checkpoint = _CHECKPOINT.value or checkpoints.latest_checkpoint(_WORKDIR.value)
-    model, _ = checkpoints.restore(
-        _WORKDIR.value, checkpoint, precision=config.precision,
-        forecast_options={field: getattr(config, field) for field in FORECAST_OPTION_FIELDS})
+    model, _ = checkpoints.restore(_WORKDIR.value, checkpoint, precision=config.precision)
     return model, checkpoint
 
 

@@ -38,11 +38,6 @@ HELP = {
     "zero_mean_change": "With --residual_frames: the learned change has zero mean over the "
                         "prior frame's wet pixels (per sample and frame), so the model moves "
                         "and reshapes rain but adds or removes none in net (training scale).",
-    "intensity_matching": "Rain-rate (dBR) storage: every forecast frame takes the value "
-                          "distribution of the last input frame over its valid pixels, rank "
-                          "for rank (probability matching, as pysteps' S-PROG), so a smooth "
-                          "forecast keeps the observed rain area and peaks. Forecasts only "
-                          "(evaluation, predict, serving); training is unchanged.",
     "dataset_name": "Dataset NAME: shards NAME-{train,test}-*.tfrecord and NAME-metadata.json. "
                     "'synthetic_radar' is generated on first use. Several sources: a comma "
                     "list, NAME or NAME:WEIGHT (default weight 1: equal shares), mixed in "

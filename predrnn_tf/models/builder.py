@@ -35,7 +35,6 @@ def _make_model(config: Config) -> keras.Model:
         advection_prior=config.advection_prior,
         dry_below=DRY_BELOW_PIXEL / 255.0 if config.keep_dry_pixels else 0.0,
         zero_mean_change=config.zero_mean_change,
-        intensity_matching=config.intensity_matching,
         **common,
     )
 

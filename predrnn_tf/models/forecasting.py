@@ -11,8 +11,6 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from predrnn_tf import units
-from predrnn_tf.models.intensity_matching import match_intensity_distribution
 from predrnn_tf.models.masks import forecast_mask
 
 
@@ -26,8 +24,7 @@ def unroll_forecast(model, input_frames, output_length: int | None = None) -> tf
       output_length: frames to forecast; may exceed the trained horizon.
 
     Returns:
-      ``[B, output_length, H, W, C]`` float32 (not clipped). With the model's
-      ``intensity_matching``, each frame's values are matched to the last input frame's.
+      ``[B, output_length, H, W, C]`` float32 (not clipped).
     """
     output_length = output_length or (model.total_length - model.input_length)
     total = model.input_length + output_length
@@ -40,12 +37,7 @@ def unroll_forecast(model, input_frames, output_length: int | None = None) -> tf
     mask = forecast_mask(tf.shape(frames)[0], model.reverse_scheduled_sampling,
                          model.input_length, total)
     predictions, _ = model(frames, mask, training=False)
-    predictions = predictions[:, model.input_length - 1:]  # [B, output_length, H, W, C]
-    if getattr(model, "intensity_matching", False):
-        no_data_level = (units.NO_DATA_PIXEL + 0.5) / 255.0
-        predictions = match_intensity_distribution(predictions, frames[:, model.input_length - 1],
-                                                   no_data_level)
-    return predictions
+    return predictions[:, model.input_length - 1:]
 
 
 def clipped_forecast(model, frames: tf.Tensor, output_length: int | None = None) -> tf.Tensor:

@@ -106,13 +106,14 @@ class PredRNN(keras.Model):
       total_length: frames per training sequence.
       layer_norm: layer normalisation inside the ST-LSTM cells.
       reverse_scheduled_sampling: mask layout, see :meth:`call`.
-      memory_bottom_up: pass M from layer l - 1 to layer l within a step (if False, the
-        ablation: each layer keeps its own M from the previous step).
-      memory_top_down: pass the top layer's M to layer 0 at the next step (if False, layer 0
-        keeps its own).
+      memory_bottom_up: pass M from layer l - 1 to layer l within a step (ablation if False:
+        each layer keeps its own M from the previous step).
+      memory_top_down: pass the top layer's M to layer 0 at the next step (ablation if False:
+        layer 0 keeps its own M from the previous step).
       conv_lstm_peephole: peephole connections in the ConvLSTM baseline.
-      remat: recompute each step's activations in the backward pass (``tf.recompute_grad``
-        around a step of the stack): far less memory, the same gradients, one more forward.
+      remat: recompute each time step's activations in the backward pass
+        (``tf.recompute_grad`` around one step of the whole stack): far less memory in
+        training, the same gradients, one more forward pass of compute.
       residual_frames: each predicted frame is the step's input frame (true or fed back)
         plus the output convolution's change; that convolution starts at zero, so an
         untrained model is persistence. Not in the official code (a radar option).
@@ -126,8 +127,6 @@ class PredRNN(keras.Model):
         0 (the default) lets the change act everywhere. Not in the official code.
       zero_mean_change: with ``residual_frames``, the change has zero mean over the prior's
         wet pixels (:mod:`predrnn_tf.models.frame_change`). Not in the official code.
-      intensity_matching: forecasts (not the training call) take the last input frame's
-        value distribution (:mod:`predrnn_tf.models.intensity_matching`; rain-rate storage).
       **kwargs: standard Keras model arguments.
     """
 
@@ -138,7 +137,7 @@ class PredRNN(keras.Model):
                  memory_top_down: bool = True, conv_lstm_peephole: bool = False,
                  remat: bool = False, residual_frames: bool = False,
                  advection_prior: bool = False, dry_below: float = 0.0,
-                 zero_mean_change: bool = False, intensity_matching: bool = False, **kwargs):
+                 zero_mean_change: bool = False, **kwargs):
         super().__init__(**kwargs)
         num_hidden = tuple(int(size) for size in num_hidden)
         check_arguments(model_name, num_hidden, input_length, total_length, residual_frames,
@@ -161,7 +160,6 @@ class PredRNN(keras.Model):
         self.advection_prior = bool(advection_prior)
         self.dry_below = float(dry_below)
         self.zero_mean_change = bool(zero_mean_change)
-        self.intensity_matching = bool(intensity_matching)
         self.cell_type = cell_type
         self.num_layers = len(num_hidden)
         self.cells = [self._make_cell(index, size) for index, size in enumerate(num_hidden)]
@@ -395,6 +393,5 @@ class PredRNN(keras.Model):
             "advection_prior": self.advection_prior,
             "dry_below": self.dry_below,
             "zero_mean_change": self.zero_mean_change,
-            "intensity_matching": self.intensity_matching,
         })
         return config
