@@ -93,6 +93,9 @@ class Config:
     # Loss.
     decouple_beta: float = 0.1
     frame_loss: str = "mse"
+    csi_loss_weight: float = 0.0
+    csi_loss_thresholds_mmh: str = "1.0"
+    csi_loss_temperature_db: float = 1.0
     # Sampling schedules.
     reverse_scheduled_sampling: bool = True
     r_sampling_step_1: int = 25000
@@ -203,6 +206,7 @@ def validate_config(config: Config) -> Config:
     _validate_architecture(config)
     _validate_optimisation(config)
     _validate_schedules(config)
+    _validate_csi_loss(config)
     return config
 
 
@@ -320,6 +324,28 @@ def _validate_schedules(config: Config) -> None:
     _require(os.sep not in config.dataset_name and config.dataset_name not in (".", ".."),
              f"--dataset_name is a file prefix, not a path: got {config.dataset_name!r} (put "
              f"the folder in --data_dir)")
+
+
+def parse_csi_thresholds(value: str) -> tuple[float, ...]:
+    """Parses ``--csi_loss_thresholds_mmh`` ("1.0" or "0.5,1,5") into positive rain rates."""
+    try:
+        thresholds = tuple(float(part) for part in str(value).split(","))
+    except ValueError as error:
+        raise ConfigError(f"--csi_loss_thresholds_mmh must be comma-separated numbers (mm/h), "
+                          f"got {value!r}") from error
+    if not all(math.isfinite(item) and item > 0 for item in thresholds):
+        raise ConfigError(f"--csi_loss_thresholds_mmh must be positive finite rain rates "
+                          f"(mm/h), got {value!r}")
+    return thresholds
+
+
+def _validate_csi_loss(config: Config) -> None:
+    """The soft-CSI loss term: weight, thresholds and temperature."""
+    _require(config.csi_loss_weight >= 0,
+             f"--csi_loss_weight must be >= 0 (0 = off), got {config.csi_loss_weight}")
+    _require(config.csi_loss_temperature_db > 0,
+             f"--csi_loss_temperature_db must be positive, got {config.csi_loss_temperature_db}")
+    parse_csi_thresholds(config.csi_loss_thresholds_mmh)
 
 
 CONFIG_FILENAME = "config.json"

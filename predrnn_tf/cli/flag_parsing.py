@@ -54,6 +54,12 @@ HELP = {
     "frame_loss": "mse (official) | masked_mse (radar: no-data pixels, pixel 0, ignored) | "
                   "balanced_mse (masked, weighted by the true rain rate as Shi et al. 2017) | "
                   "rain_rate_mse (masked, squared error in (mm/h)^2 of a dBR dataset).",
+    "csi_loss_weight": "Weight of the soft-CSI rain-area loss (1 - soft CSI at "
+                       "--csi_loss_thresholds_mmh, dBR rain-rate datasets) added to the frame "
+                       "loss in training; 0 = off.",
+    "csi_loss_thresholds_mmh": "Soft-CSI loss: rain-rate thresholds in mm/h, comma-separated.",
+    "csi_loss_temperature_db": "Soft-CSI loss: width in dB of the sigmoid that scores a "
+                               "forecast pixel's exceedance of a threshold.",
     "augment": "Training input: random 90-degree rotations, flips and random crops to "
                "--img_width (stored frames may be larger), in tf.data.",
     "augment_time_reversal": "Training input: each sequence is played backwards with "

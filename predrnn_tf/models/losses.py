@@ -1,5 +1,5 @@
-"""Pure loss functions: the frame losses (MSE, masked and balanced MSE for radar) and the
-PredRNN-V2 memory decoupling loss."""
+"""Pure loss functions: the frame losses (MSE, masked and balanced MSE for radar), the soft-CSI
+rain-area loss and the PredRNN-V2 memory decoupling loss."""
 
 from __future__ import annotations
 
@@ -121,3 +121,63 @@ def frame_loss(predictions: tf.Tensor, targets: tf.Tensor, name: str = "mse") ->
     axes = tf.range(1, tf.rank(squared))
     count = tf.reduce_sum(valid_target_pixels(targets), axis=axes)
     return tf.reduce_sum(squared * valid, axis=axes) / tf.maximum(count, 1.0)
+
+
+# Soft CSI (critical success index) on rain area: the forecast's exceedance of a threshold is
+# a sigmoid of its distance in dBR, the target's is hard, both over valid pixels only.
+SOFT_CSI_EPSILON = 1e-6
+
+
+def soft_csi_frames(predictions: tf.Tensor, targets: tf.Tensor, threshold_mmh: float,
+                    temperature_db: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """Soft CSI of each frame at one threshold, and whether the frame counts: ``[B, T]`` each.
+
+    The forecast's exceedance is ``sigmoid((dBR - 10 log10(threshold)) / temperature_db)``
+    (dBR of the [0, 1] pixel, linear below the no-rain pixel so that the gradient never
+    vanishes there); the target's is ``rain rate >= threshold`` as the metrics read it. A frame
+    counts when the target or the hard forecast (dBR >= the threshold's) has an exceeding valid
+    pixel: as temperature_db -> 0 the soft CSI of a counted frame tends to the hard CSI.
+
+    Args:
+      predictions: ``[B, T, H, W, C]`` forecast frames in [0, 1] dBR pixels.
+      targets: the true frames, same shape; pixel 0 is no data.
+      threshold_mmh: the rain-rate threshold in mm/h (> 0).
+      temperature_db: the sigmoid's width in dB (> 0).
+    """
+    predictions = tf.cast(predictions, tf.float32)
+    targets = tf.cast(targets, tf.float32)
+    valid = valid_target_pixels(targets)
+    margin = predictions * (255.0 * units.DBR_SCALE) + units.DBR_OFFSET
+    margin = margin - 10.0 * float(np.log10(threshold_mmh))  # [B, T, H, W, C] in dB
+    forecast = tf.sigmoid(margin / temperature_db) * valid
+    wet = tf.cast(targets >= units.DRY_BELOW_PIXEL / 255.0, tf.float32)
+    observed = tf.cast(unit_pixels_to_rain_rate(targets) * wet >= threshold_mmh, tf.float32)
+    observed = observed * valid
+    axes = tf.range(2, tf.rank(predictions))
+    hits = tf.reduce_sum(forecast * observed, axis=axes)
+    union = tf.reduce_sum(forecast, axis=axes) + tf.reduce_sum(observed, axis=axes) - hits
+    csi = hits / (union + SOFT_CSI_EPSILON)
+    hard_forecast = tf.cast(margin >= 0.0, tf.float32) * valid
+    counted = tf.reduce_max(tf.maximum(hard_forecast, observed), axis=axes)
+    return csi, counted
+
+
+def soft_csi_loss(predictions: tf.Tensor, targets: tf.Tensor,
+                  thresholds_mmh: tuple[float, ...] = (1.0,),
+                  temperature_db: float = 1.0) -> tf.Tensor:
+    """Per-sample ``1 - soft CSI`` ``[B]``, averaged over thresholds and counted frames.
+
+    A differentiable score of the rain *area* beside the pixel loss (``--csi_loss_weight``):
+    :func:`soft_csi_frames` at each threshold; frames with no rain in either the target or
+    the forecast give no term, and a sample with no counted frame gives 0.
+    """
+    if not thresholds_mmh or min(thresholds_mmh) <= 0:
+        raise ValueError(f"thresholds_mmh must be positive rain rates, got {thresholds_mmh!r}")
+    if not temperature_db > 0:
+        raise ValueError(f"temperature_db must be positive, got {temperature_db!r}")
+    terms, weights = [], []
+    for threshold in thresholds_mmh:
+        csi, counted = soft_csi_frames(predictions, targets, threshold, temperature_db)
+        terms.append(tf.reduce_sum((1.0 - csi) * counted, axis=1))
+        weights.append(tf.reduce_sum(counted, axis=1))
+    return tf.add_n(terms) / tf.maximum(tf.add_n(weights), 1.0)

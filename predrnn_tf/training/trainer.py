@@ -21,7 +21,7 @@ import tensorflow as tf
 from absl import logging
 
 from predrnn_tf import checkpoints
-from predrnn_tf.config import Config
+from predrnn_tf.config import Config, parse_csi_thresholds
 from predrnn_tf.data import reader
 from predrnn_tf.errors import CheckpointError, NonFiniteLossError, WorkdirError
 from predrnn_tf.models import losses
@@ -249,12 +249,23 @@ class Trainer:
         # The model's decoupling loss is its batch mean: weight it by b / global batch.
         share = tf.cast(tf.shape(frames)[0], tf.float32) / float(self.global_batch)
         decouple = decouple * share
-        return frame_loss + self.config.decouple_beta * decouple, frame_loss, decouple
+        loss = frame_loss + self.config.decouple_beta * decouple
+        if self.config.csi_loss_weight > 0:  # --csi_loss_weight: the rain-area term
+            loss = loss + self.config.csi_loss_weight * tf.nn.compute_average_loss(
+                self.csi_loss(predictions, frames), global_batch_size=self.global_batch)
+        return loss, frame_loss, decouple
 
     def frame_loss(self, predictions, frames):
         """Per-sample frame loss ``[b]`` of the predicted frames 2..T against the truth
         (``--frame_loss``: :func:`predrnn_tf.models.losses.frame_loss`)."""
         return losses.frame_loss(predictions, frames[:, 1:], self.config.frame_loss)
+
+    def csi_loss(self, predictions, frames):
+        """Per-sample soft-CSI loss ``[b]`` of the predicted frames 2..T (``--csi_loss_*``:
+        :func:`predrnn_tf.models.losses.soft_csi_loss`)."""
+        thresholds = parse_csi_thresholds(self.config.csi_loss_thresholds_mmh)
+        return losses.soft_csi_loss(predictions, frames[:, 1:], thresholds,
+                                    self.config.csi_loss_temperature_db)
 
     def make_train_step(self):
         """The compiled train step: (iterator, encoder p, decoder p) -> metrics dict."""
