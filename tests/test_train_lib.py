@@ -8,9 +8,10 @@ import pytest
 import tensorflow as tf
 
 from predrnn_tf.config import Config
-from predrnn_tf.data import synthetic_radar
+from predrnn_tf.data import reader, synthetic_radar
 from predrnn_tf.errors import DataError
 from predrnn_tf.training import loop as train_lib
+from predrnn_tf.training import trainer as trainer_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = Config(num_hidden=(8, 8), filter_size=3, patch_size=2, img_width=16, input_length=3,
@@ -127,6 +128,34 @@ def test_adding_deterministic_on_resume_restores_without_the_input_position(data
     again = train_lib.train_and_evaluate(config.replace(deterministic=True, max_iterations=4),
                                          str(tmp_path))
     assert again["step"] == 4  # the new checkpoint holds the iterator and resumes with it
+
+
+def test_resume_input_seed_keeps_a_new_run_and_reshuffles_a_resume():
+    assert trainer_lib.resume_input_seed(7, 0) == 7
+    seeds = {trainer_lib.resume_input_seed(7, step) for step in (1, 2, 900)}
+    assert len(seeds) == 3 and 7 not in seeds
+    assert trainer_lib.resume_input_seed(7, 900) == trainer_lib.resume_input_seed(7, 900)
+    assert trainer_lib.resume_input_seed(8, 900) != trainer_lib.resume_input_seed(7, 900)
+    assert all(0 <= seed < 2**31 for seed in seeds)
+
+
+def test_a_non_deterministic_resume_reads_a_fresh_order(data_dir, tmp_path, monkeypatch):
+    """Not the seeded order from its start again: that would re-read the first steps' data."""
+    seeds = []
+    original = reader.make_dataset
+
+    def record_seed(*args, **kwargs):
+        if args[2] == "train":
+            seeds.append(kwargs["seed"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(reader, "make_dataset", record_seed)
+    config = TINY.replace(data_dir=data_dir, max_iterations=2, test_interval=100,
+                          display_interval=100)
+    train_lib.train_and_evaluate(config, str(tmp_path))
+    train_lib.train_and_evaluate(config.replace(max_iterations=3), str(tmp_path))
+    assert seeds[0] == config.seed
+    assert seeds[-1] == trainer_lib.resume_input_seed(config.seed, 2) != config.seed
 
 
 @pytest.fixture(scope="module")

@@ -167,7 +167,10 @@ def _restore(trainer: Trainer, data_dir: str) -> int:
     trainer.make_checkpoint()
     start_step = trainer.restore_or_initialize()
     if not trainer.checkpoints_iterator:
-        trainer.make_train_iterator(data_dir, start_step if config.deterministic else 0)
+        if config.deterministic:  # replay the seeded order up to the resumed step
+            trainer.make_train_iterator(data_dir, skip_steps=start_step)
+        else:  # a fresh order: no re-reading of the first steps' sequences
+            trainer.make_train_iterator(data_dir, resumed_step=start_step)
     if trainer.is_chief:
         removed = fault_tolerance.remove_stray_files(trainer.workdir, checkpoints.CHECKPOINT_SUBDIR)
         for path in removed:

@@ -69,6 +69,18 @@ def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
     return optimizer
 
 
+def resume_input_seed(seed: int, resumed_step: int) -> int:
+    """The input-order seed of a run resumed at ``resumed_step`` without ``--deterministic``.
+
+    A resume that reused ``seed`` would replay the seeded order from its start and re-read the
+    sequences of the first steps; a seed mixed from ``(seed, resumed_step)`` draws a fresh
+    order instead. Step 0 (a new run) keeps ``seed``.
+    """
+    if resumed_step <= 0:
+        return seed
+    return int(np.random.SeedSequence([seed, resumed_step]).generate_state(1)[0] >> 1)
+
+
 class Trainer:
     """Holds the model, optimizer, checkpoint and step function of one training run.
 
@@ -117,7 +129,7 @@ class Trainer:
         """
         return self.config.deterministic and not self.distributes_input
 
-    def make_train_iterator(self, data_dir: str, skip_steps: int = 0):
+    def make_train_iterator(self, data_dir: str, skip_steps: int = 0, resumed_step: int = 0):
         """Creates the (distributed) training iterator of ``[B, T, H, W, C]`` batches.
 
         Args:
@@ -125,8 +137,12 @@ class Trainer:
           skip_steps: steps whose input is skipped (a deterministic resume without a
             checkpointed iterator: the seeded order is replayed and the first
             ``skip_steps * batch_size`` records are dropped before decoding).
+          resumed_step: the step a non-deterministic run resumes at: its input order is
+            reshuffled with :func:`resume_input_seed` instead of replaying the sequences
+            the run read first.
         """
         config = self.config
+        seed = resume_input_seed(config.seed, resumed_step)
 
         def dataset_fn(input_context=None):
             batch, pipelines = self.global_batch, 1
@@ -135,7 +151,7 @@ class Trainer:
                 pipelines = input_context.num_input_pipelines
             return reader.make_dataset(
                 data_dir, config.dataset_name, "train", batch, config.total_length,
-                shuffle=True, repeat=True, seed=config.seed, deterministic=config.deterministic,
+                shuffle=True, repeat=True, seed=seed, deterministic=config.deterministic,
                 skip_corrupt=config.skip_corrupt, shuffle_buffer=config.shuffle_buffer,
                 input_context=input_context, augment=config.augment,
                 augment_time_reversal=config.augment_time_reversal,
