@@ -58,9 +58,10 @@ ACCEPTED = {
         *[(flag, "zero") for flag in (
             "max_iterations", "num_test_batches", "gradient_clip_norm", "num_devices",
             "decouple_beta", "r_sampling_step_1", "sampling_stop_iter",
-            "sampling_start_value", "sampling_changing_rate")],
+            "sampling_start_value", "sampling_changing_rate", "csi_loss_weight")],
         *[(flag, "huge") for flag in ("lr", "r_exp_alpha", "decouple_beta",
-                                      "gradient_clip_norm", "sampling_changing_rate")],
+                                      "gradient_clip_norm", "sampling_changing_rate",
+                                      "csi_loss_weight", "csi_loss_temperature_db")],
     },
     "evaluate": {("num_sequences", "zero"), ("num_sequences", "huge"), ("output_length", "zero"),
                  ("num_strips", "zero"), ("num_strips", "huge"),
