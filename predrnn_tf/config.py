@@ -206,7 +206,6 @@ def validate_config(config: Config) -> Config:
     _validate_architecture(config)
     _validate_optimisation(config)
     _validate_schedules(config)
-    _validate_csi_loss(config)
     return config
 
 
@@ -300,6 +299,11 @@ def _validate_optimisation(config: Config) -> None:
     for name in ("display_interval", "test_interval", "snapshot_interval", "log_every"):
         value = getattr(config, name)
         _require(value >= 1, f"--{name} must be positive, got {value}")
+    _require(config.csi_loss_weight >= 0,
+             f"--csi_loss_weight must be >= 0 (0 = off), got {config.csi_loss_weight}")
+    _require(config.csi_loss_temperature_db > 0,
+             f"--csi_loss_temperature_db must be positive, got {config.csi_loss_temperature_db}")
+    parse_csi_thresholds(config.csi_loss_thresholds_mmh)
 
 
 def _validate_schedules(config: Config) -> None:
@@ -330,22 +334,13 @@ def parse_csi_thresholds(value: str) -> tuple[float, ...]:
     """Parses ``--csi_loss_thresholds_mmh`` ("1.0" or "0.5,1,5") into positive rain rates."""
     try:
         thresholds = tuple(float(part) for part in str(value).split(","))
-    except ValueError as error:
-        raise ConfigError(f"--csi_loss_thresholds_mmh must be comma-separated numbers (mm/h), "
-                          f"got {value!r}") from error
-    if not all(math.isfinite(item) and item > 0 for item in thresholds):
-        raise ConfigError(f"--csi_loss_thresholds_mmh must be positive finite rain rates "
-                          f"(mm/h), got {value!r}")
+    except ValueError:
+        thresholds = ()
+    if not thresholds or not all(math.isfinite(item) and item > 0 for item in thresholds):
+        raise ConfigError(f"--csi_loss_thresholds_mmh must be comma-separated positive rain "
+                          f"rates in mm/h, got {value!r}")
     return thresholds
 
-
-def _validate_csi_loss(config: Config) -> None:
-    """The soft-CSI loss term: weight, thresholds and temperature."""
-    _require(config.csi_loss_weight >= 0,
-             f"--csi_loss_weight must be >= 0 (0 = off), got {config.csi_loss_weight}")
-    _require(config.csi_loss_temperature_db > 0,
-             f"--csi_loss_temperature_db must be positive, got {config.csi_loss_temperature_db}")
-    parse_csi_thresholds(config.csi_loss_thresholds_mmh)
 
 
 CONFIG_FILENAME = "config.json"

@@ -9,7 +9,7 @@ import tensorflow as tf
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@functools.cache  # the tool defines absl flags: load it once
+@functools.cache
 def _load_tool():
     path = os.path.join(REPO, "tools", "benchmark_gate_fusion.py")
     spec = importlib.util.spec_from_file_location("benchmark_gate_fusion", path)

@@ -24,12 +24,16 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-_PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
-                               "Compute dtype of the convolutions and the gate math.")
-_ROUNDS = flags.DEFINE_integer("rounds", 6, "Timed rounds per arm (interleaved).", lower_bound=1)
-_STEPS = flags.DEFINE_integer("steps", 6, "Time steps of the unroll.", lower_bound=1)
-
+FLAGS = flags.FLAGS
 BATCH, SIZE, NUM_HIDDEN, KERNEL = 8, 16, 128, 5
+
+
+def define_flags() -> None:
+    """The tool's flags, defined when it runs (importing it in tests defines none)."""
+    flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"],
+                      "Compute dtype of the convolutions and the gate math.")
+    flags.DEFINE_integer("rounds", 6, "Timed rounds per arm (interleaved).", lower_bound=1)
+    flags.DEFINE_integer("steps", 6, "Time steps of the unroll.", lower_bound=1)
 
 
 def compute_gates(x_concat, h_concat, m_concat, cell, memory):
@@ -84,13 +88,13 @@ def cpu_flags() -> str:
 
 def main(argv):
     del argv
-    dtype = tf.bfloat16 if _PRECISION.value == "bfloat16" else tf.float32
+    dtype = tf.bfloat16 if FLAGS.precision == "bfloat16" else tf.float32
     rng = np.random.default_rng(0)
     shapes = [(KERNEL, KERNEL, NUM_HIDDEN, gates * NUM_HIDDEN) for gates in (7, 4, 3)]
     shapes += [(KERNEL, KERNEL, 2 * NUM_HIDDEN, NUM_HIDDEN), (1, 1, 2 * NUM_HIDDEN, NUM_HIDDEN)]
     kernels = [tf.Variable(rng.uniform(-0.02, 0.02, shape).astype(np.float32))
                for shape in shapes]
-    frames = tf.constant(rng.uniform(0, 1, (_STEPS.value, BATCH, SIZE, SIZE, NUM_HIDDEN))
+    frames = tf.constant(rng.uniform(0, 1, (FLAGS.steps, BATCH, SIZE, SIZE, NUM_HIDDEN))
                          .astype(np.float32))
     arms = {"plain": make_update(kernels, frames, dtype, compute_gates, compute_output),
             "fused (XLA)": make_update(kernels, frames, dtype,
@@ -101,13 +105,13 @@ def main(argv):
                      for a, b in zip(plain, fused, strict=True))
     load_before = os.getloadavg()[0]
     times = {name: [] for name in arms}
-    for _ in range(_ROUNDS.value):
+    for _ in range(FLAGS.rounds):
         for name, arm in arms.items():
             start = time.perf_counter()
             arm()[0].numpy()
             times[name].append(time.perf_counter() - start)
     print(f"cpu flags: {cpu_flags()}; load average (1 min) before {load_before:.2f}, "
-          f"after {os.getloadavg()[0]:.2f}; {_PRECISION.value}, {_STEPS.value} steps")
+          f"after {os.getloadavg()[0]:.2f}; {FLAGS.precision}, {FLAGS.steps} steps")
     print(f"largest relative gradient difference: {difference:.2e}")
     print("| arm | median ms per update | rounds (ms) |\n|---|---|---|")
     for name, values in times.items():
@@ -118,4 +122,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
