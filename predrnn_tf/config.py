@@ -342,7 +342,6 @@ def parse_csi_thresholds(value: str) -> tuple[float, ...]:
     return thresholds
 
 
-
 CONFIG_FILENAME = "config.json"
 
 

@@ -82,17 +82,26 @@ def unit_pixels_to_rain_rate(pixels01: tf.Tensor) -> tf.Tensor:
     a forecast keeps a gradient below the no-rain pixel (where it tends to 0 mm/h); pixels
     above 1 are taken as 1 (the mapping's maximum, about 200 mm/h).
     """
-    dbr = tf.minimum(tf.cast(pixels01, tf.float32), 1.0) * (255.0 * units.DBR_SCALE)
-    return tf.pow(10.0, (dbr + units.DBR_OFFSET) / 10.0)
+    return tf.pow(10.0, unit_pixels_to_dbr(tf.minimum(tf.cast(pixels01, tf.float32), 1.0)) / 10.0)
+
+
+def unit_pixels_to_dbr(pixels01: tf.Tensor) -> tf.Tensor:
+    """[0, 1] dBR pixels -> dBR, linearly (no dry cut-off, no clipping)."""
+    return tf.cast(pixels01, tf.float32) * (255.0 * units.DBR_SCALE) + units.DBR_OFFSET
+
+
+def observed_rain_rate(targets: tf.Tensor) -> tf.Tensor:
+    """True [0, 1] dBR pixels -> mm/h as the metrics read them (0 at or below the no-rain
+    pixel)."""
+    targets = tf.cast(targets, tf.float32)
+    wet = tf.cast(targets >= units.DRY_BELOW_PIXEL / 255.0, tf.float32)
+    return unit_pixels_to_rain_rate(targets) * wet
 
 
 def rain_rate_squared_error(predictions: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
     """Squared error in (mm/h)^2: the forecast through :func:`unit_pixels_to_rain_rate`, the
-    target as the metrics read it (0 mm/h at or below the no-rain pixel)."""
-    targets = tf.cast(targets, tf.float32)
-    wet = tf.cast(targets >= units.DRY_BELOW_PIXEL / 255.0, tf.float32)
-    return tf.square(unit_pixels_to_rain_rate(predictions) -
-                     unit_pixels_to_rain_rate(targets) * wet)
+    target as the metrics read it (:func:`observed_rain_rate`)."""
+    return tf.square(unit_pixels_to_rain_rate(predictions) - observed_rain_rate(targets))
 
 
 def frame_loss(predictions: tf.Tensor, targets: tf.Tensor, name: str = "mse") -> tf.Tensor:
@@ -147,12 +156,9 @@ def soft_csi_frames(predictions: tf.Tensor, targets: tf.Tensor, threshold_mmh: f
     predictions = tf.cast(predictions, tf.float32)
     targets = tf.cast(targets, tf.float32)
     valid = valid_target_pixels(targets)
-    margin = predictions * (255.0 * units.DBR_SCALE) + units.DBR_OFFSET
-    margin = margin - 10.0 * float(np.log10(threshold_mmh))  # [B, T, H, W, C] in dB
+    margin = unit_pixels_to_dbr(predictions) - 10.0 * float(np.log10(threshold_mmh))  # dB
     forecast = tf.sigmoid(margin / temperature_db) * valid
-    wet = tf.cast(targets >= units.DRY_BELOW_PIXEL / 255.0, tf.float32)
-    observed = tf.cast(unit_pixels_to_rain_rate(targets) * wet >= threshold_mmh, tf.float32)
-    observed = observed * valid
+    observed = tf.cast(observed_rain_rate(targets) >= threshold_mmh, tf.float32) * valid
     axes = tf.range(2, tf.rank(predictions))
     hits = tf.reduce_sum(forecast * observed, axis=axes)
     union = tf.reduce_sum(forecast, axis=axes) + tf.reduce_sum(observed, axis=axes) - hits
