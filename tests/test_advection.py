@@ -59,3 +59,17 @@ def test_advection_is_differentiable_in_the_frame():
         total = tf.reduce_sum(advection.advect_frame(frame, motion) ** 2)
     gradient = tape.gradient(total, frame)
     assert gradient is not None and float(tf.reduce_max(tf.abs(gradient))) > 0.0
+
+
+def test_extrapolate_frames_advects_each_frame_once_more():
+    inputs = _moving_sequence((2.0, 1.0), steps=4)
+    forecast = advection.extrapolate_frames(tf.constant(inputs), 3).numpy()
+    assert forecast.shape == (1, 3, SIZE, SIZE, 1) and forecast.dtype == np.float32
+    motion = advection.estimate_motion(tf.constant(inputs))
+    frame = tf.constant(inputs[:, -1])
+    for step in range(3):
+        frame = advection.advect_frame(frame, motion)
+        np.testing.assert_array_equal(forecast[:, step], frame.numpy())
+    truth = _moving_sequence((2.0, 1.0), steps=7)[:, 4:]
+    persistence = np.repeat(inputs[:, -1:], 3, axis=1)
+    assert np.abs(forecast - truth).mean() < 0.5 * np.abs(persistence - truth).mean()

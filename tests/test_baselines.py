@@ -92,3 +92,24 @@ def test_rain_rate_nowcasts_move_the_cell(name):
 def test_sprog_needs_a_rain_rate_dataset():
     with pytest.raises(ValueError, match="--baselines=sprog needs a rain-rate dataset"):
         baselines.make_baseline("sprog", 3, {"value_mapping": None})
+
+
+def test_advection_baseline_is_the_untrained_radar_recipe_model():
+    from predrnn_tf.config import Config
+    from predrnn_tf.models.builder import build_model
+
+    config = Config(num_hidden=(8, 8), filter_size=3, patch_size=2, img_width=16,
+                    input_length=4, total_length=8, residual_frames=True, advection_prior=True,
+                    keep_dry_pixels=True, zero_mean_change=True)
+    model = build_model(config)
+    rng = np.random.default_rng(3)
+    frames = np.full((2, 4, 16, 16, 1), 1.0 / 255.0, np.float32)  # the no-rain pixel
+    for step in range(4):  # rain cells moving one pixel right per step
+        frames[:, step, 3:9, 2 + step:8 + step] = rng.uniform(0.3, 0.9, (2, 6, 6, 1))
+    baseline = baselines.make_baseline("advection", 4)
+    forecast = baseline(frames)
+    assert forecast.shape == (2, 4, 16, 16, 1)
+    np.testing.assert_allclose(forecast, model.forecast(frames).numpy(), atol=1e-6)
+    assert np.abs(forecast - frames[:, -1:]).max() > 0.1  # it moved the rain
+    with pytest.raises(ValueError, match="advection needs frames"):
+        baseline(frames[:, :1])

@@ -101,6 +101,18 @@ def test_with_pysteps_extrapolation_is_scored_too():
     assert np.isfinite(result["baselines"]["extrapolation"]["mse"])
 
 
+def test_an_advection_prior_model_is_scored_beside_its_untrained_prior():
+    config = CONFIG.replace(residual_frames=True, advection_prior=True)
+    found = test_pass.make_test_baselines(config, None)
+    assert list(found)[0] == "persistence" and list(found)[-1] == "advection"
+    assert "advection" not in test_pass.make_test_baselines(CONFIG, None)
+    dataset, frames = _dataset()
+    result = test_pass.run_test_pass(_half, dataset, config, test_pass.BaselineCache(found))
+    expected = _per_frame_mse(frames[:, 3:], found["advection"](frames[:, :3]))
+    np.testing.assert_allclose(result["baselines"]["advection"]["per_frame"]["mse"], expected,
+                               rtol=1e-5)
+
+
 def test_no_extrapolation_for_colour_frames():
     found = test_pass.make_test_baselines(CONFIG.replace(img_channel=3), None)
     assert list(found) == ["persistence"]

@@ -7,7 +7,7 @@ For every source S (the datasets made with tools/make_radar.py
 --flagfile=configs/radar_real_data.flags into --data_root): trains
 ``configs/radar_real.flags`` (or --train_flagfile) on the other sources
 (``--dataset_name=A,B``), then evaluates the model and the baselines on S's test split in one
-run (``python -m predrnn_tf.evaluate ... --baselines=persistence,extrapolation,sprog``).
+run (``python -m predrnn_tf.evaluate ... --baselines=persistence,extrapolation,sprog,advection``).
 Writes OUTPUT_DIR/S/{run,eval}/ and OUTPUT_DIR/loso.md: per source and lead time MSE (mm/h)^2
 and CSI at 1 mm/h of every forecaster, and the issue's checks (model vs extrapolation on MSE
 averaged over the lead times and on CSI at 1 mm/h over lead times >= 30 min; never worse
@@ -39,8 +39,9 @@ _MAX_ITERATIONS = flags.DEFINE_integer("max_iterations", 0,
                                        "(reverse) scheduled-sampling steps scale with it.")
 _EXTRA_TRAIN_FLAGS = flags.DEFINE_list("train_flags", [], "More training flags, e.g. "
                                        "--frame_loss=mse (comma-separated).")
-_BASELINES = flags.DEFINE_string("baselines", "persistence,extrapolation,sprog",
-                                 "Baselines scored beside the model.")
+_BASELINES = flags.DEFINE_string("baselines", "persistence,extrapolation,sprog,advection",
+                                 "Baselines scored beside the model ('advection': the "
+                                 "recipe's advection prior alone, the untrained model).")
 _EVERY = flags.DEFINE_integer("every_kth_sequence", 1, "Score every k-th test sequence.")
 _MIN_LEAD_MINUTES = flags.DEFINE_float("csi_min_lead_minutes", 30.0,
                                        "Lead times averaged for the CSI check.")

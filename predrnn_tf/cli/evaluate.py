@@ -52,8 +52,9 @@ _BASELINE = flags.DEFINE_enum("baseline", None, ["persistence", "extrapolation"]
                               "Evaluate a baseline instead of the model.")
 _BASELINES = flags.DEFINE_string(
     "baselines", "", "Rain-rate (dBR) datasets: comma list of persistence, extrapolation, "
-    "sprog scored beside the model in the same run (one table, metrics.json under each "
-    "name). Without --workdir only the baselines are scored.")
+    "sprog, advection (the recipe's TF advection prior alone) scored beside the model in the "
+    "same run (one table, metrics.json under each name). Without --workdir only the "
+    "baselines are scored.")
 _RAIN_THRESHOLDS = flags.DEFINE_string(
     "rain_thresholds", "0.5,1,5,10", "Rain-rate datasets: mm/h thresholds of CSI, POD, FAR, "
     "ETS, HSS.")

@@ -4,6 +4,11 @@
 - ``extrapolation``: optical-flow nowcast for radar with pysteps, a Lucas-Kanade motion field
   from the last input frames and semi-Lagrangian advection of the last frame. pysteps is an
   optional dependency (``pip install pysteps``), imported only when this baseline is used.
+- ``sprog``: pysteps' S-PROG (smoothed extrapolation), on rain-rate datasets.
+- ``advection``: the radar recipe's own advection prior alone, in TensorFlow ops (block
+  matching + semi-Lagrangian advection, :mod:`predrnn_tf.models.advection`): what the
+  recipe's model forecasts before training (zero learned change), so a table shows what the
+  network adds to it.
 
 A baseline is a callable ``input_frames [B, T_in, H, W, C] -> [B, T_out, H, W, C]`` like a
 model's ``forecast``.
@@ -21,7 +26,7 @@ import numpy as np
 
 from predrnn_tf import units
 
-BASELINES = ("persistence", "extrapolation", "sprog")
+BASELINES = ("persistence", "extrapolation", "sprog", "advection")
 # The settings of pysteps' own examples (plot_extrapolation_nowcast.py, plot_steps_nowcast.py):
 # motion on the last 3 frames in dBR (threshold 0.1 mm/h, no rain and no data -> -15 dBR),
 # semi-Lagrangian advection of the last rain-rate field; S-PROG on dBR with 6 cascade levels
@@ -53,6 +58,28 @@ class PersistenceBaseline:
 
     def __call__(self, input_frames: Any) -> np.ndarray:
         return persistence(input_frames, self.output_length)
+
+
+class AdvectionBaseline:
+    """Callable advection forecast in TensorFlow ops (:func:`.advection.extrapolate_frames`).
+
+    Advects the [0, 1] pixels as the radar recipe's model does (on a dBR dataset: the log
+    scale), so it equals that model with a zero learned change.
+    """
+
+    name = "advection"
+
+    def __init__(self, output_length: int):
+        self.output_length = output_length
+
+    def __call__(self, input_frames: Any) -> np.ndarray:
+        from predrnn_tf.models.advection import extrapolate_frames
+
+        frames = np.asarray(input_frames, np.float32)
+        if frames.ndim != 5 or frames.shape[1] < 2:
+            raise ValueError(f"advection needs frames [B, T >= 2, H, W, C], got shape "
+                             f"{frames.shape}")
+        return np.clip(extrapolate_frames(frames, self.output_length).numpy(), 0.0, 1.0)
 
 
 def import_pysteps() -> Any:
@@ -178,6 +205,8 @@ def make_baseline(name: str, output_length: int, metadata: dict[str, Any] | None
     """
     if name == "persistence":
         return PersistenceBaseline(output_length)
+    if name == "advection":
+        return AdvectionBaseline(output_length)
     rain_rate = units.is_rain_rate_mapping(metadata)
     if name in ("extrapolation", "sprog") and rain_rate:
         return RainRateNowcast(name, output_length, metadata)

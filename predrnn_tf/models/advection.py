@@ -132,3 +132,23 @@ def advect_frame(frame: tf.Tensor, motion: tf.Tensor) -> tf.Tensor:
     upper = (1.0 - weight_x) * sample(top, left) + weight_x * sample(top, right)
     lower = (1.0 - weight_x) * sample(bottom, left) + weight_x * sample(bottom, right)
     return tf.cast((1.0 - weight_y) * upper + weight_y * lower, dtype)
+
+
+def extrapolate_frames(input_frames: tf.Tensor, output_length: int) -> tf.Tensor:
+    """The last input frame advected one step at a time along the inputs' motion.
+
+    Args:
+      input_frames: ``[B, T, H, W, C]`` frames (any float dtype).
+      output_length: frames to forecast.
+
+    Returns:
+      ``[B, output_length, H, W, C]`` float32: step ``k`` is step ``k - 1`` advected once
+      (:func:`advect_frame`), as the radar recipe's model moves its own previous frame.
+    """
+    frames = tf.cast(input_frames, tf.float32)
+    motion = estimate_motion(frames)  # [B, H, W, 2]
+    frame, forecast = frames[:, -1], []
+    for _ in range(output_length):
+        frame = advect_frame(frame, motion)
+        forecast.append(frame)
+    return tf.stack(forecast, axis=1)  # [B, T_out, H, W, C]

@@ -9,7 +9,8 @@ evaluation names it: the per-frame MSE (sum over a frame's pixels), averaged ove
 The baselines of :mod:`predrnn_tf.evaluation.baselines` are scored on the same sequences by
 the same code: ``persistence`` always, ``extrapolation`` (pysteps' Lucas-Kanade motion and
 semi-Lagrangian advection; in mm/h on a dBR rain-rate dataset) when pysteps is installed and
-the frames have one channel. The test set is fixed, so a :class:`BaselineCache` forecasts
+the frames have one channel, and ``advection`` (the model's own advection prior alone, the
+untrained model) for a model with ``advection_prior``. The test set is fixed, so a :class:`BaselineCache` forecasts
 each batch once per run and reuses its sums in later passes (keyed by the batch's frames).
 """
 
@@ -46,12 +47,15 @@ def make_test_baselines(config: Config, metadata: dict[str, Any] | None
     """The baselines a test pass scores beside the model, by name.
 
     ``persistence`` always; ``extrapolation`` for one-channel frames with at least
-    ``baselines.MOTION_FRAMES`` inputs when pysteps imports (else one log line says so).
+    ``baselines.MOTION_FRAMES`` inputs when pysteps imports (else one log line says so);
+    ``advection`` with ``config.advection_prior``, so the log shows what training adds to it.
     """
     found, skipped = baselines.default_baselines(config.output_length, metadata,
                                                  config.img_channel, config.input_length)
     if "pysteps" in skipped.get("extrapolation", ""):
         logging.info(PYSTEPS_ABSENT_LOG)
+    if config.advection_prior:
+        found["advection"] = baselines.make_baseline("advection", config.output_length)
     return found
 
 
