@@ -10,8 +10,9 @@ The baselines of :mod:`predrnn_tf.evaluation.baselines` are scored on the same s
 the same code: ``persistence`` always, ``extrapolation`` (pysteps' Lucas-Kanade motion and
 semi-Lagrangian advection; in mm/h on a dBR rain-rate dataset) when pysteps is installed and
 the frames have one channel, and ``advection`` (the model's own advection prior alone, the
-untrained model) for a model with ``advection_prior``. The test set is fixed, so a :class:`BaselineCache` forecasts
-each batch once per run and reuses its sums in later passes (keyed by the batch's frames).
+untrained model) for a model with ``advection_prior``. The test set is fixed, so a
+:class:`BaselineCache` forecasts each batch once per run and reuses its sums in later passes
+(keyed by the batch's frames).
 """
 
 from __future__ import annotations
