@@ -66,6 +66,10 @@ def test_install_train_predict_export_serve(venv):
     python = str(bin_dir / "python")
     where = run([python, "-c", "import predrnn_tf; print(predrnn_tf.__file__)"], user, env)
     assert str(bin_dir.parent) in where.stdout, where.stdout  # the venv's copy, not the repo
+    pretrained = run([python, "-m", "predrnn_tf.inference.pretrained_models", "radar_real"],
+                     user, env).stdout.strip()
+    assert pretrained.startswith(str(bin_dir.parent)), pretrained  # shipped as package data
+    assert os.path.exists(os.path.join(pretrained, "checkpoints", "ckpt-600.index"))
     for command in ("predrnn-train", "predrnn-evaluate", "predrnn-export", "predrnn-predict",
                     "predrnn-serve"):
         assert (bin_dir / command).exists(), command
