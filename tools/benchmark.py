@@ -102,6 +102,34 @@ def best_seconds(function, repeats: int) -> float:
     return best
 
 
+def make_conv_pass(kernel_size: int, inputs: int, outputs: int, batch: int, size: int,
+                   dtype, backward: bool = True):
+    """A ``tf.function`` running one convolution's forward pass, and with ``backward`` its
+    input and filter gradients, on random ``[batch, size, size, inputs]`` data.
+
+    It returns the forward output beside the gradients: the gradients of a convolution do
+    not depend on its output, so a function returning only them would let TF prune the
+    forward convolution away (an earlier version did, and timed 2 convolutions for 3).
+    """
+    import tensorflow as tf
+
+    images = tf.random.normal([batch, size, size, inputs], dtype=dtype)
+    kernel = tf.Variable(tf.random.normal([kernel_size, kernel_size, inputs, outputs],
+                                          dtype=dtype))
+
+    @tf.function
+    def conv_pass():
+        if not backward:
+            return tf.nn.conv2d(images, kernel, 1, "SAME")
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            features = tf.nn.conv2d(images, kernel, 1, "SAME")
+            loss = tf.reduce_sum(tf.cast(features, tf.float32))
+        return features, tape.gradient(loss, [images, kernel])
+
+    return conv_pass
+
+
 def measure_conv_peak(config, precision: str, repeats: int, backward: bool = True) -> float:
     """GFLOP/s of forward + backward (or forward only) of the model's own conv shapes
     (the fused per-cell convolutions, the model's batch, patched size and compute dtype),
@@ -116,21 +144,9 @@ def measure_conv_peak(config, precision: str, repeats: int, backward: bool = Tru
     for k, cin, cout, count in conv_shapes(config):
         distinct[(k, cin, cout)] = distinct.get((k, cin, cout), 0) + count
     for (k, cin, cout), count in distinct.items():
-        inputs = tf.random.normal([batch, size, size, cin], dtype=dtype)
-        kernel = tf.Variable(tf.random.normal([k, k, cin, cout], dtype=dtype))
-
-        @tf.function
-        def forward_backward(inputs=inputs, kernel=kernel):
-            if not backward:
-                return tf.nn.conv2d(inputs, kernel, 1, "SAME")
-            with tf.GradientTape() as tape:
-                tape.watch(inputs)
-                outputs = tf.nn.conv2d(inputs, kernel, 1, "SAME")
-                loss = tf.reduce_sum(tf.cast(outputs, tf.float32))
-            return tape.gradient(loss, [inputs, kernel])
-
+        conv_pass = make_conv_pass(k, cin, cout, batch, size, dtype, backward)
         total_flops += (3.0 if backward else 1.0) * conv_flops(k, cin, cout, batch, size) * count
-        total_time += best_seconds(forward_backward, repeats) * count
+        total_time += best_seconds(conv_pass, repeats) * count
     return total_flops / total_time / 1e9
 
 
