@@ -79,7 +79,8 @@ def usable_cores() -> int:
 
 def torch_conv_peak(config, dtype_name: str | None, repeats: int) -> float:
     """GFLOP/s of PyTorch forward + backward at the model's conv shapes (NCHW, as the
-    official code), weighted by their count in an update, like ``measure_conv_peak``."""
+    official code), weighted by their count in an update, each shape timed as the best of
+    ``repeats`` like ``measure_conv_peak`` (eager PyTorch always runs the forward)."""
     import torch
     from torch.nn import functional as F
 
@@ -97,13 +98,8 @@ def torch_conv_peak(config, dtype_name: str | None, repeats: int) -> float:
             outputs = F.conv2d(inputs, kernel, padding=padding)
             return torch.autograd.grad(outputs.float().sum(), [inputs, kernel])
 
-        forward_backward()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            forward_backward()
-        elapsed = (time.perf_counter() - start) / repeats
         total_flops += 3.0 * benchmark.conv_flops(k, cin, cout, batch, size) * count
-        total_time += elapsed * count
+        total_time += benchmark.best_seconds(forward_backward, repeats) * count
     return total_flops / total_time / 1e9
 
 
