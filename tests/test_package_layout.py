@@ -17,7 +17,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "predrnn_tf"
 
-CORE = {"config", "errors", "files", "units", "checkpoints"}
+CORE = {"config", "errors", "files", "units", "checkpoints", "workdir"}
 # area -> the areas it may import (besides itself). Core modules are areas of their own.
 ALLOWED = {
     "errors": set(),
@@ -27,18 +27,26 @@ ALLOWED = {
     "layers": {"errors"},
     "models": {"config", "errors", "units", "layers"},
     "checkpoints": {"config", "errors", "files", "models", "layers"},
+    # the one reader of a work directory: config, checkpoints, data card, value mapping
+    "workdir": {"config", "errors", "files", "units", "checkpoints", "models", "layers"},
     "data": {"config", "errors", "files", "units"},
-    "evaluation": {"config", "errors", "files", "units", "checkpoints", "models", "layers"},
-    "serving": {"config", "errors", "files", "units", "checkpoints", "models", "layers"},
-    "interop": {"config", "errors", "files", "checkpoints", "models", "layers"},
-    "training": {"config", "errors", "files", "units", "checkpoints", "models", "layers",
-                 "data", "evaluation"},
-    "inference": {"config", "errors", "files", "units", "checkpoints", "models", "layers",
-                  "data", "evaluation", "serving"},
-    "analysis": {"config", "errors", "files", "units", "checkpoints", "models", "layers",
-                 "data", "evaluation", "training"},
+    "evaluation": {"config", "errors", "files", "units", "checkpoints", "workdir", "models",
+                   "layers", "data"},
+    "serving": {"config", "errors", "files", "units", "checkpoints", "workdir", "models",
+                "layers"},
+    "interop": {"config", "errors", "files", "checkpoints", "workdir", "models", "layers"},
+    "training": {"config", "errors", "files", "units", "checkpoints", "workdir", "models",
+                 "layers", "data", "evaluation"},
+    "inference": {"config", "errors", "files", "units", "checkpoints", "workdir", "models",
+                  "layers", "data", "evaluation", "serving"},
+    "analysis": {"config", "errors", "files", "units", "checkpoints", "workdir", "models",
+                 "layers", "data", "evaluation", "training"},
     "cli": {"*"},
     "package": {"*"},  # predrnn_tf/__init__.py and the predrnn_tf.train/evaluate/export aliases
+}
+# single modules held to less than their area: schedules are pure functions of the config.
+MODULE_ALLOWED = {
+    "training/schedules.py": {"config", "errors"},
 }
 # areas that must not import absl at all (not even absl.logging)
 NO_ABSL = {"errors", "files", "units", "config", "layers", "models", "checkpoints"}
@@ -107,6 +115,155 @@ def test_imports_follow_the_package_map(path):
         if module in ("absl.flags", "absl.app") and area not in ("cli", "package"):
             broken.append(f"line {line}: only cli/ reads flags, but {area} imports {module}")
     assert not broken, "\n".join(broken)
+
+
+@pytest.mark.parametrize("relative", sorted(MODULE_ALLOWED))
+def test_single_modules_follow_their_own_rule(relative):
+    allowed = MODULE_ALLOWED[relative]
+    broken = [f"line {line}: {relative} imports {module}"
+              for module, line in imported_modules(parse(PACKAGE / relative))
+              if target_area(module) not in (None, *allowed)]
+    assert not broken, "\n".join(broken)
+
+
+def module_file(module: str) -> pathlib.Path | None:
+    """The package file a dotted name imports: a module, else a package's ``__init__``."""
+    parts = module.split(".")
+    if parts[0] != "predrnn_tf":
+        return None
+    for end in range(len(parts), 0, -1):
+        base = REPO.joinpath(*parts[:end])
+        if base.with_suffix(".py").is_file():
+            return base.with_suffix(".py")
+        if (base / "__init__.py").is_file():
+            return base / "__init__.py"
+    return None
+
+
+def imported_files(tree: ast.AST) -> set[pathlib.Path]:
+    """The package files an AST imports: ``from a import b`` is module ``a.b`` if it is one."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(module_file(alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                name = f"{node.module}.{alias.name}"
+                is_module = REPO.joinpath(*name.split(".")).with_suffix(".py").is_file() or \
+                    REPO.joinpath(*name.split("."), "__init__.py").is_file()
+                found.add(module_file(name if is_module else node.module))
+    return {path for path in found if path}
+
+
+def import_graph() -> dict[pathlib.Path, set[pathlib.Path]]:
+    """File -> the package files it imports (function-local imports included)."""
+    return {path: imported_files(parse(path)) - {path} for path in package_files()}
+
+
+def find_circle(graph: dict[pathlib.Path, set[pathlib.Path]]) -> list[pathlib.Path]:
+    """One import circle of ``graph`` (a list of files, the first repeated last), or []."""
+    state: dict[pathlib.Path, int] = {}  # 1 = on the current path, 2 = done
+    path: list[pathlib.Path] = []
+
+    def visit(node: pathlib.Path) -> list[pathlib.Path]:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target not in state and (circle := visit(target)):
+                return circle
+        path.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (circle := visit(node)):
+            return circle
+    return []
+
+
+def test_no_import_circles():
+    circle = find_circle(import_graph())
+    assert not circle, "import circle: " + " -> ".join(
+        str(path.relative_to(REPO)) for path in circle)
+
+
+def test_the_circle_finder_can_fail():
+    first, second, third = (pathlib.Path(name) for name in ("a.py", "b.py", "c.py"))
+    assert find_circle({first: {second}, second: {third}, third: {first}}) == [
+        first, second, third, first]
+    assert find_circle({first: {second}, second: {third}}) == []
+
+
+def renamed_imports(tree: ast.AST) -> list[str]:
+    """``import predrnn_tf.x as y`` / ``from predrnn_tf.x import z as y`` with y != the name."""
+    renamed = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("predrnn_tf"):
+            renamed += [f"line {node.lineno}: {alias.name} as {alias.asname}"
+                        for alias in node.names if alias.asname and alias.asname != alias.name]
+        elif isinstance(node, ast.Import):
+            renamed += [f"line {node.lineno}: {alias.name} as {alias.asname}"
+                        for alias in node.names if alias.name.startswith("predrnn_tf")
+                        and alias.asname and alias.asname != alias.name.split(".")[-1]]
+    return renamed
+
+
+PYTHON_FILES = package_files() + sorted((REPO / "tools").glob("*.py")) + sorted(
+    (REPO / "tests").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", PYTHON_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_modules_keep_their_own_names(path):
+    """No alias keeps an old name alive: a module is imported under its own name."""
+    renamed = renamed_imports(parse(path))
+    assert not renamed, "\n".join(renamed)
+
+
+def test_renamed_imports_are_found():
+    tree = ast.parse("from predrnn_tf.training import loop as train_lib\n"
+                     "from predrnn_tf.training import loop\nimport numpy as np\n")
+    assert renamed_imports(tree) == ["line 1: loop as train_lib"]
+
+
+def module_names() -> set[str]:
+    """What a test file may be named after: package modules, packages, tools, commands."""
+    names = set()
+    for path in package_files():
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        if parts:
+            names.update({parts[-1], "_".join(parts)})
+    return names | {path.stem for path in (REPO / "tools").glob("*.py")}
+
+
+# Tests of the whole system rather than of one module, with the reason.
+SYSTEM_TESTS = {
+    "package_layout": "this file: the layout rules",
+    "install": "the pip install and its console commands",
+    "hostile_api": "hostile calls of the public Python API",
+    "hostile_flags": "hostile flags on every command",
+    "bad_inputs": "bad files and values on every command",
+    "radar_recipe": "the radar recipe end to end (configs/radar_real.flags)",
+}
+
+
+def test_test_files_are_named_after_a_module():
+    names = module_names() | set(SYSTEM_TESTS)
+    unnamed = [path.name for path in sorted((REPO / "tests").glob("test_*.py"))
+               if path.stem.removeprefix("test_") not in names]
+    assert not unnamed, f"test files named after no module: {unnamed}"
+
+
+def test_tools_never_import_each_other():
+    tools = {path.stem for path in (REPO / "tools").glob("*.py")}
+    found = []
+    for path in sorted((REPO / "tools").glob("*.py")):
+        for module, line in imported_modules(parse(path)):
+            if module.split(".")[0] in tools:
+                found.append(f"{path.name} line {line}: imports {module}")
+    assert not found, "\n".join(found)
 
 
 def test_nothing_below_the_entry_points_reads_flags():
