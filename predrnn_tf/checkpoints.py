@@ -1,11 +1,11 @@
-"""Checkpoint layout of a work directory, and restoring a trained model from it.
+"""The checkpoint layout of a work directory, and loading a model's weights from it.
 
-``WORKDIR/config.json`` holds the resolved configuration; ``WORKDIR/checkpoints/`` is a
-``tf.train.CheckpointManager`` directory whose checkpoints hold the objects named by
-:func:`make_training_checkpoint`: ``model``, ``optimizer``, ``step`` (int64) and
-``generator`` (the mask ``tf.random.Generator``), plus ``iterator`` (the input position)
-when training is deterministic. Training, the PyTorch importer and :func:`restore` all go
-through this module, so the layout has one owner. Problems raise
+``WORKDIR/checkpoints/`` is a ``tf.train.CheckpointManager`` directory whose checkpoints
+hold the objects named by :func:`make_training_checkpoint`: ``model``, ``optimizer``,
+``step`` (int64) and ``generator`` (the mask ``tf.random.Generator``), plus ``iterator``
+(the input position) when training is deterministic. Training, the PyTorch importer and
+:mod:`predrnn_tf.workdir` (the one door to a work directory: its config, checkpoints and
+data card) all go through this module, so the layout has one owner. Problems raise
 :class:`predrnn_tf.errors.CheckpointError` with a one-line message.
 """
 
@@ -169,12 +169,23 @@ def stored_variables(path: str) -> dict[str, list[int]]:
 
 
 def checkpoint_step(path: str) -> int:
-    """The training step stored in the checkpoint at ``path``."""
+    """The training step of the checkpoint at ``path``.
+
+    Its ``step`` variable, else the ``-N`` suffix of its name (a checkpoint written without
+    a step, e.g. a bare ``tf.train.Checkpoint(model=...)``).
+
+    Raises:
+      CheckpointError: when the checkpoint holds no step and its name has no ``-N`` suffix.
+    """
     try:
         return int(tf.train.load_variable(path, "step/.ATTRIBUTES/VARIABLE_VALUE"))
     except (tf.errors.OpError, ValueError) as error:
-        raise CheckpointError(f"checkpoint {path} holds no training step "
-                              f"({error_line(error)})") from error
+        match = re.search(r"-(\d+)$", path)
+        if match is None:
+            raise CheckpointError(f"checkpoint {path} holds no training step and its name has "
+                                  f"no -N suffix ({error_line(error)}): name the step "
+                                  f"yourself (e.g. --version)") from error
+        return int(match.group(1))
 
 
 def has_iterator(path: str) -> bool:
@@ -250,26 +261,31 @@ def restore_weights(model: PredRNN, path: str) -> None:
                               ) from None
 
 
-def restore(workdir: str, checkpoint: str | None = None,
-            precision: str | None = None) -> tuple[PredRNN, Config]:
-    """Rebuilds the model of a work directory and loads its weights.
+def restore_model(config: Config, path: str, precision: str | None = None) -> PredRNN:
+    """Builds the model of ``config`` and loads the weights of the checkpoint at ``path``.
 
     Args:
-      workdir: a training work directory (with ``config.json`` and ``checkpoints/``).
-      checkpoint: a checkpoint path prefix; default the newest in the work directory.
-      precision: compute precision override (default: the one trained with).
+      config: the configuration the checkpoint was trained with.
+      path: a checkpoint path prefix (``.../ckpt-N``).
+      precision: compute precision override (default: ``config.precision``).
+    """
+    if not tf.io.gfile.exists(path + ".index"):
+        raise CheckpointError(f"--checkpoint={path} does not exist (no {path}.index)")
+    model = build_model(config, precision=precision)
+    restore_weights(model, path)
+    return model
 
-    Returns:
-      ``(model, config)``.
+
+def restore(workdir: str, checkpoint: str | None = None,
+            precision: str | None = None) -> tuple[PredRNN, Config]:
+    """Transitional: use :func:`predrnn_tf.workdir.restore` (the one door to a work directory).
+
+    Kept only while ``predrnn_tf/__init__.py``, ``cli/evaluate.py``, ``tools/fidelity.py``
+    and some tests still call it (issue 28); it reads the same files the same way.
     """
     config = load_config(workdir)
     path = checkpoint or latest_checkpoint(workdir)
     if path is None:
         raise CheckpointError(f"--workdir={workdir} has no checkpoint in "
                               f"{checkpoint_dir(workdir)}")
-    if not tf.io.gfile.exists(path + ".index"):
-        raise CheckpointError(f"--checkpoint={path} does not exist (no {path}.index)")
-    model = build_model(config, precision=precision)
-    restore_weights(model, path)
-    return model, config
-
+    return restore_model(config, path, precision), config

@@ -8,8 +8,10 @@ says what they mean::
 and the model sees ``p / 255`` in [0, 1]. This module converts between those pixels and
 physical units, and between radar quantities (reflectivity in dBZ, rain rate in mm/h,
 accumulation in mm over an interval) through a Z-R relation ``Z = zr_a * R ** zr_b``.
-It imports nothing of TensorFlow; every function works on numpy arrays and on tensors that
-support ``*`` and ``+`` (``pixels_to_units``, ``units_to_pixels``).
+It imports nothing of TensorFlow. :func:`pixels_to_units` / :func:`units_to_pixels` are the
+one linear pixels <-> units pair of the package: they work on numpy arrays, Python numbers and
+TensorFlow tensors alike (only ``*``, ``+``, ``-`` and ``/`` with Python floats, so a float
+tensor keeps its dtype); the other functions here are numpy only.
 """
 
 from __future__ import annotations
@@ -63,13 +65,25 @@ def _require_mapping(metadata: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def pixels_to_units(pixels01: Any, metadata: dict[str, Any] | None) -> Any:
-    """Maps [0, 1] pixels to physical units with the metadata's (or a) ``value_mapping``."""
+    """[0, 1] pixels -> ``scale * 255 * pixels01 + offset`` of a linear ``value_mapping``.
+
+    Args:
+      pixels01: a numpy array, a number or a float TensorFlow tensor (any float dtype; the
+        result keeps it).
+      metadata: dataset metadata holding a ``value_mapping``, or a value mapping itself.
+
+    Raises:
+      DataError: when ``metadata`` has no value mapping.
+    """
     mapping = _require_mapping(metadata)
     return pixels01 * (255.0 * float(mapping["scale"])) + float(mapping["offset"])
 
 
 def units_to_pixels(values: Any, metadata: dict[str, Any] | None) -> Any:
-    """Inverse of :func:`pixels_to_units`, not clipped: returns [0, 1]-scaled pixels."""
+    """Inverse of :func:`pixels_to_units`, not clipped: physical values -> [0, 1] pixels.
+
+    Works on numpy arrays, numbers and float TensorFlow tensors alike.
+    """
     mapping = _require_mapping(metadata)
     return (values - float(mapping["offset"])) / (255.0 * float(mapping["scale"]))
 
@@ -175,13 +189,20 @@ def no_data_pixel(metadata: dict[str, Any] | None) -> int | None:
     return None if value is None else int(value)
 
 
-def rain_rate_to_pixels(rate: np.ndarray) -> np.ndarray:
-    """Rain rate (mm/h, NaN = no data) -> uint8 storage pixels of :func:`rain_rate_mapping`."""
+def _rain_rate_to_raw_pixels(rate: np.ndarray, rounded: bool) -> np.ndarray:
+    """Rain rate (mm/h) -> 0..255 pixels of :func:`rain_rate_mapping` (dry: the no-rain pixel)."""
     rate = np.asarray(rate, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         dbr = 10.0 * np.log10(np.maximum(rate, RAIN_RATE_FLOOR))
-    pixels = np.clip(np.round((dbr - DBR_OFFSET) / DBR_SCALE), NO_RAIN_PIXEL, 255)
-    pixels = np.where(rate < RAIN_RATE_FLOOR, NO_RAIN_PIXEL, pixels)
+    pixels = (dbr - DBR_OFFSET) / DBR_SCALE
+    pixels = np.clip(np.round(pixels) if rounded else pixels, NO_RAIN_PIXEL, 255.0)
+    return np.where(rate < RAIN_RATE_FLOOR, NO_RAIN_PIXEL, pixels)
+
+
+def rain_rate_to_pixels(rate: np.ndarray) -> np.ndarray:
+    """Rain rate (mm/h, NaN = no data) -> uint8 storage pixels of :func:`rain_rate_mapping`."""
+    rate = np.asarray(rate, np.float64)
+    pixels = _rain_rate_to_raw_pixels(rate, rounded=True)
     return np.where(np.isnan(rate), NO_DATA_PIXEL, pixels).astype(np.uint8)
 
 
@@ -193,20 +214,15 @@ def pixels_to_rain_rate(pixels01: np.ndarray, metadata: dict[str, Any] | None) -
     mapping = _require_mapping(metadata)
     if mapping.get("transform") != RAIN_RATE_TRANSFORM:
         raise DataError(f"value_mapping {mapping.get('units')!r} is not a dBR rain-rate mapping")
-    pixels = np.asarray(pixels01, np.float64) * 255.0
-    dbr = pixels * float(mapping["scale"]) + float(mapping["offset"])
-    rate = np.power(10.0, dbr / 10.0)
+    pixels01 = np.asarray(pixels01, np.float64)
+    rate = np.power(10.0, pixels_to_units(pixels01, mapping) / 10.0)  # dBR -> mm/h
     dry_below = float(mapping.get("no_rain_pixel", NO_RAIN_PIXEL)) + NO_RAIN_MARGIN
-    return np.where(pixels < dry_below, 0.0, rate)
+    return np.where(pixels01 * 255.0 < dry_below, 0.0, rate)
 
 
 def rain_rate_to_unit_pixels(rate: np.ndarray) -> np.ndarray:
     """Rain rate (mm/h) -> continuous [0, 1] pixels (inverse of :func:`pixels_to_rain_rate`)."""
-    rate = np.asarray(rate, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dbr = 10.0 * np.log10(np.maximum(rate, RAIN_RATE_FLOOR))
-    pixels = np.clip((dbr - DBR_OFFSET) / DBR_SCALE, NO_RAIN_PIXEL, 255.0)
-    return np.where(rate < RAIN_RATE_FLOOR, NO_RAIN_PIXEL, pixels) / 255.0
+    return _rain_rate_to_raw_pixels(rate, rounded=False) / 255.0
 
 
 def valid_pixels(pixels01: np.ndarray, metadata: dict[str, Any] | None) -> np.ndarray:

@@ -116,3 +116,32 @@ def test_schema_names_are_the_units_functions():
     """data.schema keeps its two names for older callers, but units.py owns the code."""
     assert schema.pixels_to_units is units.pixels_to_units
     assert schema.units_to_pixels is units.units_to_pixels
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_pixels_units_pair_works_on_tensors_like_numpy(dtype):
+    import tensorflow as tf
+
+    pixels01 = np.linspace(0.0, 1.0, 256, dtype=np.float32)
+    for mapping in (units.hko7_mapping(), units.rain_rate_mapping()):
+        expected = units.pixels_to_units(pixels01.astype(np.float64), mapping)
+        tensor = units.pixels_to_units(tf.constant(pixels01, dtype), {"value_mapping": mapping})
+        assert tensor.dtype == tf.as_dtype(dtype)  # the tensor keeps its dtype
+        tolerance = 1e-4 if dtype == "float32" else 0.6  # half precision: 8 / 11 bit mantissas
+        np.testing.assert_allclose(tf.cast(tensor, tf.float64).numpy(), expected,
+                                   atol=tolerance)
+        back = units.units_to_pixels(tf.constant(expected, tf.float32), mapping)
+        np.testing.assert_allclose(back.numpy(), pixels01, atol=1e-5)
+
+
+def test_rain_rate_pixels_agree_with_the_linear_pair():
+    mapping = units.rain_rate_mapping()
+    pixels01 = np.arange(2, 256) / 255.0
+    dbr = units.pixels_to_units(pixels01, mapping)
+    np.testing.assert_allclose(units.pixels_to_rain_rate(pixels01, mapping),
+                               10.0 ** (dbr / 10.0), rtol=1e-12)
+    rates = units.pixels_to_rain_rate(pixels01, mapping)
+    np.testing.assert_allclose(units.rain_rate_to_unit_pixels(rates), pixels01, atol=1e-9)
+    np.testing.assert_array_equal(units.rain_rate_to_pixels(rates), np.arange(2, 256))
+    assert units.rain_rate_to_pixels(np.array([np.nan, 0.0]))[0] == units.NO_DATA_PIXEL
+    assert units.rain_rate_to_unit_pixels(np.array([0.0]))[0] * 255 == units.NO_RAIN_PIXEL
