@@ -346,7 +346,7 @@ CONFIG_FILENAME = "config.json"
 
 
 def save_config(config: Config, workdir: str) -> str:
-    """Writes ``config.json`` into ``workdir`` atomically and returns its path.
+    """Writes ``config.json`` into ``workdir`` atomically (use ``WorkDir.save_config``).
 
     A ``data_dir`` inside the work directory is stored relative to it (and one outside as an
     absolute path), so a moved or copied work directory still finds its data.
@@ -361,7 +361,7 @@ def save_config(config: Config, workdir: str) -> str:
 
 
 def load_config(workdir: str) -> Config:
-    """Reads the ``config.json`` saved by training in ``workdir``.
+    """Reads the ``config.json`` saved by training in ``workdir`` (use ``WorkDir.config``).
 
     A relative ``data_dir`` is resolved against ``workdir``. ConfigError names the file when
     it is missing, not JSON, or holds a value of the wrong type or range.

@@ -9,11 +9,12 @@ import tensorflow as tf
 
 from predrnn_tf import checkpoints, units
 from predrnn_tf.cli import export as export_cli
-from predrnn_tf.config import Config, save_config
-from predrnn_tf.data import schema, synthetic_radar, units_record
+from predrnn_tf.config import Config
+from predrnn_tf.data import schema, synthetic_radar
 from predrnn_tf.models.builder import build_model
 from predrnn_tf.serving import exporter as export_lib
 from predrnn_tf.serving import graph_ops, publishing, signatures, warmup
+from predrnn_tf.workdir import WorkDir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = Config(num_hidden=(4, 4), filter_size=3, patch_size=4, img_width=16, input_length=3,
@@ -38,9 +39,10 @@ def workdir(tmp_path_factory):
     step = tf.Variable(7, dtype=tf.int64, trainable=False, name="step")
     checkpoints.make_manager(tf.train.Checkpoint(model=model, step=step), path).save(
         checkpoint_number=9)  # the version must come from the step variable, not the name
-    save_config(TINY, path)
+    work = WorkDir(path)
+    work.save_config(TINY)
     metadata = schema.read_metadata(os.path.join(path, "data"), TINY.dataset_name)
-    units_record.write_card(path, metadata, TINY.dataset_name)  # as training writes it
+    work.write_data_card(metadata, TINY.dataset_name)  # as training writes it
     return path
 
 
@@ -56,7 +58,7 @@ def exported(workdir, export_dir):
 
 @pytest.fixture(scope="module")
 def keras_model(workdir):
-    model, _ = checkpoints.restore(workdir)
+    model, _ = WorkDir(workdir).restore_model()
     return model
 
 
@@ -78,7 +80,7 @@ def test_layout_version_and_warmup(exported, export_dir, workdir):
     assert info["precision"] == "float32" and info["config"]["input_length"] == 3
     assert exported["relative_l2_vs_float32"] < 1e-5
     # The export carries what its pixels mean, independent of the work directory.
-    assert info["data_card"] == units_record.read_card(workdir)
+    assert info["data_card"] == WorkDir(workdir).data_card
     assert info["data_card"]["unit"] == "dBZ"
 
     prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
@@ -196,7 +198,7 @@ def run_in_session(path, frames):
 
 
 def test_mixed_float16_module_keeps_float32_io(workdir):
-    model, config = checkpoints.restore(workdir, precision="mixed_float16")
+    model, config = WorkDir(workdir).restore_model(precision="mixed_float16")
     module = signatures.ForecastModule(model, config)
     function = module.signatures()["serving_default"]
     assert model.compute_dtype == "float16"

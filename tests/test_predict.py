@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from predrnn_tf import checkpoints, units
-from predrnn_tf.config import Config, save_config
+from predrnn_tf.config import Config
 from predrnn_tf.data import synthetic_radar
 from predrnn_tf.errors import ConfigError, InputError
 from predrnn_tf.evaluation import plots
@@ -20,6 +20,7 @@ from predrnn_tf.inference.frames import RadarArchive, load_frames
 from predrnn_tf.inference.predict import PredictOptions, predict_files
 from predrnn_tf.models.builder import build_model
 from predrnn_tf.serving import exporter
+from predrnn_tf.workdir import WorkDir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
@@ -37,13 +38,13 @@ def workdir(tmp_path_factory):
     model = build_model(TINY)
     step = tf.Variable(3, dtype=tf.int64, trainable=False, name="step")
     checkpoints.make_manager(tf.train.Checkpoint(model=model, step=step), path).save()
-    save_config(TINY, path)
+    WorkDir(path).save_config(TINY)
     return path
 
 
 @pytest.fixture(scope="module")
 def keras_model(workdir):
-    return checkpoints.restore(workdir)[0]
+    return WorkDir(workdir).restore_model()[0]
 
 
 def pixels01(batch=1, length=3, seed=0):
@@ -92,7 +93,7 @@ def test_png_folder_and_last_frames_are_the_past(workdir, keras_model, tmp_path)
 
 
 def test_saved_model_gives_the_workdir_numbers(workdir, tmp_path):
-    summary = exporter.export_model(checkpoints.restore(workdir)[0], TINY,
+    summary = exporter.export_model(WorkDir(workdir).restore_model()[0], TINY,
                                     str(tmp_path / "exports"), "tiny", 1, value_mapping=DBZ,
                                     warmup=False)
     frames = pixels01(batch=2, seed=2)

@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 
 from predrnn_tf import checkpoints, units
-from predrnn_tf.config import Config, save_config
-from predrnn_tf.data import schema, units_record
+from predrnn_tf.config import Config
+from predrnn_tf.data import schema
 from predrnn_tf.data.converters import radar_conversion
 from predrnn_tf.errors import InputError
 from predrnn_tf.inference import forecaster as forecasters
@@ -23,6 +23,7 @@ from predrnn_tf.inference.frames import load_frames
 from predrnn_tf.inference.outputs import to_physical
 from predrnn_tf.inference.radar_input import RadarArchive, read_radar_archive
 from predrnn_tf.models.builder import build_model
+from predrnn_tf.workdir import WorkDir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
@@ -72,7 +73,7 @@ def rain_workdir(tmp_path_factory):
     step = tf.Variable(3, dtype=tf.int64, trainable=False, name="step")
     checkpoints.make_manager(tf.train.Checkpoint(model=build_model(config), step=step),
                              workdir).save()
-    save_config(config, workdir)
+    WorkDir(workdir).save_config(config)
     return workdir, archive
 
 
@@ -205,12 +206,13 @@ def test_float_npy_of_a_rain_rate_model_is_mm_per_hour(tmp_path):
 
 def test_units_come_from_the_data_card_when_the_dataset_is_gone(tmp_path):
     workdir = str(tmp_path / "run")
-    units_record.write_card(workdir, RAIN, "fmi")
-    config = Config(dataset_name="fmi", data_dir=str(tmp_path / "gone"))
-    metadata = forecasters.workdir_metadata(config, workdir)
+    work = WorkDir(workdir)
+    work.write_data_card(RAIN, "fmi")
+    work.save_config(Config(dataset_name="fmi", data_dir=str(tmp_path / "gone")))
+    metadata = forecasters.workdir_metadata(work)
     assert metadata["value_mapping"] == units.rain_rate_mapping()
-    assert metadata["grid"]["interval_minutes"] == 10.0
-    card = units_record.read_card(workdir)
+    assert metadata["grid"]["interval_minutes"] == 10.0 and metadata["units_from"] == "workdir"
+    card = work.data_card
     assert forecasters.export_metadata({"data_card": card})["grid"]["pixel_km"] == 2.0
     assert forecasters.export_metadata({"workdir": workdir})["value_mapping"]["transform"] == "dBR"
     assert forecasters.export_metadata({"value_mapping": None}) is None

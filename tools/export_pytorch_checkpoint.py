@@ -24,6 +24,7 @@ from predrnn_tf.cli import flag_parsing as project_flags
 project_flags.import_tensorflow_quietly()
 
 from predrnn_tf.config import ConfigError
+from predrnn_tf.workdir import WorkDir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory to export.")
 _OUTPUT = flags.DEFINE_string("output", None, "Output file, e.g. model.ckpt-80000.")
@@ -49,12 +50,11 @@ def export_mim() -> None:
     import io
 
     from predrnn_tf import files
-    from predrnn_tf.checkpoints import restore
     from predrnn_tf.interop import mim_pytorch
     from predrnn_tf.interop import pytorch as torch_import
 
     torch = torch_import.import_torch()
-    model, config = restore(_WORKDIR.value, _CHECKPOINT.value, precision="float32")
+    model, config = WorkDir(_WORKDIR.value).restore_model(_CHECKPOINT.value, precision="float32")
     state_dict = mim_pytorch.model_state_dict(model, config)
     buffer = io.BytesIO()
     torch.save({key: torch.from_numpy(value) for key, value in state_dict.items()}, buffer)
@@ -66,8 +66,6 @@ def export_mim() -> None:
 
 
 def run() -> None:
-    from predrnn_tf.checkpoints import restore
-    from predrnn_tf.config import load_config
     from predrnn_tf.interop import pytorch as torch_import
 
     if not _WORKDIR.value:
@@ -76,13 +74,14 @@ def run() -> None:
         raise ConfigError("--output is required (e.g. model.ckpt-80000)")
     if os.path.isdir(_OUTPUT.value):
         raise ConfigError(f"--output={_OUTPUT.value} is a directory; give a file name")
-    saved = load_config(_WORKDIR.value)
+    work = WorkDir(_WORKDIR.value)
+    saved = work.config
     if saved.model_name == "mim":
         export_mim()
         return
     torch_import.check_official_config(saved)
     torch_import.import_torch()  # fail before the (slower) restore if torch is missing
-    model, config = restore(_WORKDIR.value, _CHECKPOINT.value, precision="float32")
+    model, config = work.restore_model(_CHECKPOINT.value, precision="float32")
     state_dict = torch_import.model_state_dict(model, config)
     torch_import.write_torch_checkpoint(state_dict, _OUTPUT.value)
     print(f"wrote {len(state_dict)} tensors to {_OUTPUT.value}; official flags: "

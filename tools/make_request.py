@@ -24,11 +24,11 @@ from predrnn_tf.cli import flag_parsing
 flag_parsing.import_tensorflow_quietly()
 
 from predrnn_tf import files, units  # noqa: I001 (after the quiet TensorFlow import)
-from predrnn_tf.config import load_config
 from predrnn_tf.data import schema
 from predrnn_tf.data.sources import resolve_data_dir
 from predrnn_tf.errors import ConfigError, DataError
-from predrnn_tf.inference.forecaster import workdir_value_mapping
+from predrnn_tf.inference.forecaster import workdir_metadata
+from predrnn_tf.workdir import WorkDir
 
 SIGNATURE_KEYS = {"serving_default": "frames", "predict_dbz": "frames_dbz"}
 
@@ -46,7 +46,7 @@ _FORMAT = flags.DEFINE_enum("request_format", "inputs", ["inputs", "instances"],
 
 def test_sequences(workdir: str, first: int, count: int):
     """``(config, uint8 [count, T, H, W, C])`` of the work directory's test split."""
-    config = load_config(workdir)
+    config = WorkDir(workdir).config
     data_dir = resolve_data_dir(config, workdir)
     shards = schema.shard_paths(data_dir, config.dataset_name, "test")
     if not shards:
@@ -69,7 +69,7 @@ def run() -> None:
         raise ConfigError(f"need --sequences >= 1 and --first >= 0, received "
                           f"--sequences={_SEQUENCES.value} --first={_FIRST.value}")
     config, pixels = test_sequences(_WORKDIR.value, _FIRST.value, _SEQUENCES.value)
-    mapping = workdir_value_mapping(config, _WORKDIR.value)
+    mapping = units.mapping_of(workdir_metadata(WorkDir(_WORKDIR.value)))
     signature = _SIGNATURE.value
     if signature == "auto":
         signature = "predict_dbz" if units.dbz_mapping(mapping) else "serving_default"

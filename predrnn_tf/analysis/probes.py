@@ -18,10 +18,8 @@ from typing import Any
 
 import keras
 
-from predrnn_tf import checkpoints
-from predrnn_tf.config import Config, load_config
-from predrnn_tf.errors import CheckpointError
-from predrnn_tf.models.builder import build_model
+from predrnn_tf.config import Config
+from predrnn_tf.workdir import WorkDir
 
 
 @contextlib.contextmanager
@@ -73,17 +71,12 @@ def restore_for_analysis(workdir: str, checkpoint: str | None = None
     Returns:
       ``(model, config, checkpoint path)``.
     """
-    config = load_config(workdir)
+    work = WorkDir(workdir)
     changes: dict[str, Any] = {"precision": "float32"}
-    if "remat" in {field.name for field in dataclasses.fields(config)}:
+    if "remat" in {field.name for field in dataclasses.fields(Config)}:
         changes["remat"] = False
-    config = config.replace(**changes)
-    path = checkpoint or checkpoints.latest_checkpoint(workdir)
-    if path is None:
-        raise CheckpointError(f"--workdir={workdir} has no checkpoint in "
-                              f"{checkpoints.checkpoint_dir(workdir)}")
-    model = build_model(config)
-    checkpoints.restore_weights(model, path)
+    path = work.checkpoint(checkpoint)
+    model, config = work.restore_model(path, **changes)
     return model, config, path
 
 

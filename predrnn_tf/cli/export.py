@@ -6,8 +6,9 @@
 
 Writes ``EXPORT_DIR/MODEL_NAME/VERSION/`` (SavedModel + warm-up requests) with float32
 signatures ``serving_default`` (frames in [0, 1]) and, for dBZ datasets, ``predict_dbz``.
-This entry point reads the dataset (its dBZ value mapping, the first test sequences for the
-float32 comparison) and passes them to :func:`predrnn_tf.serving.exporter.export_workdir`.
+This entry point reads the dataset (the first test sequences for the float32 comparison) and
+the model's dBZ value mapping and data card (through :mod:`predrnn_tf.workdir`), and passes
+them to :func:`predrnn_tf.serving.exporter.export_workdir`.
 """
 
 from __future__ import annotations
@@ -52,23 +53,20 @@ def data_dir_or_none(config, workdir: str) -> str | None:
         return None
 
 
-def find_dbz_mapping(config, workdir: str) -> dict[str, Any] | None:
-    """The dBZ mapping of the work directory's dataset, or None (with a warning if unknown)."""
+def find_dbz_mapping(work) -> dict[str, Any] | None:
+    """The dBZ mapping of a work directory's model, or None (with a warning if unknown).
+
+    Args:
+      work: a :class:`predrnn_tf.workdir.WorkDir`; its dataset, else its data card, says it.
+    """
     from predrnn_tf import units
-    from predrnn_tf.data import schema, synthetic_radar
-    from predrnn_tf.errors import ConfigError, DataError
+    from predrnn_tf.inference.forecaster import workdir_metadata
 
-    try:
-        from predrnn_tf.data.sources import resolve_data_dir
-
-        metadata = schema.read_metadata(resolve_data_dir(config, workdir), config.dataset_name)
-    except (ConfigError, DataError) as error:
-        if config.dataset_name == synthetic_radar.NAME:
-            return {"units": "dBZ", "scale": synthetic_radar.DBZ_SCALE,
-                    "offset": synthetic_radar.DBZ_OFFSET}
-        logging.warning("No dataset metadata (%s): predict_dbz is not exported.", error)
-        return None
-    return units.dbz_mapping(metadata)
+    mapping = units.dbz_mapping(workdir_metadata(work))
+    if mapping is None:
+        logging.info("Neither the dataset of %s nor its data card maps pixels to dBZ: "
+                     "predict_dbz is not exported.", work.path)
+    return mapping
 
 
 def comparison_frames(config, data_dir: str | None, count: int = 2, seed: int = 0):
@@ -105,9 +103,8 @@ def export_workdir(workdir: str, export_dir: str, *, compare: bool = True,
       compare: compare against the float32 model on the first test sequences.
       **options: model_name, precision, version, checkpoint, warmup.
     """
-    from predrnn_tf.config import load_config
-    from predrnn_tf.data import units_record
     from predrnn_tf.serving import exporter
+    from predrnn_tf.workdir import WorkDir
 
     options["checkpoint"], options["version"], options["model_name"] = (
         exporter.export_destination(workdir, export_dir, options.get("model_name"),
@@ -117,14 +114,15 @@ def export_workdir(workdir: str, export_dir: str, *, compare: bool = True,
     flag_parsing.log_workdir(workdir, f"exporting "
                              f"{flag_parsing.describe_checkpoint(options['checkpoint'])} "
                              f"to {version_dir}")
-    config = load_config(workdir)
+    work = WorkDir(workdir)
+    config = work.config
     frames, source = None, ""
     if compare:
         frames, source = comparison_frames(config, data_dir_or_none(config, workdir))
     return exporter.export_workdir(workdir, export_dir, compare=compare,
-                                   value_mapping=find_dbz_mapping(config, workdir),
+                                   value_mapping=find_dbz_mapping(work),
                                    reference_frames=frames, reference_source=source,
-                                   data_card=units_record.read_card(workdir), **options)
+                                   data_card=work.data_card, **options)
 
 
 def run() -> None:

@@ -163,16 +163,14 @@ def resolve_path_flags(*names: str) -> None:
 
 def describe_checkpoint(path: str) -> str:
     """``"checkpoint ckpt-N (step N)"`` (the step stored in it, else the name's suffix)."""
-    from predrnn_tf import checkpoints
     from predrnn_tf.errors import CheckpointError
+    from predrnn_tf.workdir import step_of
 
     name = os.path.basename(path)
     try:
-        step = checkpoints.checkpoint_step(path)
-    except CheckpointError:
-        suffix = name.rsplit("-", 1)[-1]
-        return f"checkpoint {name}" + (f" (step {suffix})" if suffix.isdigit() else "")
-    return f"checkpoint {name} (step {step})"
+        return f"checkpoint {name} (step {step_of(path)})"
+    except CheckpointError:  # neither a stored step nor a -N suffix
+        return f"checkpoint {name}"
 
 
 def log_workdir(workdir: str, doing: str) -> str:

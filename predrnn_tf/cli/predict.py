@@ -66,6 +66,7 @@ def check_model_flags() -> None:
     """Exactly one model source, each an existing work directory / export / checkpoint."""
     from predrnn_tf.errors import ConfigError
     from predrnn_tf.inference.forecaster import saved_model_version_dir
+    from predrnn_tf.workdir import WorkDir
 
     if bool(_WORKDIR.value) == bool(_SAVED_MODEL.value):
         raise ConfigError("give exactly one of --workdir and --saved_model")
@@ -74,12 +75,12 @@ def check_model_flags() -> None:
             raise ConfigError("--checkpoint needs --workdir (a SavedModel holds one version)")
         saved_model_version_dir(_SAVED_MODEL.value)
         return
-    if not os.path.isfile(os.path.join(_WORKDIR.value, "config.json")):
+    work = WorkDir(_WORKDIR.value)
+    if not work.has_config():
         raise ConfigError(f"--workdir={_WORKDIR.value} is not a training work directory (no "
-                          f"config.json)")
-    if _CHECKPOINT.value and not os.path.isfile(_CHECKPOINT.value + ".index"):
-        raise ConfigError(f"--checkpoint={_CHECKPOINT.value} does not exist (no "
-                          f"{_CHECKPOINT.value}.index)")
+                          f"{work.config_path})")
+    if _CHECKPOINT.value:
+        work.checkpoint(_CHECKPOINT.value)  # CheckpointError naming it if it does not exist
 
 
 def check_input_flags() -> None:

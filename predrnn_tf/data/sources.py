@@ -13,7 +13,7 @@ from typing import Any
 
 from absl import logging
 
-from predrnn_tf import files
+from predrnn_tf import files, units
 from predrnn_tf.config import Config
 from predrnn_tf.data import mixing, reader, schema, synthetic_radar
 from predrnn_tf.errors import ConfigError, DataError
@@ -30,6 +30,23 @@ def resolve_data_dir(config: Config, workdir: str) -> str:
     if config.dataset_name == synthetic_radar.NAME:
         return os.path.join(workdir, "data")
     raise ConfigError(f"--data_dir is required for --dataset_name={config.dataset_name}")
+
+
+def dataset_metadata(config: Config, workdir: str) -> dict[str, Any] | None:
+    """The metadata of a trained run's dataset as far as its folder still says it, or None.
+
+    The built-in synthetic radar is known without its folder (its HKO-7 mapping). Pass the
+    result to :meth:`predrnn_tf.workdir.WorkDir.metadata`, which completes it from the work
+    directory's data card.
+    """
+    try:
+        return mixing.read_metadata(resolve_data_dir(config, workdir), config.dataset_name)
+    except (ConfigError, DataError, OSError):
+        pass
+    if config.dataset_name == synthetic_radar.NAME:
+        return {"name": synthetic_radar.NAME, "value_mapping": units.hko7_mapping(),
+                "synthetic": True}
+    return None
 
 
 def datasets_in(data_dir: str) -> list[str]:

@@ -17,6 +17,7 @@ import numpy as np
 
 from predrnn_tf import files
 from predrnn_tf.errors import ConfigError, DataError, InputError
+from predrnn_tf.workdir import WorkDir
 
 
 @dataclasses.dataclass
@@ -63,41 +64,25 @@ class Forecaster:
         return np.concatenate(chunks, axis=0)
 
 
-def workdir_metadata(config, workdir: str) -> dict[str, Any] | None:
+def workdir_metadata(work: WorkDir) -> dict[str, Any] | None:
     """The training data's metadata: the dataset's, completed by the data card, or None.
 
     The dataset folder may be gone: the work directory's ``data_card.json`` (written by
     training) then gives the ``value_mapping`` and ``grid``.
     """
-    from predrnn_tf.data import mixing, synthetic_radar, units_record
-    from predrnn_tf.data.sources import resolve_data_dir
+    from predrnn_tf.data import sources
 
-    try:
-        metadata = mixing.read_metadata(resolve_data_dir(config, workdir), config.dataset_name)
-    except (ConfigError, DataError, OSError):
-        metadata = None
-    if metadata is None and config.dataset_name == synthetic_radar.NAME:
-        metadata = {"value_mapping": {"units": "dBZ", "scale": synthetic_radar.DBZ_SCALE,
-                                      "offset": synthetic_radar.DBZ_OFFSET}}
-    combined = units_record.metadata_with_card(metadata, workdir)
-    return combined if combined.get("value_mapping") else None
-
-
-def workdir_value_mapping(config, workdir: str) -> dict[str, Any] | None:
-    """The ``value_mapping`` of a work directory's dataset, or None if it has none."""
-    from predrnn_tf import units
-
-    return units.mapping_of(workdir_metadata(config, workdir))
+    return work.metadata(sources.dataset_metadata(work.config, work.path))
 
 
 def from_workdir(workdir: str, checkpoint: str | None = None) -> Forecaster:
     """The newest (or the given) checkpoint of a work directory."""
     from predrnn_tf import units
-    from predrnn_tf.checkpoints import restore
     from predrnn_tf.models.forecasting import make_forecast_function
 
-    model, config = restore(workdir, checkpoint)
-    metadata = workdir_metadata(config, workdir)
+    work = WorkDir(workdir)
+    model, config = work.restore_model(checkpoint)
+    metadata = workdir_metadata(work)
     functions: dict[int, Callable] = {}
 
     def run(frames01: np.ndarray, output_length: int) -> np.ndarray:
@@ -131,12 +116,10 @@ def export_metadata(info: dict[str, Any]) -> dict[str, Any] | None:
     ``export_info.json`` may hold ``data_card`` (the work directory's ``data_card.json``);
     otherwise the card of its ``workdir`` is read when that folder still exists.
     """
-    from predrnn_tf.data import units_record
-
     card = info.get("data_card")
     if not card and info.get("workdir") and os.path.isdir(info["workdir"]):
         try:
-            card = units_record.read_card(info["workdir"])
+            card = WorkDir(info["workdir"]).data_card
         except DataError:
             card = None
     metadata = {"value_mapping": (card or {}).get("value_mapping") or info.get("value_mapping"),

@@ -16,16 +16,15 @@ dBZ value mapping and the comparison frames.
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from predrnn_tf import checkpoints, files
-from predrnn_tf.config import PRECISIONS, Config, load_config
-from predrnn_tf.errors import ConfigError, ExportError
+from predrnn_tf import files
+from predrnn_tf.config import PRECISIONS, Config
+from predrnn_tf.errors import ExportError
 from predrnn_tf.models.forecasting import make_forecast_function
 from predrnn_tf.serving import graph_ops, publishing, warmup
 from predrnn_tf.serving.signatures import (
@@ -35,6 +34,7 @@ from predrnn_tf.serving.signatures import (
     ForecastModule,
     spatial_size_is_dynamic,
 )
+from predrnn_tf.workdir import WorkDir, step_of
 
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILENAME = warmup.WARMUP_FILENAME
@@ -145,38 +145,17 @@ def export_model(model, config: Config, export_dir: str, model_name: str,
 
 
 # --- from a work directory ---------------------------------------------------------------------
-def checkpoint_step(path: str) -> int:
-    """The training step saved in a checkpoint (its ``step`` variable, else its suffix)."""
-    try:
-        return int(tf.train.load_checkpoint(path).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
-    except (tf.errors.NotFoundError, ValueError):
-        match = re.search(r"-(\d+)$", path)
-    if match is None:
-        raise ExportError(f"cannot tell the step of checkpoint {path}: pass --version")
-    return int(match.group(1))
-
-
-def find_checkpoint(workdir: str, checkpoint: str | None) -> str:
-    """``checkpoint``, or the newest of the work directory; ConfigError if there is none."""
-    checkpoint = checkpoint or checkpoints.latest_checkpoint(workdir)
-    if checkpoint is None:
-        raise ConfigError(f"--workdir={workdir} has no checkpoint in "
-                          f"{checkpoints.checkpoint_dir(workdir)}")
-    if not tf.io.gfile.exists(checkpoint + ".index"):
-        raise ConfigError(f"--checkpoint={checkpoint} does not exist (no {checkpoint}.index)")
-    return checkpoint
-
-
 def export_destination(workdir: str, export_dir: str, model_name: str | None,
                        version: int | None, checkpoint: str | None) -> tuple[str, int, str]:
     """``(checkpoint, version, model_name)`` with the defaults filled in, checked up front.
 
-    ConfigError without a checkpoint, ExportError if the version folder already exists, so
-    a doomed export fails before any slow work.
+    CheckpointError without a checkpoint, ExportError if the version folder already exists,
+    so a doomed export fails before any slow work.
     """
-    checkpoint = find_checkpoint(workdir, checkpoint)
-    version = checkpoint_step(checkpoint) if version is None else version
-    model_name = model_name or publishing.default_model_name(workdir, load_config(workdir))
+    work = WorkDir(workdir)
+    checkpoint = work.checkpoint(checkpoint)
+    version = step_of(checkpoint) if version is None else version
+    model_name = model_name or publishing.default_model_name(workdir, work.config)
     publishing.version_path(export_dir, model_name, version)
     return checkpoint, version, model_name
 
@@ -185,7 +164,7 @@ def restore_reference(workdir: str, checkpoint: str, model, precision: str):
     """The float32 model to compare against: ``model`` itself under float32."""
     if precision == "float32":
         return model
-    reference_model, _ = checkpoints.restore(workdir, checkpoint, precision="float32")
+    reference_model, _ = WorkDir(workdir).restore_model(checkpoint, precision="float32")
     return reference_model
 
 
@@ -223,7 +202,7 @@ def export_workdir(workdir: str, export_dir: str, *, model_name: str | None = No
                           f"got {precision!r}")
     checkpoint, version, model_name = export_destination(workdir, export_dir, model_name,
                                                          version, checkpoint)
-    model, config = checkpoints.restore(workdir, checkpoint, precision=precision)
+    model, config = WorkDir(workdir).restore_model(checkpoint, precision=precision)
     reference_model = None
     if compare:
         reference_model = restore_reference(workdir, checkpoint, model, precision)

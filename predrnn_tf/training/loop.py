@@ -6,8 +6,9 @@ checkpoint, and :mod:`~predrnn_tf.training.train_step` turns a batch and the sam
 probabilities of :mod:`~predrnn_tf.training.schedules` into one optimizer update; this
 module runs the steps, the test passes (:mod:`~predrnn_tf.training.test_pass`, the same
 numbers as ``evaluate``), the reports (:mod:`~predrnn_tf.training.reporting`) and the
-checkpoints (layout: :mod:`predrnn_tf.checkpoints`). The work directory is restored if it
-holds a checkpoint, so running the same command again resumes where it stopped.
+checkpoints (layout: :mod:`predrnn_tf.checkpoints`). The work directory (its config, data
+card and checkpoints) is read and written through :mod:`predrnn_tf.workdir`; it is restored
+if it holds a checkpoint, so running the same command again resumes where it stopped.
 
 Fault tolerance (:mod:`~predrnn_tf.training.fault_tolerance`): a lock on the work directory,
 SIGTERM/SIGINT finish the step and checkpoint (through ``PreemptionCheckpointHandler`` on
@@ -26,14 +27,8 @@ import tensorflow as tf
 from absl import logging
 
 from predrnn_tf import checkpoints
-from predrnn_tf.config import (
-    Config,
-    changed_model_fields,
-    load_config,
-    save_config,
-    validate_config,
-)
-from predrnn_tf.data import units_record
+from predrnn_tf.config import Config, changed_model_fields, validate_config
+from predrnn_tf.data import mixing
 from predrnn_tf.data.sources import check_data_source, prepare_data
 from predrnn_tf.errors import ConfigError, DataError, NonFiniteLossError, WorkdirError
 from predrnn_tf.models.forecasting import make_forecast_function
@@ -47,6 +42,7 @@ from predrnn_tf.training.test_pass import (
     run_test_pass,
 )
 from predrnn_tf.training.trainer import Trainer, make_optimizer
+from predrnn_tf.workdir import WorkDir, describe, make_card, step_of
 
 __all__ = ["ConfigError", "NonFiniteLossError", "Trainer", "WorkdirError", "check_resume",
            "make_optimizer", "make_strategy", "run_test_pass", "train_and_evaluate"]
@@ -60,10 +56,11 @@ def check_resume(config: Config, workdir: str) -> str | None:
     """
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise WorkdirError(f"--workdir={workdir} is a file, not a folder")
-    path, _ = checkpoints.find_restorable_checkpoint(workdir)
-    if not os.path.exists(os.path.join(workdir, "config.json")) or path is None:
+    work = WorkDir(workdir)
+    path = work.resumable_checkpoint()
+    if not work.has_config() or path is None:
         return path
-    saved = load_config(workdir)
+    saved = work.config
     changed = changed_model_fields(saved, config)
     if changed:
         name = changed[0]
@@ -82,7 +79,7 @@ def _log_start(workdir: str, resume_from: str | None) -> None:
         logging.info("Work directory %s: starting a new run.", where)
     else:
         logging.info("Work directory %s: resuming from step %d (%s).", where,
-                     checkpoints.checkpoint_step(resume_from), os.path.basename(resume_from))
+                     step_of(resume_from), os.path.basename(resume_from))
 
 
 def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
@@ -127,8 +124,7 @@ def _train(config: Config, workdir: str, is_chief: bool,
         tf.config.experimental.enable_op_determinism()
     data_dir, metadata = prepare_data(config, workdir, is_chief)
     if resume_from:  # a model trained on other units cannot continue on these
-        units_record.check_agrees(units_record.read_card(workdir), metadata,
-                                  config.dataset_name, workdir)
+        WorkDir(workdir).check_data_agrees(metadata, config.dataset_name)
     strategy = make_strategy(config)
     shutdown.reinstall()
     distribution.check_global_batch(config, strategy)
@@ -138,7 +134,7 @@ def _train(config: Config, workdir: str, is_chief: bool,
     try:
         start_step = _restore(trainer, data_dir)
         if is_chief:
-            save_config(config, workdir)
+            WorkDir(workdir).save_config(config)
             _record_units(config, workdir, metadata)
         return _train_loop(_make_run(trainer, data_dir, metadata, start_step, shutdown),
                            start_step)
@@ -153,10 +149,10 @@ def _train(config: Config, workdir: str, is_chief: bool,
 
 def _record_units(config: Config, workdir: str, metadata: dict[str, Any]) -> None:
     """Writes ``WORKDIR/data_card.json`` (unit, transform, km/pixel, interval) and logs it."""
-    path = units_record.write_card(workdir, metadata, config.dataset_name)
+    sources = dict(mixing.parse_sources(config.dataset_name))
+    path = WorkDir(workdir).write_data_card(metadata, config.dataset_name, sources)
     logging.info("Data units: %s (recorded in %s).",
-                 units_record.describe(units_record.make_card(metadata, config.dataset_name)),
-                 path)
+                 describe(make_card(metadata, config.dataset_name)), path)
 
 
 def _restore(trainer: Trainer, data_dir: str) -> int:

@@ -27,6 +27,7 @@ from predrnn_tf.errors import CheckpointError, NonFiniteLossError, WorkdirError
 from predrnn_tf.models import losses
 from predrnn_tf.models.builder import build_model
 from predrnn_tf.training import train_step
+from predrnn_tf.workdir import WorkDir
 
 
 class TorchAdam(keras.optimizers.Adam):
@@ -191,7 +192,7 @@ class Trainer:
         imported from PyTorch) restores everything else; the input then starts from the
         beginning of its seeded order.
         """
-        latest = checkpoints.latest_checkpoint(self.workdir)  # the newest intact one
+        latest = WorkDir(self.workdir).latest_checkpoint()  # the newest intact one
         if not latest:
             logging.info("No checkpoint in %s: starting from scratch.", self.manager.directory)
             return 0
