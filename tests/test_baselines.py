@@ -72,7 +72,7 @@ def _rain_rate_pixels(length=6, size=48):
 def test_rain_rate_nowcasts_move_the_cell(name):
     pytest.importorskip("pysteps")
     from predrnn_tf import units
-    from predrnn_tf.evaluation import radar_scores
+    from predrnn_tf.evaluation import radar_evaluation
 
     metadata = {"name": "toy", "value_mapping": units.rain_rate_mapping(),
                 "grid": {"pixel_km": 2.0}}
@@ -83,7 +83,7 @@ def test_rain_rate_nowcasts_move_the_cell(name):
     scores = {}
     for label, prediction in (("model", forecast),
                               ("persistence", baselines.persistence(frames[:, :5], 3))):
-        scorer = radar_scores.RadarScores(3, metadata)
+        scorer = radar_evaluation.RadarScores(3, metadata)
         scorer.update(frames[:, 5:], prediction)
         scores[label] = scorer.result()["metrics"]
     assert scores["model"]["mse_mmh"] < 0.5 * scores["persistence"]["mse_mmh"]

@@ -11,7 +11,9 @@
   network adds to it.
 
 A baseline is a callable ``input_frames [B, T_in, H, W, C] -> [B, T_out, H, W, C]`` like a
-model's ``forecast``.
+model's ``forecast``. :class:`GuardedBaseline` runs one so that a sequence it fails on (e.g.
+S-PROG's "x contains non-finite values" on a field of no data) is left out, counted and
+named, and never stops an evaluation.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -240,3 +243,61 @@ def default_baselines(output_length: int, metadata: dict[str, Any] | None = None
     except ImportError as error:
         skipped["extrapolation"] = str(error)
     return chosen, skipped
+
+
+class GuardedBaseline:
+    """A baseline that never raises: failed sequences are left out, counted and named.
+
+    A batch is forecast at once; if that fails, sequence by sequence, and the sequences that
+    fail again are dropped from the returned forecast.
+
+    Args:
+      name: the baseline's name (in messages).
+      forecaster: ``inputs [B, T_in, H, W, C] -> [B, T_out, H, W, C]``.
+    """
+
+    def __init__(self, name: str, forecaster: Callable[[Any], Any]):
+        self.name = name
+        self.forecaster = forecaster
+        self.failed_sequences = 0
+        self.scored_sequences = 0
+        self.errors: Counter[str] = Counter()
+
+    def __call__(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(forecasts [K, T_out, H, W, C] float32, indices [K] of the sequences done)``."""
+        inputs = np.asarray(inputs, np.float32)
+        try:
+            forecast = np.asarray(self.forecaster(inputs), np.float32)
+            done = np.arange(inputs.shape[0])
+        except Exception:  # noqa: BLE001 (retried one sequence at a time, errors named)
+            forecast, done = self._one_by_one(inputs)
+        self.scored_sequences += done.size
+        return forecast, done
+
+    def _one_by_one(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        forecasts, done = [], []
+        for index in range(inputs.shape[0]):
+            try:
+                forecasts.append(np.asarray(self.forecaster(inputs[index:index + 1]),
+                                            np.float32))
+                done.append(index)
+            except Exception as error:  # noqa: BLE001 (a failing baseline never aborts)
+                self.failed_sequences += 1
+                self.errors[f"{type(error).__name__}: {str(error)[:200]}"] += 1
+        if not forecasts:
+            return np.zeros((0,), np.float32), np.zeros((0,), np.int64)
+        return np.concatenate(forecasts), np.asarray(done, np.int64)
+
+    def report(self) -> dict[str, Any]:
+        """``{"failed_sequences", "scored_sequences", "errors": {message: count}}``."""
+        return {"failed_sequences": self.failed_sequences,
+                "scored_sequences": self.scored_sequences, "errors": dict(self.errors)}
+
+
+def fill_failed(forecast: np.ndarray, done: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """The forecasts of a whole batch ``shape``, NaN for the sequences not ``done``."""
+    if isinstance(done, slice):
+        return forecast
+    whole = np.full(shape, np.nan, np.float32)
+    whole[done] = forecast
+    return whole

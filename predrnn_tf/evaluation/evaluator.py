@@ -4,8 +4,10 @@
 ``input_length`` frames are its inputs, the next ``output_length`` the truth) and writes into
 ``output_dir``:
 
-- ``metrics.json``: averages over frames (``metrics``), per-frame lists (``per_frame``),
-  radar contingency counts (``counts``), what was skipped and why (``skipped``), and run info;
+- ``metrics.json`` (through :func:`predrnn_tf.evaluation.results.write_metrics_json`):
+  averages over frames (``metrics``), per-frame lists (``per_frame``), radar contingency
+  counts (``counts``), what was skipped and why (``skipped``), the sequences each baseline
+  failed on (``failures``; a failing baseline never stops the run), and run info;
 - ``metrics_per_frame.csv``: one row per forecast frame;
 - ``metrics_per_frame.png``: one chart per metric over the forecast frames;
 - ``predictions.png`` and ``predictions.gif``: truth and forecast of the first sequences;
@@ -37,10 +39,11 @@ from predrnn_tf.evaluation import baselines as baselines_module
 from predrnn_tf.evaluation import charts as evaluation_charts
 from predrnn_tf.evaluation import intensity as evaluation_intensity
 from predrnn_tf.evaluation import plots as evaluation_plots
+from predrnn_tf.evaluation import results
 from predrnn_tf.evaluation.metrics import DEFAULT_THRESHOLDS, FrameMetrics
 from predrnn_tf.models.forecasting import make_forecast_function
 
-METRICS_FILENAME = "metrics.json"
+METRICS_FILENAME = results.METRICS_FILENAME
 CSV_FILENAME = "metrics_per_frame.csv"
 CURVES_FILENAME = "metrics_per_frame.png"
 STRIPS_FILENAME = "predictions.png"
@@ -97,22 +100,6 @@ def _check_options(options: EvaluationOptions) -> None:
         raise ValueError(f"num_sequences must be >= 0, got {options.num_sequences}")
 
 
-def _finite_or_none(value: Any) -> Any:
-    """Replaces NaN/inf (invalid JSON) by None, recursively."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_none(item) for item in value]
-    return value
-
-
-def write_json(path: str, values: dict[str, Any]) -> None:
-    """Writes strict JSON (NaN as null) atomically."""
-    files.write_json(path, _finite_or_none(values), allow_nan=False)
-
-
 def write_per_frame_csv(path: str, per_frame: dict[str, Sequence[float]]) -> None:
     """``frame,<metric>,...`` with one row per forecast frame (1-based), atomically."""
     names = list(per_frame)
@@ -165,7 +152,8 @@ class _Collector:
 def run_forecasts(forecaster: Callable[[Any], Any], dataset: Any, options: EvaluationOptions,
                   frame_metrics: FrameMetrics, collector: _Collector,
                   intensity: evaluation_intensity.MeanIntensity | None = None,
-                  baselines: dict[str, tuple[Callable[[Any], Any], FrameMetrics]] | None = None
+                  baselines: dict[str, tuple[baselines_module.GuardedBaseline,
+                                             FrameMetrics]] | None = None
                   ) -> None:
     """Streams the dataset once through the forecaster (and each baseline) into the metrics."""
     needed = options.input_length + options.output_length
@@ -185,7 +173,9 @@ def run_forecasts(forecaster: Callable[[Any], Any], dataset: Any, options: Evalu
         if intensity is not None:
             intensity.update(inputs, truth, predictions)
         for baseline, metrics in (baselines or {}).values():
-            metrics.update(truth, _forecast_batch(baseline, inputs, truth.shape))
+            forecast, done = baseline(inputs)
+            if done.size:
+                metrics.update(truth[done], _check_shape(forecast, truth[done].shape))
         if remaining is not None:
             remaining -= frames.shape[0]
             if remaining <= 0:
@@ -194,7 +184,10 @@ def run_forecasts(forecaster: Callable[[Any], Any], dataset: Any, options: Evalu
 
 def _forecast_batch(forecaster: Callable[[Any], Any], inputs: np.ndarray,
                     expected_shape: tuple[int, ...]) -> np.ndarray:
-    predictions = np.asarray(forecaster(tf.constant(inputs)), np.float32)
+    return _check_shape(np.asarray(forecaster(tf.constant(inputs)), np.float32), expected_shape)
+
+
+def _check_shape(predictions: np.ndarray, expected_shape: tuple[int, ...]) -> np.ndarray:
     if predictions.shape != expected_shape:
         raise ValueError(f"the forecast has shape {predictions.shape}, expected {expected_shape}")
     return predictions
@@ -280,7 +273,9 @@ def evaluate(model_or_baseline: Any, dataset: Any, output_dir: str, options: Eva
     result = assemble_result(frame_metrics, options, metadata, skipped,
                              {"seconds": round(time.time() - start, 3), **(info or {})})
     result["baselines"] = {name: _scores(metrics.result())
-                           for name, (_, metrics) in baselines.items()}
+                           for name, (_, metrics) in baselines.items() if metrics.num_sequences}
+    result["failures"] = {name: guard.report() for name, (guard, _) in baselines.items()
+                          if guard.failed_sequences}
     result["mean_intensity"] = intensity.result()  # Fig. 9: predicted vs true, per frame
     write_result_files(output_dir, result, collector.arrays(), options, value_mapping)
     return result
@@ -289,9 +284,9 @@ def evaluate(model_or_baseline: Any, dataset: Any, output_dir: str, options: Eva
 def _baseline_metrics(model_or_baseline: Any,
                       baselines: dict[str, Callable[[Any], Any]] | None,
                       options: EvaluationOptions, metadata: dict[str, Any], lpips_model: Any
-                      ) -> tuple[dict[str, tuple[Callable[[Any], Any], FrameMetrics]],
-                                 dict[str, str]]:
-    """``{name: (forecaster, its FrameMetrics)}`` and the skipped baselines' reasons."""
+                      ) -> tuple[dict[str, tuple[baselines_module.GuardedBaseline,
+                                                 FrameMetrics]], dict[str, str]]:
+    """``{name: (guarded forecaster, its FrameMetrics)}`` and the skipped baselines' reasons."""
     skipped: dict[str, str] = {}
     if baselines is None:
         baselines, skipped = (baselines_module.default_baselines(
@@ -299,7 +294,8 @@ def _baseline_metrics(model_or_baseline: Any,
             options.input_length)
                               if hasattr(model_or_baseline, "forecast") else ({}, {}))
     value_mapping = metadata.get("value_mapping") or None
-    return {name: (forecaster, make_frame_metrics(options, value_mapping, lpips_model))
+    return {name: (baselines_module.GuardedBaseline(name, forecaster),
+                   make_frame_metrics(options, value_mapping, lpips_model))
             for name, forecaster in baselines.items()}, skipped
 
 
@@ -312,7 +308,8 @@ def make_frame_metrics(options: EvaluationOptions, value_mapping: dict[str, Any]
 
 
 def _scores(result: dict[str, Any]) -> dict[str, Any]:
-    return {"metrics": result["metrics"], "per_frame": result["per_frame"]}
+    return {"metrics": result["metrics"], "per_frame": result["per_frame"],
+            "num_sequences": result["num_sequences"]}
 
 
 def skipped_scores(lpips_model: Any, lpips_skip_reason: str,
@@ -367,7 +364,7 @@ def write_result_files(output_dir: str, result: dict[str, Any], arrays: dict[str
         write_predictions(path, arrays["inputs"], arrays["truth"], arrays["predictions"])
         written["predictions"] = path
     result["files"] = {kind: os.path.basename(path) for kind, path in written.items()}
-    write_json(os.path.join(output_dir, METRICS_FILENAME), result)
+    results.write_metrics_json(os.path.join(output_dir, METRICS_FILENAME), result)
 
 
 def summary_line(result: dict[str, Any]) -> str:
@@ -380,6 +377,9 @@ def summary_line(result: dict[str, Any]) -> str:
     for name, reason in result.get("skipped", {}).items():
         if name in ("persistence", "extrapolation"):
             parts.append(f"| {name}: n/a ({reason.split(':')[0]})")
+    for name, failure in result.get("failures", {}).items():
+        parts.append(f"| {name} failed on {failure['failed_sequences']} sequence(s): "
+                     f"{', '.join(failure['errors'])}")
     return " ".join(parts)
 
 

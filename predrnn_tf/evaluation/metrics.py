@@ -9,9 +9,10 @@ three axes and keeps the leading ones, so ``[B, T, H, W, C]`` inputs give ``[B, 
   PSNR uses the integer MSE over H*W*C; SSIM equals ``skimage.metrics.structural_similarity``
   with its defaults (7x7 uniform window, data range 255, K1 0.01, K2 0.03, sample covariance,
   channels averaged).
-- Radar skill: hits, misses, false alarms and correct negatives at dBZ thresholds (event: value
-  >= threshold), CSI, POD, FAR and HSS from counts summed over the test set; optional fractions
-  skill score (FSS) over square neighbourhoods.
+- Radar skill at dBZ thresholds (contingency scores and the optional fractions skill score):
+  not computed here but by the one scoring engine, :mod:`predrnn_tf.evaluation.scores`
+  (pysteps' definitions), on the frames mapped to physical units by
+  :func:`predrnn_tf.units.pixels_to_units`.
 
 :class:`FrameMetrics` streams all of them over batches of forecasts.
 """
@@ -25,13 +26,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from predrnn_tf import units
+from predrnn_tf.evaluation import scores
+
 DEFAULT_THRESHOLDS = (30.0, 40.0, 50.0)
 SSIM_WINDOW = 7
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 UINT8_RANGE = 255.0
-COUNT_NAMES = ("hits", "misses", "false_alarms", "correct_negatives")
-SCORE_NAMES = ("csi", "pod", "far", "hss")
 
 
 def box_sum(values: tf.Tensor, size: int) -> tf.Tensor:
@@ -124,127 +126,6 @@ def ssim_uint8(truth: Any, prediction: Any, window_size: int = SSIM_WINDOW) -> t
     return tf.reshape(per_frame, shape[:-3])
 
 
-def contingency_counts(truth_units: Any, prediction_units: Any, thresholds: Sequence[float],
-                       valid: Any = None) -> tf.Tensor:
-    """Per-frame contingency table at each threshold (event: value >= threshold).
-
-    Args:
-      truth_units: observed fields in physical units (e.g. dBZ), ``[..., H, W, C]``.
-      prediction_units: forecast fields, same shape.
-      thresholds: K thresholds in the same units.
-      valid: optional boolean mask of pixels to count (e.g. inside radar coverage).
-
-    Returns:
-      int64 ``[..., K, 4]``: hits, misses (observed, not forecast), false alarms (forecast,
-      not observed), correct negatives.
-    """
-    truth_units = tf.convert_to_tensor(truth_units, tf.float32)
-    prediction_units = tf.cast(prediction_units, tf.float32)
-    if valid is None:
-        valid = tf.ones_like(truth_units, tf.bool)
-    valid = tf.cast(valid, tf.bool)
-    tables = []
-    for threshold in thresholds:
-        observed = truth_units >= threshold
-        forecast = prediction_units >= threshold
-        cells = (
-            observed & forecast,
-            observed & ~forecast,
-            ~observed & forecast,
-            ~observed & ~forecast,
-        )
-        counts = [tf.reduce_sum(tf.cast(cell & valid, tf.int64), axis=[-3, -2, -1])
-                  for cell in cells]
-        tables.append(tf.stack(counts, axis=-1))  # [..., 4]
-    return tf.stack(tables, axis=-2)  # [..., K, 4]
-
-
-def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    numerator = np.asarray(numerator, np.float64)
-    denominator = np.asarray(denominator, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0),
-                        np.nan)
-
-
-def contingency_scores(counts: Any) -> dict[str, np.ndarray]:
-    """CSI, POD, FAR and HSS from counts ``[..., 4]``; NaN where a score is undefined."""
-    counts = np.asarray(counts, np.float64)
-    hits, misses, false_alarms, correct_negatives = (counts[..., index] for index in range(4))
-    hss_denominator = ((hits + misses) * (misses + correct_negatives)
-                       + (hits + false_alarms) * (false_alarms + correct_negatives))
-    return {
-        "csi": _safe_divide(hits, hits + misses + false_alarms),
-        "pod": _safe_divide(hits, hits + misses),
-        "far": _safe_divide(false_alarms, hits + false_alarms),
-        "hss": _safe_divide(2.0 * (hits * correct_negatives - misses * false_alarms),
-                            hss_denominator),
-    }
-
-
-def fss_sums(truth_units: Any, prediction_units: Any, thresholds: Sequence[float],
-             scales: Sequence[int], valid: Any = None) -> tf.Tensor:
-    """Per-frame sums for the fractions skill score (Roberts and Lean 2008).
-
-    Binary event fields are averaged over ``scale x scale`` neighbourhoods with zero padding
-    (as ``scipy.ndimage.uniform_filter(mode="constant")`` for odd scales, and as pysteps).
-
-    Returns:
-      float64 ``[..., K, S, 3]``: sums over pixels of forecast fraction squared, observed
-      fraction squared, and their product.
-    """
-    truth_units = tf.convert_to_tensor(truth_units, tf.float32)
-    prediction_units = tf.cast(prediction_units, tf.float32)
-    shape = tf.shape(truth_units)
-    height, width, channels = truth_units.shape[-3:]
-    if valid is None:
-        valid = tf.ones_like(truth_units, tf.bool)
-    valid = tf.cast(valid, tf.float64)
-    per_threshold = []
-    for threshold in thresholds:
-        observed = tf.cast(truth_units >= threshold, tf.float64) * valid
-        forecast = tf.cast(prediction_units >= threshold, tf.float64) * valid
-        observed = tf.reshape(observed, [-1, height, width, channels])  # [N, H, W, C]
-        forecast = tf.reshape(forecast, [-1, height, width, channels])  # [N, H, W, C]
-        per_scale = []
-        for scale in scales:
-            # Zero padding as TF's "SAME": (scale - 1) // 2 before, the rest after.
-            before = (scale - 1) // 2
-            paddings = [[0, 0], [before, scale - 1 - before], [before, scale - 1 - before],
-                        [0, 0]]
-            area = float(scale * scale)
-            observed_fraction = box_sum(tf.pad(observed, paddings), scale) / area
-            forecast_fraction = box_sum(tf.pad(forecast, paddings), scale) / area
-            sums = tf.stack([
-                tf.reduce_sum(tf.square(forecast_fraction), axis=[1, 2, 3]),
-                tf.reduce_sum(tf.square(observed_fraction), axis=[1, 2, 3]),
-                tf.reduce_sum(forecast_fraction * observed_fraction, axis=[1, 2, 3]),
-            ], axis=-1)  # [N, 3]
-            per_scale.append(sums)
-        per_threshold.append(tf.stack(per_scale, axis=1))  # [N, S, 3]
-    stacked = tf.stack(per_threshold, axis=1)  # [N, K, S, 3]
-    return tf.reshape(stacked, tf.concat([shape[:-3], tf.shape(stacked)[1:]], axis=0))
-
-
-def fss_from_sums(sums: Any) -> np.ndarray:
-    """FSS = 1 - MSE(fractions) / reference MSE, from :func:`fss_sums` summed as wanted."""
-    sums = np.asarray(sums, np.float64)
-    forecast_squared, observed_squared, product = (sums[..., index] for index in range(3))
-    reference = forecast_squared + observed_squared
-    return 1.0 - _safe_divide(reference - 2.0 * product, reference)
-
-
-def format_threshold(threshold: float) -> str:
-    """30.0 -> "30", 32.5 -> "32.5" (used in metric names such as ``csi_30``)."""
-    return f"{threshold:g}"
-
-
-def _nan_mean(values: np.ndarray) -> float:
-    values = np.asarray(values, np.float64)
-    finite = values[~np.isnan(values)]
-    return float(finite.mean()) if finite.size else float("nan")
-
-
 class FrameMetrics:
     """Streams per-frame forecast metrics over batches.
 
@@ -291,13 +172,8 @@ class FrameMetrics:
         self.num_sequences = 0
         self._sums = {name: np.zeros(length, np.float64)
                       for name in ("mse", "mae", "psnr", "ssim", "lpips")}
-        self._counts = np.zeros((length, len(self.thresholds), 4), np.int64)
-        self._fss = np.zeros((length, len(self.thresholds), len(self.fss_scales), 3), np.float64)
-
-    def _to_units(self, frames01: tf.Tensor) -> tf.Tensor:
-        scale = float(self.value_mapping["scale"])
-        offset = float(self.value_mapping["offset"])
-        return frames01 * 255.0 * scale + offset
+        self._scores = scores.ScoreAccumulator(length, self.thresholds, self.thresholds,
+                                               self.fss_scales)
 
     def _compute_statistics(self, truth: tf.Tensor, prediction: tf.Tensor) -> dict[str, tf.Tensor]:
         prediction = clip_unit(prediction)
@@ -309,20 +185,15 @@ class FrameMetrics:
             "psnr": tf.reduce_sum(psnr_uint8(truth_uint8, prediction_uint8), axis=0),
             "ssim": tf.reduce_sum(ssim_uint8(truth_uint8, prediction_uint8), axis=0),
         }
-        if self.thresholds:
-            valid = tf.ones_like(truth, tf.bool)
-            rounded = tf.cast(tf.round(truth * 255.0), tf.int32)
-            for pixel in self.excluded_pixel_values:
-                valid &= tf.not_equal(rounded, pixel)
-            truth_units = self._to_units(truth)
-            prediction_units = self._to_units(prediction)
-            statistics["counts"] = tf.reduce_sum(
-                contingency_counts(truth_units, prediction_units, self.thresholds, valid), axis=0)
-            if self.fss_scales:
-                statistics["fss"] = tf.reduce_sum(
-                    fss_sums(truth_units, prediction_units, self.thresholds, self.fss_scales,
-                             valid), axis=0)
         return statistics
+
+    def _add_categorical(self, truth: np.ndarray, prediction: np.ndarray) -> None:
+        """Adds the batch to the contingency tables and FSS sums, in physical units."""
+        valid = ~np.isin(np.round(truth * 255.0).astype(np.int64), self.excluded_pixel_values)
+        truth_units = units.pixels_to_units(truth.astype(np.float64), self.value_mapping)
+        prediction_units = units.pixels_to_units(
+            np.clip(prediction, 0.0, 1.0).astype(np.float64), self.value_mapping)
+        self._scores.add_sequences(truth_units, prediction_units, valid)
 
     def update(self, truth: Any, prediction: Any) -> None:
         """Adds a batch: ``truth`` and ``prediction`` ``[B, T, H, W, C]``, floats in [0, 1].
@@ -341,9 +212,7 @@ class FrameMetrics:
         for name in ("mse", "mae", "psnr", "ssim"):
             self._sums[name] += statistics[name].numpy()
         if self.thresholds:
-            self._counts += statistics["counts"].numpy()
-            if self.fss_scales:
-                self._fss += statistics["fss"].numpy()
+            self._add_categorical(truth.numpy(), prediction.numpy())
         if self.lpips_model is not None:
             self._sums["lpips"] += self._lpips_per_frame(truth, prediction)
         self.num_sequences += int(truth.shape[0])
@@ -373,17 +242,8 @@ class FrameMetrics:
                      for name in ("mse", "mae", "psnr", "ssim")}
         if self.lpips_model is not None:
             per_frame["lpips"] = self._sums["lpips"] / self.num_sequences
-        counts = {}
-        for index, threshold in enumerate(self.thresholds):
-            key = format_threshold(threshold)
-            table = self._counts[:, index]
-            counts[key] = {name: table[:, column].tolist()
-                           for column, name in enumerate(COUNT_NAMES)}
-            for name, values in contingency_scores(table).items():
-                per_frame[f"{name}_{key}"] = values
-            for scale_index, scale in enumerate(self.fss_scales):
-                per_frame[f"fss_{key}_{scale}"] = fss_from_sums(self._fss[:, index, scale_index])
-        averages = {name: _nan_mean(values) for name, values in per_frame.items()}
+        per_frame.update(self._scores.per_lead(errors=False))
+        averages = {name: scores.finite_mean(values) for name, values in per_frame.items()}
         averages["mse_per_sequence"] = float(np.sum(per_frame["mse"]))
         return {
             "num_sequences": self.num_sequences,
@@ -391,5 +251,5 @@ class FrameMetrics:
             "metrics": averages,
             "per_frame": {name: [float(value) for value in values]
                           for name, values in per_frame.items()},
-            "counts": counts,
+            "counts": self._scores.counts(),
         }

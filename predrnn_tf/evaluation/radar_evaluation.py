@@ -1,12 +1,18 @@
 """The model and the baselines on radar terms, in one pass over the test split.
 
 Every forecaster (the model, ``persistence``, ``extrapolation``, ``sprog``) forecasts the
-same input batches; :class:`predrnn_tf.evaluation.radar_scores.RadarScores` scores each in
-mm/h over the valid pixels of the truth. Written into ``output_dir``:
+same input batches; :class:`RadarScores` scores each in mm/h over the valid pixels of the
+truth with the one scoring engine, :mod:`predrnn_tf.evaluation.scores` (pysteps'
+definitions: contingency event ``value > X``, FSS event ``value >= X``). A baseline that
+fails on a sequence (e.g. S-PROG on a field of no data) is left out of that sequence's scores,
+and counted and named under ``failures`` in ``metrics.json``; it never stops the run.
+Written into ``output_dir``:
 
 - ``metrics.json``: ``{"forecasters": {name: {"metrics": {metric: mean over lead times},
   "per_frame": {metric: [one value per lead time]}}}, "lead_minutes": [...], "info": ...}``,
-  the metric names of :mod:`radar_scores` (``mse_mmh``, ``csi_1mmh``, ``fss_1mmh_16km``, ...).
+  metric names ``mse_mmh``, ``mae_mmh``, ``{csi,pod,far,ets,hss,bias}_1mmh``,
+  ``fss_1mmh_16km`` (FSS windows of Y km are ``round(Y / pixel_km)`` pixels, at least one,
+  recorded under ``fss_window_pixels``).
 - ``metrics_table.md``: the headline table (per lead time and averaged).
 - ``metrics_per_lead.png``: CSI at 1 mm/h and MSE per lead time, every forecaster.
 - ``predictions.npz`` (``save_predictions``): inputs, truth, every forecaster's predictions
@@ -17,18 +23,88 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from predrnn_tf import files
-from predrnn_tf.evaluation import radar_scores
+from predrnn_tf import files, units
+from predrnn_tf.evaluation import baselines, results, scores
 
+RAIN_THRESHOLDS = (0.5, 1.0, 5.0, 10.0)  # mm/h
+FSS_THRESHOLDS = (1.0, 5.0)  # mm/h
+FSS_SCALES_KM = (1.0, 4.0, 16.0)
 TABLE_METRICS = ("mse_mmh", "mae_mmh", "csi_1mmh", "csi_5mmh", "ets_1mmh", "fss_1mmh_16km")
-METRICS_FILENAME = "metrics.json"
+METRICS_FILENAME = results.METRICS_FILENAME
 TABLE_FILENAME = "metrics_table.md"
 PLOT_FILENAME = "metrics_per_lead.png"
+
+
+def window_pixels(scale_km: float, pixel_km: float) -> int:
+    """The FSS window in pixels for ``scale_km`` on a ``pixel_km`` grid (at least 1)."""
+    return max(1, int(round(scale_km / pixel_km)))
+
+
+def check_thresholds(thresholds: Sequence[float], metadata: dict[str, Any], flag: str) -> None:
+    """ValueError (one line) for a threshold the dataset's rain-rate range cannot reach."""
+    mapping = units.mapping_of(metadata) or {}
+    low, high = units.RAIN_RATE_FLOOR, float(mapping.get("max", np.inf))
+    for value in thresholds:
+        if not low <= value < high:
+            raise ValueError(f"{flag}: threshold {value:g} mm/h is outside the data's range "
+                             f"[{low:g}, {high:.4g}) mm/h")
+
+
+class RadarScores(scores.ScoreAccumulator):
+    """The engine's accumulator fed with [0, 1] frames of a dBR rain-rate dataset (in mm/h).
+
+    Args:
+      output_length: lead times per sequence.
+      metadata: the dataset's metadata (a dBR ``value_mapping``; ``grid.pixel_km``).
+      thresholds: rain-rate thresholds (mm/h) of the contingency scores.
+      fss_thresholds: rain-rate thresholds (mm/h) of the FSS.
+      fss_scales_km: FSS windows in km.
+    """
+
+    def __init__(self, output_length: int, metadata: dict[str, Any],
+                 thresholds: Sequence[float] = RAIN_THRESHOLDS,
+                 fss_thresholds: Sequence[float] = FSS_THRESHOLDS,
+                 fss_scales_km: Sequence[float] = FSS_SCALES_KM):
+        if not units.is_rain_rate_mapping(metadata):
+            raise ValueError(f"dataset {metadata.get('name')!r} does not store rain rate "
+                             f"(dBR value_mapping): convert it with --storage=rain_rate")
+        check_thresholds(thresholds, metadata, "--thresholds")
+        check_thresholds(fss_thresholds, metadata, "--fss_thresholds")
+        pixel_km = float((metadata.get("grid") or {}).get("pixel_km", 1.0))
+        self.fss_scales_km = tuple(float(value) for value in fss_scales_km)
+        super().__init__(output_length, thresholds, fss_thresholds,
+                         [window_pixels(value, pixel_km) for value in self.fss_scales_km],
+                         unit="mmh", window_names=[f"{value:g}km" for value in self.fss_scales_km])
+        self.metadata = metadata
+        self.num_sequences = 0
+
+    def update(self, truth01: np.ndarray, prediction01: np.ndarray) -> None:
+        """Adds ``[B, T, H, W, 1]`` truth and forecast frames (model scale, [0, 1])."""
+        truth01, prediction01 = np.asarray(truth01), np.asarray(prediction01)
+        if truth01.shape != prediction01.shape or truth01.ndim != 5:
+            raise ValueError(f"truth and prediction must be [B, T, H, W, C] of one shape, got "
+                             f"{truth01.shape} and {prediction01.shape}")
+        self.add_sequences(units.pixels_to_rain_rate(truth01, self.metadata),
+                           units.pixels_to_rain_rate(np.clip(prediction01, 0.0, 1.0),
+                                                     self.metadata),
+                           units.valid_pixels(truth01, self.metadata))
+        self.num_sequences += truth01.shape[0]
+
+    def result(self) -> dict[str, Any]:
+        """``{"metrics": {name: mean over leads}, "per_frame": {name: [T]}, ...}``."""
+        if not self.num_sequences:
+            raise ValueError("RadarScores.result() called before any update()")
+        per_lead = self.per_lead()
+        return {"metrics": {name: scores.finite_mean(values) for name, values in per_lead.items()},
+                "per_frame": {name: [float(value) for value in values]
+                              for name, values in per_lead.items()},
+                "fss_window_pixels": dict(zip(self.window_names, self.fss_windows, strict=True)),
+                "num_sequences": self.num_sequences}
 
 
 def every_kth(dataset: Any, every: int) -> Any:
@@ -41,10 +117,18 @@ def every_kth(dataset: Any, every: int) -> Any:
 def run_forecasters(forecasters: dict[str, Callable[[Any], Any]], dataset: Any,
                     metadata: dict[str, Any], input_length: int, output_length: int,
                     keep_predictions: bool = False, **score_options
-                    ) -> tuple[dict[str, radar_scores.RadarScores], dict[str, np.ndarray]]:
-    """Scores every forecaster on the batches ``[B, T, H, W, C]`` of ``dataset``."""
-    scores = {name: radar_scores.RadarScores(output_length, metadata, **score_options)
-              for name in forecasters}
+                    ) -> tuple[dict[str, RadarScores], dict[str, np.ndarray],
+                               dict[str, baselines.GuardedBaseline]]:
+    """Scores every forecaster on the batches ``[B, T, H, W, C]`` of ``dataset``.
+
+    The forecaster ``"model"`` runs as is (its failure is an error); the others run through
+    :class:`~predrnn_tf.evaluation.baselines.GuardedBaseline`, returned third, so a sequence
+    a baseline fails on is left out of its scores and counted.
+    """
+    scorers = {name: RadarScores(output_length, metadata, **score_options)
+               for name in forecasters}
+    guarded = {name: baselines.GuardedBaseline(name, forecaster)
+               for name, forecaster in forecasters.items() if name != "model"}
     kept: dict[str, list[np.ndarray]] = {"inputs": [], "truth": []}
     for batch in dataset:
         frames = np.asarray(batch, np.float32)
@@ -57,13 +141,19 @@ def run_forecasters(forecasters: dict[str, Callable[[Any], Any]], dataset: Any,
             kept["inputs"].append(inputs)
             kept["truth"].append(truth)
         for name, forecaster in forecasters.items():
-            prediction = np.asarray(forecaster(inputs), np.float32)[:, :output_length]
-            scores[name].update(truth, prediction)
+            if name in guarded:
+                prediction, done = guarded[name](inputs)
+            else:
+                prediction, done = np.asarray(forecaster(inputs), np.float32), slice(None)
+            prediction = prediction[:, :output_length]
+            if prediction.shape[0]:
+                scorers[name].update(truth[done], prediction)
             if keep_predictions:
-                kept.setdefault(name, []).append(prediction)
-    if not next(iter(scores.values())).num_sequences:
+                kept.setdefault(name, []).append(baselines.fill_failed(prediction, done,
+                                                                       truth.shape))
+    if not any(scorer.num_sequences for scorer in scorers.values()):
         raise ValueError("the test split yielded no sequence to evaluate")
-    return scores, {key: np.concatenate(values) for key, values in kept.items() if values}
+    return scorers, {key: np.concatenate(values) for key, values in kept.items() if values}, guarded
 
 
 def format_table(results: dict[str, dict[str, Any]], lead_minutes: list[float],
@@ -103,36 +193,28 @@ def plot_per_lead(path: str, results: dict[str, dict[str, Any]], lead_minutes: l
     pyplot.close(figure)
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
 def evaluate_forecasters(forecasters: dict[str, Callable[[Any], Any]], dataset: Any,
                          metadata: dict[str, Any], output_dir: str, input_length: int,
                          output_length: int, save_predictions: bool = False,
                          info: dict[str, Any] | None = None, **score_options) -> dict[str, Any]:
     """Runs, scores and writes the result files; returns the ``metrics.json`` content."""
-    scores, arrays = run_forecasters(forecasters, dataset, metadata, input_length,
-                                     output_length, keep_predictions=save_predictions,
-                                     **score_options)
+    scorers, arrays, guarded = run_forecasters(
+        forecasters, dataset, metadata, input_length, output_length,
+        keep_predictions=save_predictions, **score_options)
     interval = float((metadata.get("grid") or {}).get("interval_minutes", 1.0))
     lead_minutes = [interval * (lead + 1) for lead in range(output_length)]
-    results = {name: score.result() for name, score in scores.items()}
-    content = {"forecasters": results, "lead_minutes": lead_minutes,
+    scored = {name: scorer.result() for name, scorer in scorers.items() if scorer.num_sequences}
+    content = {"forecasters": scored, "lead_minutes": lead_minutes,
+               "failures": {name: guard.report() for name, guard in guarded.items()
+                            if guard.failed_sequences},
                "units": {"mse_mmh": "(mm/h)^2", "mae_mmh": "mm/h", "thresholds": "mm/h"},
                "value_mapping": metadata.get("value_mapping"), "grid": metadata.get("grid"),
                "dataset": metadata.get("name"), "info": info or {}}
     os.makedirs(output_dir, exist_ok=True)
-    files.write_json(os.path.join(output_dir, METRICS_FILENAME), _finite(content), indent=1)
+    results.write_metrics_json(os.path.join(output_dir, METRICS_FILENAME), content)
     files.write_text(os.path.join(output_dir, TABLE_FILENAME),
-                     format_table(results, lead_minutes))
-    plot_per_lead(os.path.join(output_dir, PLOT_FILENAME), results, lead_minutes)
+                     format_table(scored, lead_minutes))
+    plot_per_lead(os.path.join(output_dir, PLOT_FILENAME), scored, lead_minutes)
     if save_predictions:
         path = os.path.join(output_dir, "predictions.npz")
         with files.atomic_path(path) as temporary:

@@ -202,6 +202,9 @@ class ScoreAccumulator:
         """Adds one-channel sequences ``[B, T, H, W, 1]`` (or ``[B, T, H, W]``), all leads."""
         truth, forecast = np.asarray(truth), np.asarray(forecast)
         if truth.ndim == 5:
+            if truth.shape[-1] != 1:
+                raise ValueError(f"categorical scores need one-channel frames, got shape "
+                                 f"{truth.shape}")
             truth, forecast = truth[..., 0], forecast[..., 0]  # [B, T, H, W]
             valid = None if valid is None else np.asarray(valid)[..., 0]
         if truth.ndim != 4 or truth.shape[1] != self.output_length:

@@ -1,4 +1,4 @@
-"""Radar scores in physical units agree with pysteps.verification on the same arrays."""
+"""The radar scores of evaluation/radar_evaluation.py agree with pysteps.verification."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from predrnn_tf import units
-from predrnn_tf.evaluation import radar_scores
+from predrnn_tf.evaluation import radar_evaluation, scores
 
 
 def rain_fields(seed: int, shape=(3, 2, 24, 24, 1)) -> tuple[np.ndarray, np.ndarray]:
@@ -27,9 +27,9 @@ def metadata() -> dict:
 def test_scores_agree_with_pysteps_to_1e6():
     verification = pytest.importorskip("pysteps.verification")
     truth01, forecast01 = rain_fields(0)
-    scores = radar_scores.RadarScores(2, metadata())
-    scores.update(truth01, forecast01)
-    result = scores.per_lead()
+    scorer = radar_evaluation.RadarScores(2, metadata())
+    scorer.update(truth01, forecast01)
+    result = scorer.per_lead()
     valid = units.valid_pixels(truth01, metadata())
     truth = units.pixels_to_rain_rate(truth01, metadata())
     forecast = units.pixels_to_rain_rate(forecast01, metadata())
@@ -37,53 +37,54 @@ def test_scores_agree_with_pysteps_to_1e6():
     for lead in range(2):
         mask = valid[:, lead, ..., 0]
         obs, pred = truth[:, lead, ..., 0], forecast[:, lead, ..., 0]
-        for threshold in radar_scores.RAIN_THRESHOLDS:
+        for threshold in radar_evaluation.RAIN_THRESHOLDS:
             reference = verification.det_cat_fct(pred[mask], obs[mask], threshold,
-                                                 scores=["CSI", "POD", "FAR", "ETS", "HSS"])
-            for name in radar_scores.CATEGORICAL_SCORES:
-                ours = result[f"{name}_{radar_scores.threshold_name(threshold)}"][lead]
+                                                 scores=["CSI", "POD", "FAR", "ETS", "HSS",
+                                                         "BIAS"])
+            for name in scores.CATEGORICAL_SCORES:
+                ours = result[f"{name}_{threshold:g}mmh"][lead]
                 np.testing.assert_allclose(ours, reference[name.upper()], atol=1e-6)
                 checked += 1
-        for threshold in radar_scores.FSS_THRESHOLDS:
-            for scale_km in radar_scores.FSS_SCALES_KM:
-                size = radar_scores.window_pixels(scale_km, 2.0)
+        for threshold in radar_evaluation.FSS_THRESHOLDS:
+            for scale_km in radar_evaluation.FSS_SCALES_KM:
+                size = radar_evaluation.window_pixels(scale_km, 2.0)
                 state = verification.spatialscores.fss_init(threshold, size)
                 for sample in range(obs.shape[0]):
                     verification.spatialscores.fss_accum(
                         state, np.where(mask[sample], pred[sample], np.nan),
                         np.where(mask[sample], obs[sample], np.nan))
                 reference = verification.spatialscores.fss_compute(state)
-                ours = result[f"fss_{radar_scores.threshold_name(threshold)}_{scale_km:g}km"]
+                ours = result[f"fss_{threshold:g}mmh_{scale_km:g}km"]
                 np.testing.assert_allclose(ours[lead], reference, atol=1e-6)
                 checked += 1
         squared = np.mean((pred[mask] - obs[mask]) ** 2)
         np.testing.assert_allclose(result["mse_mmh"][lead], squared, rtol=1e-9)
-    assert checked == 2 * (4 * 5 + 2 * 3)
+    assert checked == 2 * (4 * 6 + 2 * 3)
 
 
 def test_no_data_pixels_are_ignored():
     truth01, forecast01 = rain_fields(1)
-    scores = radar_scores.RadarScores(2, metadata())
-    scores.update(truth01, forecast01)
+    scorer = radar_evaluation.RadarScores(2, metadata())
+    scorer.update(truth01, forecast01)
     changed = forecast01.copy()
     changed[:, :, :6, :5] = 1.0  # a wild forecast where the truth has no data
-    other = radar_scores.RadarScores(2, metadata())
+    other = radar_evaluation.RadarScores(2, metadata())
     other.update(truth01, changed)
-    for name, values in scores.per_lead().items():
+    for name, values in scorer.per_lead().items():
         np.testing.assert_array_equal(values, other.per_lead()[name], err_msg=name)
 
 
 def test_perfect_forecast_scores():
     truth01, _ = rain_fields(2)
-    scores = radar_scores.RadarScores(2, metadata())
-    scores.update(truth01, truth01)
-    result = scores.result()["metrics"]
+    scorer = radar_evaluation.RadarScores(2, metadata())
+    scorer.update(truth01, truth01)
+    result = scorer.result()["metrics"]
     assert result["mse_mmh"] == 0.0 and result["csi_1mmh"] == 1.0
     assert result["far_1mmh"] == 0.0 and result["fss_1mmh_4km"] == pytest.approx(1.0)
 
 
 def test_threshold_outside_the_data_range_is_a_one_line_error():
     with pytest.raises(ValueError, match=r"^--thresholds: threshold 500 mm/h is outside"):
-        radar_scores.RadarScores(2, metadata(), thresholds=(1.0, 500.0))
+        radar_evaluation.RadarScores(2, metadata(), thresholds=(1.0, 500.0))
     with pytest.raises(ValueError, match="does not store rain rate"):
-        radar_scores.RadarScores(2, {"name": "x", "value_mapping": units.hko7_mapping()})
+        radar_evaluation.RadarScores(2, {"name": "x", "value_mapping": units.hko7_mapping()})
