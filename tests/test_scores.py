@@ -139,3 +139,20 @@ def test_undefined_scores_are_nan_and_perfect_scores_are_one():
     assert perfect["csi"] == 1.0 and perfect["far"] == 0.0 and perfect["bias"] == 1.0
     assert np.isnan(scores.fss_score([0.0, 0.0, 0.0]))
     assert scores.fss_score(scores.fss_sums(truth[0], truth[0], 1.0, 5)) == pytest.approx(1.0)
+
+
+def test_contingency_table_and_scores_by_hand():
+    # At 30 dBZ (event: > 30): the forecast 30 under an observed 35 is a miss.
+    truth = np.array([35, 40, 10, 31, 0, 5, 20, 29], np.float64).reshape(2, 4)
+    forecast = np.array([30, 45, 33, 12, 0, 5, 20, 29], np.float64).reshape(2, 4)
+    table = scores.contingency_table(truth, forecast, 30.0)
+    assert table.tolist() == [1, 2, 1, 4]
+    assert scores.contingency_table(truth, forecast, 50.0).tolist() == [0, 0, 0, 8]
+    result = scores.categorical_scores(table)
+    np.testing.assert_allclose(result["csi"], 0.25)
+    np.testing.assert_allclose(result["pod"], 1 / 3)
+    np.testing.assert_allclose(result["far"], 0.5)
+    np.testing.assert_allclose(result["bias"], 2 / 3)
+    np.testing.assert_allclose(result["hss"], 2 * (1 * 4 - 2 * 1) / (3 * 6 + 2 * 5))
+    valid = np.array([[True, False, True, True], [True] * 4])
+    assert scores.contingency_table(truth, forecast, 30.0, valid).tolist() == [0, 2, 1, 4]
