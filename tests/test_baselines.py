@@ -113,3 +113,22 @@ def test_advection_baseline_is_the_untrained_radar_recipe_model():
     assert np.abs(forecast - frames[:, -1:]).max() > 0.1  # it moved the rain
     with pytest.raises(ValueError, match="advection needs frames"):
         baseline(frames[:, :1])
+
+
+def test_guarded_baseline_leaves_out_counts_and_names_failed_sequences():
+    def fails_on_empty(inputs):
+        if np.any(np.asarray(inputs).max(axis=(1, 2, 3, 4)) == 0):
+            raise ValueError("x contains non-finite values")
+        return baselines.persistence(inputs, 2)
+
+    inputs = np.ones((4, 3, 8, 8, 1), np.float32)
+    inputs[2] = 0.0
+    guarded = baselines.GuardedBaseline("sprog", fails_on_empty)
+    forecast, done = guarded(inputs)
+    assert done.tolist() == [0, 1, 3] and forecast.shape == (3, 2, 8, 8, 1)
+    forecast, done = guarded(inputs[:2])  # a whole batch that works: no retry
+    assert done.tolist() == [0, 1]
+    assert guarded.report() == {"failed_sequences": 1, "scored_sequences": 5,
+                                "errors": {"ValueError: x contains non-finite values": 1}}
+    whole = baselines.fill_failed(*guarded(inputs), (4, 2, 8, 8, 1))
+    assert np.isnan(whole[2]).all() and np.isfinite(whole[[0, 1, 3]]).all()

@@ -148,6 +148,33 @@ def test_a_model_is_scored_beside_persistence_in_the_same_pass(tmp_path, monkeyp
         persistence["metrics"]["mse"])
 
 
+def test_a_baseline_failing_on_some_sequences_is_counted_not_fatal(tmp_path):
+    from predrnn_tf.evaluation import baselines
+
+    class Model:
+        def forecast(self, inputs, output_length):
+            return tf.repeat(inputs[:, -1:], output_length, axis=1)
+
+    def fails_on_dark_inputs(inputs):  # as S-PROG on a field of no data
+        if np.any(np.asarray(inputs).max(axis=(1, 2, 3, 4)) < 0.5):
+            raise ValueError("x contains non-finite values")
+        return baselines.persistence(inputs, 3)
+
+    frames = _moving_blobs(6, 6, 16)
+    frames[[1, 4]] *= 0.1  # two dark sequences the baseline fails on
+    options = evaluation.EvaluationOptions(input_length=3, output_length=3)
+    result = evaluation.evaluate(Model(), _dataset(frames), str(tmp_path), options,
+                                 baselines={"sprog": fails_on_dark_inputs})
+    assert result["num_sequences"] == 6
+    assert result["baselines"]["sprog"]["num_sequences"] == 4
+    assert result["failures"] == {"sprog": {"failed_sequences": 2, "scored_sequences": 4,
+                                            "errors": {"ValueError: x contains non-finite "
+                                                       "values": 2}}}
+    assert "sprog failed on 2 sequence(s)" in evaluation.summary_line(result)
+    saved = json.load(open(tmp_path / evaluation.METRICS_FILENAME))
+    assert saved["failures"]["sprog"]["failed_sequences"] == 2
+
+
 def test_bad_inputs_raise_clear_errors(tmp_path):
     frames = _moving_blobs(2, 5, 16)
     options = evaluation.EvaluationOptions(input_length=3, output_length=3)

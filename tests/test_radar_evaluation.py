@@ -88,3 +88,25 @@ def test_threshold_outside_the_data_range_is_a_one_line_error():
         radar_evaluation.RadarScores(2, metadata(), thresholds=(1.0, 500.0))
     with pytest.raises(ValueError, match="does not store rain rate"):
         radar_evaluation.RadarScores(2, {"name": "x", "value_mapping": units.hko7_mapping()})
+
+
+def test_a_baseline_failing_on_a_sequence_is_named_and_the_run_goes_on(tmp_path):
+    truth01, _ = rain_fields(3, shape=(3, 4, 24, 24, 1))  # [B, T = 2 inputs + 2 leads, ...]
+    truth01[1, :2] = units.NO_DATA_PIXEL / 255.0  # inputs of sequence 1: no data at all
+
+    def sprog_like(inputs):
+        if np.any(np.all(np.round(np.asarray(inputs) * 255) == 0, axis=(1, 2, 3, 4))):
+            raise ValueError("x contains non-finite values")
+        return np.repeat(inputs[:, -1:], 2, axis=1)
+
+    forecasters = {"model": lambda inputs: np.repeat(inputs[:, -1:], 2, axis=1),
+                   "sprog": sprog_like}
+    content = radar_evaluation.evaluate_forecasters(
+        forecasters, [truth01], metadata(), str(tmp_path), 2, 2, save_predictions=True)
+    assert content["forecasters"]["model"]["num_sequences"] == 3
+    assert content["forecasters"]["sprog"]["num_sequences"] == 2
+    assert content["failures"]["sprog"]["failed_sequences"] == 1
+    assert list(content["failures"]["sprog"]["errors"]) == [
+        "ValueError: x contains non-finite values"]
+    saved = np.load(tmp_path / "predictions.npz")
+    assert np.isnan(saved["sprog"][1]).all() and np.isfinite(saved["sprog"][[0, 2]]).all()

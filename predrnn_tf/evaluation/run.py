@@ -1,0 +1,213 @@
+"""``predrnn-evaluate`` as a library call: restore, open the test set, forecast and score.
+
+:func:`evaluate` takes the frozen :class:`~predrnn_tf.config.Config` and an
+:class:`EvaluateOptions` (what ``predrnn_tf/cli/evaluate.py`` builds from its flags) and
+runs one of two paths, both scored by :mod:`predrnn_tf.evaluation.scores`:
+
+- a rain-rate (dBR) dataset, or ``baselines`` given: the model and the named baselines in
+  mm/h in one pass (:mod:`.radar_evaluation`: ``metrics_table.md``, ``metrics.json`` with
+  ``forecasters``);
+- otherwise: the paper metrics of the model (or of ``baseline``) beside the default
+  baselines, dBZ scores on radar data (:mod:`.evaluator`).
+
+The model is restored in :func:`restore_model` alone (the one place a work directory is read
+for the model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any
+
+from absl import logging
+
+from predrnn_tf import checkpoints, units
+from predrnn_tf.config import Config, load_config
+from predrnn_tf.errors import ConfigError, DataError
+from predrnn_tf.evaluation import baselines, evaluator, lpips, radar_evaluation
+from predrnn_tf.evaluation.metrics import DEFAULT_THRESHOLDS
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateOptions:
+    """What ``predrnn-evaluate`` evaluates and writes (one field per evaluate-only flag).
+
+    Attributes:
+      output_dir: folder of the result files.
+      checkpoint: checkpoint path prefix (None: the newest in the work directory).
+      output_length: frames to forecast (0: as trained).
+      baseline: evaluate this baseline instead of the model (``--baseline``).
+      baselines: baselines scored beside the model in mm/h (``--baselines``).
+      thresholds: dBZ thresholds of the contingency scores (dBZ datasets).
+      fss_scales: FSS windows in pixels (dBZ datasets; empty: no FSS).
+      rain_thresholds: mm/h thresholds of the contingency scores (rain-rate datasets).
+      fss_thresholds: mm/h thresholds of the FSS (rain-rate datasets).
+      fss_scales_km: FSS windows in km (rain-rate datasets).
+      every_kth_sequence: rain-rate datasets: score every k-th test sequence.
+      num_sequences: stop after this many test sequences (0: all).
+      save_predictions: also write ``predictions.npz``.
+      lpips_weights: LPIPS weights ``.npz`` (None: LPIPS reported as skipped).
+      lpips_unscaled_inputs: feed LPIPS [0, 1] frames as the official trainer does.
+      num_strips: sequences drawn in ``predictions.png`` / ``.gif``.
+      frames_per_second: GIF frame rate.
+      crop_to_model: read frames at ``config.img_width`` (False: as stored, baselines alone).
+    """
+
+    output_dir: str
+    checkpoint: str | None = None
+    output_length: int = 0
+    baseline: str | None = None
+    baselines: tuple[str, ...] = ()
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    fss_scales: tuple[int, ...] = ()
+    rain_thresholds: tuple[float, ...] = radar_evaluation.RAIN_THRESHOLDS
+    fss_thresholds: tuple[float, ...] = radar_evaluation.FSS_THRESHOLDS
+    fss_scales_km: tuple[float, ...] = radar_evaluation.FSS_SCALES_KM
+    every_kth_sequence: int = 1
+    num_sequences: int = 0
+    save_predictions: bool = False
+    lpips_weights: str | None = None
+    lpips_unscaled_inputs: bool = False
+    num_strips: int = 3
+    frames_per_second: float = 2.0
+    crop_to_model: bool = True
+
+
+def restore_model(config: Config, workdir: str, checkpoint: str | None) -> tuple[Any, str]:
+    """``(model, checkpoint path)`` of ``workdir`` under ``config.precision``."""
+    trained = load_config(workdir)
+    if config.input_length != trained.input_length:
+        raise ConfigError(f"--input_length={config.input_length} differs from the model's "
+                          f"input_length={trained.input_length}")
+    checkpoint = checkpoint or checkpoints.latest_checkpoint(workdir)
+    model, _ = checkpoints.restore(workdir, checkpoint, precision=config.precision)
+    return model, checkpoint
+
+
+def open_test_set(config: Config, workdir: str | None, needed: int, check_against_model: bool,
+                  crop_to_model: bool) -> tuple[Any, dict[str, Any], str]:
+    """``(dataset, metadata, data_dir)`` of the test split with ``needed`` frames each."""
+    from predrnn_tf.data import mixing, reader
+    from predrnn_tf.data.sources import resolve_data_dir
+
+    data_dir = resolve_data_dir(config, workdir)
+    metadata = mixing.read_metadata(data_dir, config.dataset_name)
+    stored = metadata.get("test_sequence_length", metadata.get("sequence_length"))
+    if stored is None or stored < needed:
+        raise DataError(f"dataset {config.dataset_name!r} has test sequences of {stored} frames "
+                        f"but input_length + output_length = {needed} are needed "
+                        f"(--output_length={needed - config.input_length})")
+    if check_against_model:
+        reader.check_metadata(metadata, config, "test", sequence_length=needed)
+    dataset = reader.make_dataset(data_dir, config.dataset_name, "test", config.batch_size,
+                                  needed, shuffle=False, repeat=False, deterministic=True,
+                                  drop_remainder=False,
+                                  frame_size=config.img_width if crop_to_model else None)
+    if metadata.get("synthetic"):
+        logging.info("Evaluating on SYNTHETIC data %r (generated, not observed).",
+                     config.dataset_name)
+    return dataset, metadata, data_dir
+
+
+def make_lpips(options: EvaluateOptions, frame_size: int) -> tuple[Any, str]:
+    """The LPIPS callable of ``options.lpips_weights``, or ``(None, why it is skipped)``."""
+    if options.lpips_weights is None:
+        return None, (f"no --lpips_weights given; make the weights file with: "
+                      f"{lpips.CONVERT_COMMAND} and pass --lpips_weights=lpips_alex.npz")
+    weights = lpips.read_weights_file(options.lpips_weights)
+    if frame_size < lpips.MINIMUM_SIZE:
+        return None, (f"frames of {frame_size} pixels are smaller than AlexNet's "
+                      f"{lpips.MINIMUM_SIZE}-pixel minimum")
+    model = lpips.LPIPS(rescale_inputs=not options.lpips_unscaled_inputs)
+    model.set_torch_weights(weights)
+    return lpips.LPIPSDistance(model), ""
+
+
+def evaluate(config: Config, workdir: str | None, options: EvaluateOptions,
+             on_start: Callable[[str | None], None] | None = None) -> dict[str, Any]:
+    """Evaluates the model of ``workdir`` (or baselines) on the test split; writes the files.
+
+    Args:
+      config: the evaluation's Config (the work directory's with the data flags applied).
+      workdir: the training work directory; None with ``baseline`` / ``baselines`` alone.
+      options: see :class:`EvaluateOptions`.
+      on_start: called with the checkpoint path (None: no model) once the model is restored.
+
+    Returns:
+      The ``metrics.json`` content (``forecasters`` on the mm/h path).
+    """
+    output_length = options.output_length or config.output_length
+    if options.lpips_weights:  # a wrong path fails before any slow work
+        lpips.read_weights_file(options.lpips_weights)
+    model = checkpoint = None
+    if not options.baseline and (workdir or not options.baselines):
+        model, checkpoint = restore_model(config, workdir, options.checkpoint)
+    if on_start is not None:
+        on_start(checkpoint)
+    dataset, metadata, data_dir = open_test_set(
+        config, workdir, config.input_length + output_length,
+        check_against_model=model is not None, crop_to_model=options.crop_to_model)
+    info = {"workdir": workdir, "checkpoint": checkpoint, "data_dir": data_dir}
+    if options.baselines or units.is_rain_rate_mapping(metadata):
+        return _evaluate_rain_rate(model, dataset, metadata, config.input_length,
+                                   output_length, options, info)
+    forecaster = model if model is not None else baselines.make_baseline(options.baseline,
+                                                                          output_length)
+    lpips_model, lpips_reason = make_lpips(
+        options, min(metadata["image_height"], metadata["image_width"]))
+    info.update(baseline=options.baseline, lpips_inputs="[0, 1] (official trainer)"
+                if options.lpips_unscaled_inputs else "[-1, 1]")
+    paper_options = evaluator.EvaluationOptions(
+        input_length=config.input_length, output_length=output_length,
+        thresholds=options.thresholds, fss_scales=options.fss_scales,
+        num_sequences=options.num_sequences, save_predictions=options.save_predictions,
+        num_strips=options.num_strips, frames_per_second=options.frames_per_second,
+        name=options.baseline or config.model_name)
+    return evaluator.evaluate(forecaster, dataset, options.output_dir, paper_options,
+                              metadata=metadata, lpips_model=lpips_model,
+                              lpips_skip_reason=lpips_reason, info=info)
+
+
+def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], input_length: int,
+                        output_length: int, options: EvaluateOptions,
+                        info: dict[str, Any]) -> dict[str, Any]:
+    """The model and ``options.baselines`` in mm/h in one pass (rain-rate datasets)."""
+    unknown = sorted(set(options.baselines) - set(baselines.BASELINES))
+    if unknown:
+        raise ConfigError(f"--baselines: unknown {unknown}; expected some of "
+                          f"{', '.join(baselines.BASELINES)}")
+    forecasters = {}
+    if model is not None:
+        forecasters["model"] = evaluator.as_forecaster(model, output_length)
+    for name in options.baselines:
+        forecasters[name] = baselines.make_baseline(name, output_length, metadata)
+    if not forecasters:
+        raise ConfigError("nothing to evaluate: give --workdir and/or --baselines")
+    return radar_evaluation.evaluate_forecasters(
+        forecasters, radar_evaluation.every_kth(dataset, options.every_kth_sequence), metadata,
+        options.output_dir, input_length, output_length,
+        save_predictions=options.save_predictions,
+        info={"workdir": info["workdir"], "checkpoint": info["checkpoint"],
+              "every_kth_sequence": options.every_kth_sequence},
+        thresholds=options.rain_thresholds, fss_thresholds=options.fss_thresholds,
+        fss_scales_km=options.fss_scales_km)
+
+
+def summary(result: dict[str, Any], output_dir: str) -> str:
+    """The console lines of a result: headline scores, skipped scores, failures, files."""
+    if "forecasters" in result:  # the mm/h table
+        lines = [radar_evaluation.format_table(result["forecasters"], result["lead_minutes"])]
+        for name, failure in result.get("failures", {}).items():
+            lines.append(f"{name} failed on {failure['failed_sequences']} sequence(s), left "
+                         f"out of its scores: {', '.join(failure['errors'])}")
+        lines.append(f"wrote {os.path.join(output_dir, radar_evaluation.METRICS_FILENAME)}, "
+                     f"{radar_evaluation.TABLE_FILENAME} and {radar_evaluation.PLOT_FILENAME}")
+        return "\n".join(lines)
+    lines = [evaluator.summary_line(result)]
+    if "lpips" in result["skipped"]:
+        lines.append(f"LPIPS skipped: {result['skipped']['lpips']}")
+    lines.append(f"wrote {os.path.join(output_dir, evaluator.METRICS_FILENAME)} and "
+                 f"{', '.join(sorted(result['files'].values()))}")
+    return "\n".join(lines)
