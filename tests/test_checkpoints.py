@@ -12,6 +12,7 @@ from predrnn_tf.config import Config
 from predrnn_tf.data import synthetic_radar
 from predrnn_tf.training import loop as train_lib
 from predrnn_tf.training.trainer import Trainer, make_optimizer
+from predrnn_tf.workdir import restore
 
 TINY = Config(num_hidden=(4, 4), filter_size=3, patch_size=2, img_width=16, input_length=3,
               total_length=6, batch_size=2, max_iterations=2, reverse_input=False,
@@ -29,9 +30,9 @@ def data_dir(tmp_path_factory):
 def test_restore_rebuilds_the_trained_model(data_dir, tmp_path):
     workdir = str(tmp_path)
     train_lib.train_and_evaluate(TINY.replace(data_dir=data_dir), workdir)
-    model, config = predrnn_tf.restore(workdir)
+    model, config = restore(workdir)
     assert config.num_hidden == (4, 4) and config.data_dir == data_dir
-    again, _ = predrnn_tf.restore(workdir)
+    again, _ = predrnn_tf.restore(workdir)  # the public name of the same door
     frames = np.random.default_rng(0).random((2, 3, 16, 16, 1)).astype(np.float32)
     first = predrnn_tf.forecast(model, frames).numpy()
     assert first.shape == (2, 3, 16, 16, 1)
@@ -42,7 +43,7 @@ def test_restore_rebuilds_the_trained_model(data_dir, tmp_path):
 
 def test_restore_errors_name_the_workdir(tmp_path):
     with pytest.raises(predrnn_tf.ConfigError, match="not a training workdir"):
-        predrnn_tf.restore(str(tmp_path))
+        restore(str(tmp_path))
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
@@ -114,7 +115,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_intact_one(trained_run, d
     assert checkpoints.latest_checkpoint(workdir).endswith("ckpt-2")
     warnings = [record.getMessage() for record in caplog.records if "ckpt-4" in record.getMessage()]
     assert len(warnings) == 1 and "newest intact one" in warnings[0], warnings
-    model, _ = predrnn_tf.restore(workdir)  # evaluate/export take the same fallback
+    model, _ = restore(workdir)  # evaluate/export take the same fallback
     assert model is not None
     result = train_lib.train_and_evaluate(RESUMABLE.replace(data_dir=data_dir), workdir)
     assert result["step"] == 4  # trained again from step 2 to 4
@@ -158,7 +159,7 @@ def test_the_shape_check_writes_no_probe_checkpoint(trained_run, data_dir, tmp_p
 
 
 def test_expected_variables_name_what_a_checkpoint_stores(trained_run):
-    model, config = predrnn_tf.restore(trained_run)
+    model, config = restore(trained_run)
     trainer_checkpoint = checkpoints.make_training_checkpoint(
         model, make_optimizer(config), tf.Variable(0, dtype=tf.int64),
         tf.random.Generator.from_seed(0))
@@ -184,7 +185,7 @@ def test_a_moved_workdir_resumes(data_dir, tmp_path):
     assert saved["data_dir"] == "mydata"
     moved = tmp_path / "moved"
     shutil.move(str(first), str(moved))
-    _, config = predrnn_tf.restore(str(moved))
+    _, config = restore(str(moved))
     assert config.data_dir == str(moved / "mydata")
     result = train_lib.train_and_evaluate(config.replace(max_iterations=4), str(moved))
     assert result["step"] == 4 and checkpoints.latest_checkpoint(str(moved)).endswith("ckpt-4")

@@ -12,6 +12,7 @@ from predrnn_tf.data import reader, synthetic_radar
 from predrnn_tf.errors import DataError
 from predrnn_tf.training import loop as train_lib
 from predrnn_tf.training import trainer as trainer_lib
+from predrnn_tf.workdir import WorkDir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = Config(num_hidden=(8, 8), filter_size=3, patch_size=2, img_width=16, input_length=3,
@@ -94,7 +95,7 @@ def test_quickstart_runs_end_to_end_at_tiny_size(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "SYNTHETIC" in result.stderr
     assert glob.glob(os.path.join(workdir, "checkpoints", "ckpt-2.index"))
-    assert os.path.exists(os.path.join(workdir, "config.json"))
+    assert WorkDir(workdir).has_config() and WorkDir(workdir).data_card["synthetic"]
     events = glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*"))
     tags = set()
     for event in tf.compat.v1.train.summary_iterator(events[0]):
@@ -167,14 +168,14 @@ def uneven_data_dir(tmp_path_factory):
 
 
 def test_training_test_pass_matches_evaluate_on_the_same_checkpoint(uneven_data_dir, tmp_path):
-    import predrnn_tf
     from predrnn_tf.data import reader
     from predrnn_tf.evaluation import evaluator
+    from predrnn_tf.workdir import WorkDir
 
     config = TINY.replace(data_dir=uneven_data_dir, max_iterations=2, num_test_batches=0)
     workdir = str(tmp_path / "run")
     trained = train_lib.train_and_evaluate(config, workdir)
-    model, saved = predrnn_tf.restore(workdir)
+    model, saved = WorkDir(workdir).restore_model()
     dataset = reader.make_dataset(uneven_data_dir, saved.dataset_name, "test", saved.batch_size,
                                   saved.total_length, shuffle=False, repeat=False,
                                   deterministic=True, drop_remainder=False)
