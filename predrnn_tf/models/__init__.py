@@ -1,10 +1,15 @@
-"""Models: the stacked unroll, its presets, patches, losses, the mask layout, forecasting.
+"""Models: the stacked unroll, its registry, the radar head, patches, losses, forecasting.
 
-May import config, errors, units and layers; never data, training, evaluation, serving,
-cli/ or absl.
+``get_model(name)`` (:mod:`predrnn_tf.models.registry`) is the door from a model name to
+its factory; ``build_model`` (:mod:`predrnn_tf.models.builder`) is the door callers use.
+The mask layout is :mod:`predrnn_tf.masks` (re-exported here).
+
+May import config, errors, units, masks and layers; never data, training, evaluation,
+serving, cli/ or absl.
 """
 
-from predrnn_tf.models.masks import forecast_mask, mask_length
+from predrnn_tf.masks import forecast_mask, mask_length
 from predrnn_tf.models.predrnn import PredRNN
+from predrnn_tf.models.registry import get_model, model_names
 
-__all__ = ["PredRNN", "forecast_mask", "mask_length"]
+__all__ = ["PredRNN", "forecast_mask", "get_model", "mask_length", "model_names"]

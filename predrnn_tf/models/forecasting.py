@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from predrnn_tf.models.masks import forecast_mask
+from predrnn_tf.masks import forecast_mask
 
 
 def unroll_forecast(model, input_frames, output_length: int | None = None) -> tf.Tensor:

@@ -49,19 +49,17 @@ cell memory C and of the spatiotemporal memory M, averaged over layers and steps
 
 from __future__ import annotations
 
-import keras
+from typing import ClassVar
+
 import tensorflow as tf
 
 from predrnn_tf.layers.mim_cell import MIMBlockCell, NonStationaryCell
 from predrnn_tf.layers.st_lstm_cell import SpatioTemporalLSTMCell, make_conv
-from predrnn_tf.models.forecasting import unroll_forecast
-from predrnn_tf.models.inputs import check_mask, check_model_frames, check_output_length
+from predrnn_tf.models.base import RecurrentModel, check_lengths
 from predrnn_tf.models.losses import adapted_decoupling_cosine
-from predrnn_tf.models.masks import mask_index, mask_length
-from predrnn_tf.models.patches import patch_frames, unpatch_frames
 
 
-class MIM(keras.Model):
+class MIM(RecurrentModel):
     """MIM unrolled over a frame sequence with sampled inputs; see the module docstring.
 
     Args:
@@ -79,30 +77,23 @@ class MIM(keras.Model):
       **kwargs: standard Keras model arguments.
     """
 
+    CONFIG_FIELDS: ClassVar[tuple[str, ...]] = RecurrentModel.CONFIG_FIELDS + (
+        "decouple", "stop_stationary_gradient")
+
     def __init__(self, num_hidden=(128, 128, 128, 128), filter_size: int = 5,
                  patch_size: int = 4, img_channel: int = 1, input_length: int = 10,
                  total_length: int = 20, layer_norm: bool = False,
                  reverse_scheduled_sampling: bool = False, decouple: bool = True,
                  stop_stationary_gradient: bool = True, **kwargs):
-        super().__init__(**kwargs)
         num_hidden = tuple(int(size) for size in num_hidden)
         if not num_hidden or len(set(num_hidden)) != 1:
             raise ValueError(f"MIM needs one or more equal hidden sizes (its cells pass states "
                              f"between layers), received num_hidden={num_hidden}")
-        if not 1 <= input_length < total_length:
-            raise ValueError(f"need 1 <= input_length < total_length, received "
-                             f"input_length={input_length}, total_length={total_length}")
-        self.num_hidden = num_hidden
-        self.filter_size = filter_size
-        self.patch_size = patch_size
-        self.img_channel = img_channel
-        self.input_length = input_length
-        self.total_length = total_length
-        self.layer_norm = layer_norm
-        self.reverse_scheduled_sampling = reverse_scheduled_sampling
+        check_lengths(input_length, total_length)
+        super().__init__(num_hidden, filter_size, patch_size, img_channel, input_length,
+                         total_length, layer_norm, reverse_scheduled_sampling, **kwargs)
         self.decouple = decouple
         self.stop_stationary_gradient = stop_stationary_gradient
-        self.num_layers = len(num_hidden)
         size = num_hidden[0]
         self.cells = [SpatioTemporalLSTMCell(size, filter_size, layer_norm, name="cell_0")]
         self.cells += [MIMBlockCell(size, filter_size, layer_norm, name=f"cell_{index}")
@@ -110,15 +101,9 @@ class MIM(keras.Model):
         self.difference_cells = [NonStationaryCell(size, filter_size, layer_norm,
                                                    name=f"difference_cell_{index}")
                                  for index in range(self.num_layers - 1)]
-        for cell in self.cells + self.difference_cells:  # tf.train.Checkpoint needs attributes
-            setattr(self, cell.name, cell)
+        self._track_cells(self.cells + self.difference_cells)
         self.output_conv = make_conv(patch_size * patch_size * img_channel, 1, "output_conv")
         self.adapter = make_conv(size, 1, "adapter") if decouple else None
-
-    @property
-    def mask_length(self) -> int:
-        """Mask entries per sample for a training sequence of ``total_length`` frames."""
-        return mask_length(self.reverse_scheduled_sampling, self.input_length, self.total_length)
 
     def build(self, frames_shape, mask_shape=None):
         """Creates every weight from the frame shape ``[B, T, H, W, C]``, without computing.
@@ -153,7 +138,7 @@ class MIM(keras.Model):
         Args:
           frames: ``[B, T, H, W, C]`` float in [0, 1]; T, H and W must be static.
           mask: ``[B, M]`` 0/1 per (sample, step), laid out as for PredRNN
-            (predrnn_tf/models/masks.py): with reverse scheduled sampling ``M = T - 2`` and
+            (:mod:`predrnn_tf.masks`): with reverse scheduled sampling ``M = T - 2`` and
             step ``t >= 1`` reads ``mask[:, t-1]*true_t + (1-mask)*x_gen``; otherwise
             ``M = T - input_length - 1`` and step ``t >= input_length`` reads
             ``mask[:, t-input_length]*true_t + (1-mask)*x_gen``.
@@ -165,28 +150,15 @@ class MIM(keras.Model):
           when ``decouple`` is False), as :meth:`PredRNN.call`.
         """
         del training
-        time_steps = frames.shape[1]
-        if time_steps is None:
-            raise ValueError("frames must have a static time dimension, received None")
-        patches = patch_frames(tf.cast(frames, self.compute_dtype),
-                               self.patch_size)  # [B, T, Hp, Wp, p*p*C]
-        mask = check_mask(mask, frames.shape[0], mask_length(
-            self.reverse_scheduled_sampling, self.input_length, time_steps))  # [B, M]
-        mask = tf.cast(mask, self.compute_dtype)[:, :, None, None, None]  # [B, M, 1, 1, 1]
+        patches, mask = self._prepare_inputs(frames, mask)  # [B, T, Hp, Wp, p*p*C], [B, M, ...]
         state = self._zero_state(patches)
         predictions, cosines, generated = [], [], None
-        for step in range(time_steps - 1):
+        for step in range(frames.shape[1] - 1):
             net = self._step_input(patches, mask, generated, step)
             top_hidden = self._step(net, state, step, cosines)
             generated = self.output_conv(top_hidden)
             predictions.append(generated)
-        predictions = tf.stack(predictions, axis=1)  # [B, T-1, Hp, Wp, p*p*C]
-        predictions = tf.cast(unpatch_frames(predictions, self.patch_size), tf.float32)
-        if cosines:
-            decouple_loss = tf.reduce_mean(tf.stack(cosines, axis=0))  # mean of [steps*L, B]
-        else:
-            decouple_loss = tf.zeros([], tf.float32)
-        return predictions, decouple_loss
+        return self._finish(predictions, cosines)
 
     def _zero_state(self, patches):
         shape = tf.shape(patches)
@@ -200,14 +172,6 @@ class MIM(keras.Model):
             "difference_cell": [zeros] * (layers - 1),
             "memory": zeros,
         }
-
-    def _step_input(self, patches, mask, generated, step):
-        true_frame = patches[:, step]
-        index = mask_index(step, self.reverse_scheduled_sampling, self.input_length)
-        if generated is None or index is None:
-            return true_frame
-        weight = mask[:, index]
-        return weight * true_frame + (1.0 - weight) * generated
 
     def _step(self, net, state, step, cosines):
         """Advances every layer one step in place, appending [B] cosines; returns top hidden."""
@@ -245,38 +209,3 @@ class MIM(keras.Model):
         if self.adapter is None:
             return
         cosines.append(adapted_decoupling_cosine(self.adapter, delta_c, delta_m))
-
-    def forecast(self, input_frames, output_length: int | None = None):
-        """Forecasts ``output_length`` frames from ``[B, input_length, H, W, C]`` inputs.
-
-        All inputs are true frames; every later step reads the model's own prediction.
-
-        Args:
-          input_frames: ``[B, input_length, H, W, C]`` float in [0, 1] or uint8 0..255
-            (the accepted input: :mod:`predrnn_tf.models.inputs`).
-          output_length: frames to forecast, a positive int; None = as trained.
-
-        Returns:
-          ``[B, output_length, H, W, C]`` float32 (not clipped).
-
-        Raises:
-          InputError: one line, for a wrong rank, shape, dtype, range, NaN or length.
-        """
-        output_length = check_output_length(output_length, self.total_length - self.input_length)
-        return unroll_forecast(self, check_model_frames(self, input_frames), output_length)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({
-            "num_hidden": list(self.num_hidden),
-            "filter_size": self.filter_size,
-            "patch_size": self.patch_size,
-            "img_channel": self.img_channel,
-            "input_length": self.input_length,
-            "total_length": self.total_length,
-            "layer_norm": self.layer_norm,
-            "reverse_scheduled_sampling": self.reverse_scheduled_sampling,
-            "decouple": self.decouple,
-            "stop_stationary_gradient": self.stop_stationary_gradient,
-        })
-        return config

@@ -2,6 +2,8 @@
 
 The schedule is computed outside the model and passed in as a mask tensor: one 0/1 value
 per (sample, step), 1 meaning "feed the true frame", 0 "feed the model's own prediction".
+The layout of that mask (which entry governs which step) is :mod:`predrnn_tf.masks`, a pure
+module: schedules import neither the models nor Keras.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import math
 import tensorflow as tf
 
 from predrnn_tf.config import Config
-from predrnn_tf.models.masks import encoder_entries, mask_length
-from predrnn_tf.models.masks import forecast_mask as _forecast_mask
+from predrnn_tf.masks import encoder_entries, mask_length
+from predrnn_tf.masks import forecast_mask as _forecast_mask
 
 
 def scheduled_sampling_eta(iteration: int, start_value: float = 1.0,
