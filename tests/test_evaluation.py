@@ -11,8 +11,7 @@ import pytest
 import tensorflow as tf
 
 from predrnn_tf.errors import DataError
-from predrnn_tf.evaluation import evaluator as evaluation
-from predrnn_tf.evaluation import lpips
+from predrnn_tf.evaluation import evaluator, lpips
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RADAR_MAPPING = {"units": "dBZ", "scale": 70.0 / 255.0, "offset": -10.0}
@@ -46,11 +45,11 @@ class _ShiftForecaster:
 
 def test_evaluate_writes_all_files_and_recomputable_metrics(tmp_path):
     frames = _moving_blobs(6, 7, 16)
-    options = evaluation.EvaluationOptions(input_length=4, output_length=3, save_predictions=True,
+    options = evaluator.EvaluationOptions(input_length=4, output_length=3, save_predictions=True,
                                            num_sequences=5, num_strips=2, name="persistence")
     persistence = lambda inputs: np.repeat(np.asarray(inputs)[:, -1:], 3, axis=1)  # noqa: E731
     output_dir = str(tmp_path / "out")
-    result = evaluation.evaluate(persistence, _dataset(frames), output_dir, options,
+    result = evaluator.evaluate(persistence, _dataset(frames), output_dir, options,
                                  metadata={"name": "blobs", "value_mapping": RADAR_MAPPING},
                                  lpips_skip_reason="no weights: run the converter")
     files = sorted(os.listdir(output_dir))
@@ -81,8 +80,8 @@ def test_evaluate_writes_all_files_and_recomputable_metrics(tmp_path):
 
 def test_perfect_forecast_scores_perfectly(tmp_path):
     frames = _moving_blobs(4, 7, 16, seed=1)
-    options = evaluation.EvaluationOptions(input_length=4, output_length=3, name="oracle")
-    result = evaluation.evaluate(_ShiftForecaster(), _dataset(frames), str(tmp_path), options,
+    options = evaluator.EvaluationOptions(input_length=4, output_length=3, name="oracle")
+    result = evaluator.evaluate(_ShiftForecaster(), _dataset(frames), str(tmp_path), options,
                                  metadata={"value_mapping": RADAR_MAPPING})
     metrics = result["metrics"]
     assert metrics["mse"] == 0 and metrics["mae"] == 0
@@ -97,8 +96,8 @@ def test_gray_data_has_no_radar_scores_and_lpips_is_used(tmp_path):
     def fake_lpips(truth, prediction):  # mean absolute difference per frame
         return np.abs(np.asarray(truth) - np.asarray(prediction)).mean(axis=(1, 2, 3))
 
-    options = evaluation.EvaluationOptions(input_length=3, output_length=3)
-    result = evaluation.evaluate(_ShiftForecaster(), _dataset(frames), str(tmp_path), options,
+    options = evaluator.EvaluationOptions(input_length=3, output_length=3)
+    result = evaluator.evaluate(_ShiftForecaster(), _dataset(frames), str(tmp_path), options,
                                  lpips_model=fake_lpips)
     assert "csi_30" not in result["metrics"] and result["counts"] == {}
     assert "contingency" in result["skipped"] and "lpips" not in result["skipped"]
@@ -111,8 +110,8 @@ def test_model_objects_are_called_through_forecast(tmp_path):
             return tf.repeat(inputs[:, -1:], output_length, axis=1)
 
     frames = _moving_blobs(2, 6, 16)
-    options = evaluation.EvaluationOptions(input_length=2, output_length=4)
-    result = evaluation.evaluate(Model(), _dataset(frames), str(tmp_path), options)
+    options = evaluator.EvaluationOptions(input_length=2, output_length=4)
+    result = evaluator.evaluate(Model(), _dataset(frames), str(tmp_path), options)
     assert len(result["per_frame"]["mse"]) == 4
 
 
@@ -128,9 +127,9 @@ def test_a_model_is_scored_beside_persistence_in_the_same_pass(tmp_path, monkeyp
 
     monkeypatch.setattr(baselines, "import_pysteps", no_pysteps)
     frames = _moving_blobs(5, 6, 16)
-    options = evaluation.EvaluationOptions(input_length=3, output_length=3)
-    result = evaluation.evaluate(Model(), _dataset(frames), str(tmp_path / "model"), options)
-    alone = evaluation.evaluate(baselines.make_baseline("persistence", 3), _dataset(frames),
+    options = evaluator.EvaluationOptions(input_length=3, output_length=3)
+    result = evaluator.evaluate(Model(), _dataset(frames), str(tmp_path / "model"), options)
+    alone = evaluator.evaluate(baselines.make_baseline("persistence", 3), _dataset(frames),
                                 str(tmp_path / "persistence"), options)
     assert "baselines" not in alone or alone["baselines"] == {}  # a baseline gets none
     persistence = result["baselines"]["persistence"]
@@ -138,12 +137,12 @@ def test_a_model_is_scored_beside_persistence_in_the_same_pass(tmp_path, monkeyp
     assert persistence["per_frame"]["mse"] == pytest.approx(alone["per_frame"]["mse"])
     assert result["metrics"]["mse"] > persistence["metrics"]["mse"]
     assert "pysteps" in result["skipped"]["extrapolation"]
-    line = evaluation.summary_line(result)
+    line = evaluator.summary_line(result)
     assert "| persistence: mse=" in line and "| extrapolation: n/a" in line
-    with open(tmp_path / "model" / evaluation.CSV_FILENAME) as handle:
+    with open(tmp_path / "model" / evaluator.CSV_FILENAME) as handle:
         header = handle.readline().strip().split(",")
     assert "mse" in header and "persistence_mse" in header
-    saved = json.load(open(tmp_path / "model" / evaluation.METRICS_FILENAME))
+    saved = json.load(open(tmp_path / "model" / evaluator.METRICS_FILENAME))
     assert saved["baselines"]["persistence"]["metrics"]["mse"] == pytest.approx(
         persistence["metrics"]["mse"])
 
@@ -162,27 +161,27 @@ def test_a_baseline_failing_on_some_sequences_is_counted_not_fatal(tmp_path):
 
     frames = _moving_blobs(6, 6, 16)
     frames[[1, 4]] *= 0.1  # two dark sequences the baseline fails on
-    options = evaluation.EvaluationOptions(input_length=3, output_length=3)
-    result = evaluation.evaluate(Model(), _dataset(frames), str(tmp_path), options,
+    options = evaluator.EvaluationOptions(input_length=3, output_length=3)
+    result = evaluator.evaluate(Model(), _dataset(frames), str(tmp_path), options,
                                  baselines={"sprog": fails_on_dark_inputs})
     assert result["num_sequences"] == 6
     assert result["baselines"]["sprog"]["num_sequences"] == 4
     assert result["failures"] == {"sprog": {"failed_sequences": 2, "scored_sequences": 4,
                                             "errors": {"ValueError: x contains non-finite "
                                                        "values": 2}}}
-    assert "sprog failed on 2 sequence(s)" in evaluation.summary_line(result)
-    saved = json.load(open(tmp_path / evaluation.METRICS_FILENAME))
+    assert "sprog failed on 2 sequence(s)" in evaluator.summary_line(result)
+    saved = json.load(open(tmp_path / evaluator.METRICS_FILENAME))
     assert saved["failures"]["sprog"]["failed_sequences"] == 2
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path):
     frames = _moving_blobs(2, 5, 16)
-    options = evaluation.EvaluationOptions(input_length=3, output_length=3)
+    options = evaluator.EvaluationOptions(input_length=3, output_length=3)
     with pytest.raises(DataError, match="T >= input_length \\+ output_length = 6"):
-        evaluation.evaluate(_ShiftForecaster(), _dataset(frames), str(tmp_path), options)
-    options = evaluation.EvaluationOptions(input_length=2, output_length=2)
+        evaluator.evaluate(_ShiftForecaster(), _dataset(frames), str(tmp_path), options)
+    options = evaluator.EvaluationOptions(input_length=2, output_length=2)
     with pytest.raises(ValueError, match="the forecast has shape"):
-        evaluation.evaluate(_ShiftForecaster(), _dataset(frames), str(tmp_path), options)
+        evaluator.evaluate(_ShiftForecaster(), _dataset(frames), str(tmp_path), options)
     assert not os.path.exists(tmp_path / "metrics.json")
 
 

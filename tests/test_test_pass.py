@@ -10,8 +10,7 @@ import tensorflow as tf
 from predrnn_tf.config import Config
 from predrnn_tf.data import synthetic_radar
 from predrnn_tf.evaluation import baselines
-from predrnn_tf.training import loop as train_lib
-from predrnn_tf.training import reporting, test_pass
+from predrnn_tf.training import loop, reporting, test_pass
 
 CONFIG = Config(input_length=3, total_length=6, batch_size=4, num_test_batches=0,
                 img_width=8, patch_size=1)
@@ -156,7 +155,7 @@ def test_training_logs_the_baselines_as_evaluate_scores_them(uneven_data_dir, tm
                     snapshot_interval=2, log_every=1, num_test_batches=0,
                     data_dir=uneven_data_dir, shuffle_buffer=16)
     workdir = str(tmp_path / "run")
-    trained = train_lib.train_and_evaluate(config, workdir)
+    trained = loop.train_and_evaluate(config, workdir)
     assert {"test/mse", "test/persistence/mse", "test_frames/persistence/mse_frame_01"} <= \
         _tags(workdir)
     _, saved = predrnn_tf.restore(workdir)

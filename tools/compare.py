@@ -14,11 +14,10 @@ import sys
 
 from absl import app, flags
 
-from predrnn_tf.evaluation import charts as evaluation_charts
-from predrnn_tf.evaluation import plots as evaluation_plots
+from predrnn_tf.evaluation import charts, plots
 
 DEFAULT_METRICS = ("mse", "mae", "psnr", "ssim", "lpips")
-SCORE_PREFIXES = ("csi_", "pod_", "far_", "hss_", "fss_")
+SCORE_PREFIXES = ("csi_", "pod_", "far_", "ets_", "hss_", "bias_", "fss_")
 
 _OUTPUT = flags.DEFINE_string("output", "comparison.png",
                               "PNG with one chart per metric, all runs overlaid ('' = none).")
@@ -118,11 +117,11 @@ def main(argv: list[str]) -> None:
             print(note)
         if _OUTPUT.value:
             per_frame = {label: run["per_frame"] for label, run in zip(labels, runs, strict=True)}
-            image = evaluation_charts.draw_metric_curves(per_frame, metric_names)
+            image = charts.draw_metric_curves(per_frame, metric_names)
             folder = os.path.dirname(_OUTPUT.value)
             if folder:
                 os.makedirs(folder, exist_ok=True)
-            evaluation_plots.write_image(_OUTPUT.value, image)
+            plots.write_image(_OUTPUT.value, image)
             print(f"wrote {_OUTPUT.value}")
     except (OSError, ValueError) as error:
         print(f"compare: error: {error}", file=sys.stderr)

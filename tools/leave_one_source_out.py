@@ -24,7 +24,7 @@ import sys
 from absl import flags
 
 from predrnn_tf import files
-from predrnn_tf.cli import flag_parsing as project_flags
+from predrnn_tf.cli import flag_parsing
 
 _DATA_ROOT = flags.DEFINE_string("data_root", None, "Folder of the converted sources.",
                                  required=True)
@@ -176,4 +176,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    project_flags.run_tool(main, errors=(ValueError, RuntimeError, OSError))
+    flag_parsing.run_tool(main, errors=(ValueError, RuntimeError, OSError))

@@ -171,23 +171,22 @@ def log_start(checkpoint: str | None) -> None:
     flag_parsing.log_workdir(_WORKDIR.value, doing)
 
 
-def run() -> None:
+def evaluate_from_flags() -> None:
     """Builds the Config and options from the flags and runs the evaluation."""
-    from predrnn_tf.evaluation import run as evaluation_run
+    from predrnn_tf.evaluation import run
 
     check_flags()
     options = evaluate_options()
     flag_parsing.resolve_path_flags("workdir")
-    result = evaluation_run.evaluate(evaluation_config(), _WORKDIR.value, options,
-                                     on_start=log_start)
-    print(evaluation_run.summary(result, options.output_dir))
+    result = run.evaluate(evaluation_config(), _WORKDIR.value, options, on_start=log_start)
+    print(run.summary(result, options.output_dir))
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.INFO)
-    run_or_exit(run, errors=(ImportError, ValueError))
+    run_or_exit(evaluate_from_flags, errors=(ImportError, ValueError))
 
 
 def console_main() -> None:

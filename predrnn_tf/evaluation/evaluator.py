@@ -35,11 +35,8 @@ from absl import logging
 
 from predrnn_tf import files
 from predrnn_tf.errors import DataError
-from predrnn_tf.evaluation import baselines as baselines_module
-from predrnn_tf.evaluation import charts as evaluation_charts
-from predrnn_tf.evaluation import intensity as evaluation_intensity
-from predrnn_tf.evaluation import plots as evaluation_plots
-from predrnn_tf.evaluation import results
+from predrnn_tf.evaluation import charts, intensity, plots, results
+from predrnn_tf.evaluation.baselines import GuardedBaseline, default_baselines
 from predrnn_tf.evaluation.metrics import DEFAULT_THRESHOLDS, FrameMetrics
 from predrnn_tf.models.forecasting import make_forecast_function
 
@@ -79,7 +76,8 @@ class EvaluationOptions:
     name: str = "model"
 
 
-def _as_forecaster(model_or_baseline: Any, output_length: int) -> Callable[[Any], Any]:
+def as_forecaster(model_or_baseline: Any, output_length: int) -> Callable[[Any], Any]:
+    """The model (through the one compiled forecast) or a baseline as ``inputs -> forecast``."""
     if hasattr(model_or_baseline, "forecast"):
         return make_forecast_function(model_or_baseline, output_length)
     if callable(model_or_baseline):
@@ -87,8 +85,6 @@ def _as_forecaster(model_or_baseline: Any, output_length: int) -> Callable[[Any]
     raise ValueError(f"expected a model with .forecast or a callable, got "
                      f"{type(model_or_baseline).__name__}")
 
-
-as_forecaster = _as_forecaster  # the model or a baseline as ``inputs -> forecast``
 
 
 def _check_options(options: EvaluationOptions) -> None:
@@ -151,8 +147,8 @@ class _Collector:
 
 def run_forecasts(forecaster: Callable[[Any], Any], dataset: Any, options: EvaluationOptions,
                   frame_metrics: FrameMetrics, collector: _Collector,
-                  intensity: evaluation_intensity.MeanIntensity | None = None,
-                  baselines: dict[str, tuple[baselines_module.GuardedBaseline,
+                  mean_intensity: intensity.MeanIntensity | None = None,
+                  baselines: dict[str, tuple[GuardedBaseline,
                                              FrameMetrics]] | None = None
                   ) -> None:
     """Streams the dataset once through the forecaster (and each baseline) into the metrics."""
@@ -170,8 +166,8 @@ def run_forecasts(forecaster: Callable[[Any], Any], dataset: Any, options: Evalu
         predictions = _forecast_batch(forecaster, inputs, truth.shape)
         frame_metrics.update(truth, predictions)
         collector.add(inputs, truth, predictions)
-        if intensity is not None:
-            intensity.update(inputs, truth, predictions)
+        if mean_intensity is not None:
+            mean_intensity.update(inputs, truth, predictions)
         for baseline, metrics in (baselines or {}).values():
             forecast, done = baseline(inputs)
             if done.size:
@@ -204,24 +200,24 @@ def write_pictures(output_dir: str, arrays: dict[str, np.ndarray], result: dict[
     series = {options.name: result["per_frame"]}
     series.update({name: scores["per_frame"]
                    for name, scores in result.get("baselines", {}).items()})
-    curves = evaluation_charts.draw_metric_curves(series, metric_names)
+    curves = charts.draw_metric_curves(series, metric_names)
     path = os.path.join(output_dir, CURVES_FILENAME)
-    evaluation_plots.write_image(path, curves)
+    plots.write_image(path, curves)
     written["curves"] = path
     count = min(options.num_strips, arrays["inputs"].shape[0])
     if count <= 0:
         return written
     strips = {name: values[:count] for name, values in arrays.items()}
-    image = evaluation_plots.draw_prediction_strips(
+    image = plots.draw_prediction_strips(
         strips["inputs"], strips["truth"], strips["predictions"], value_mapping,
         title=f"{options.name}: truth (top) and forecast (bottom)")
     path = os.path.join(output_dir, STRIPS_FILENAME)
-    evaluation_plots.write_image(path, image)
+    plots.write_image(path, image)
     written["strips"] = path
-    animation = evaluation_plots.draw_animation_frames(
+    animation = plots.draw_animation_frames(
         strips["inputs"], strips["truth"], strips["predictions"], value_mapping)
     path = os.path.join(output_dir, GIF_FILENAME)
-    if evaluation_plots.write_gif(path, animation, options.frames_per_second):
+    if plots.write_gif(path, animation, options.frames_per_second):
         written["gif"] = path
     else:
         logging.warning("No GIF writer (OpenCV >= 4.11 or Pillow): %s not written.", path)
@@ -259,42 +255,49 @@ def evaluate(model_or_baseline: Any, dataset: Any, output_dir: str, options: Eva
     _check_options(options)
     metadata = metadata or {}
     value_mapping = metadata.get("value_mapping") or None
-    forecaster = _as_forecaster(model_or_baseline, options.output_length)
+    forecaster = as_forecaster(model_or_baseline, options.output_length)
     frame_metrics = make_frame_metrics(options, value_mapping, lpips_model)
     collector = _Collector(options.save_predictions, options.num_strips)
     start = time.time()
-    intensity = evaluation_intensity.MeanIntensity(options.output_length)
+    mean_intensity = intensity.MeanIntensity(options.output_length)
     baselines, skipped = _baseline_metrics(model_or_baseline, baselines, options, metadata,
                                            lpips_model)
-    run_forecasts(forecaster, dataset, options, frame_metrics, collector, intensity, baselines)
+    run_forecasts(forecaster, dataset, options, frame_metrics, collector, mean_intensity,
+                  baselines)
     if frame_metrics.num_sequences == 0:
         raise DataError("the test set yielded no sequence to evaluate")
     skipped.update(skipped_scores(lpips_model, lpips_skip_reason, value_mapping))
     result = assemble_result(frame_metrics, options, metadata, skipped,
                              {"seconds": round(time.time() - start, 3), **(info or {})})
-    result["baselines"] = {name: _scores(metrics.result())
-                           for name, (_, metrics) in baselines.items() if metrics.num_sequences}
-    result["failures"] = {name: guard.report() for name, (guard, _) in baselines.items()
-                          if guard.failed_sequences}
-    result["mean_intensity"] = intensity.result()  # Fig. 9: predicted vs true, per frame
+    result.update(_baseline_results(baselines))
+    result["mean_intensity"] = mean_intensity.result()  # Fig. 9: predicted vs true, per frame
     write_result_files(output_dir, result, collector.arrays(), options, value_mapping)
     return result
+
+
+def _baseline_results(baselines: dict[str, tuple[GuardedBaseline, FrameMetrics]]
+                      ) -> dict[str, Any]:
+    """``{"baselines": {name: scores}, "failures": {name: report}}`` (failures if any)."""
+    return {"baselines": {name: _scores(metrics.result())
+                          for name, (_, metrics) in baselines.items() if metrics.num_sequences},
+            "failures": {name: guard.report() for name, (guard, _) in baselines.items()
+                         if guard.failed_sequences}}
 
 
 def _baseline_metrics(model_or_baseline: Any,
                       baselines: dict[str, Callable[[Any], Any]] | None,
                       options: EvaluationOptions, metadata: dict[str, Any], lpips_model: Any
-                      ) -> tuple[dict[str, tuple[baselines_module.GuardedBaseline,
+                      ) -> tuple[dict[str, tuple[GuardedBaseline,
                                                  FrameMetrics]], dict[str, str]]:
     """``{name: (guarded forecaster, its FrameMetrics)}`` and the skipped baselines' reasons."""
     skipped: dict[str, str] = {}
     if baselines is None:
-        baselines, skipped = (baselines_module.default_baselines(
+        baselines, skipped = (default_baselines(
             options.output_length, metadata, int(metadata.get("channels") or 1),
             options.input_length)
                               if hasattr(model_or_baseline, "forecast") else ({}, {}))
     value_mapping = metadata.get("value_mapping") or None
-    return {name: (baselines_module.GuardedBaseline(name, forecaster),
+    return {name: (GuardedBaseline(name, forecaster),
                    make_frame_metrics(options, value_mapping, lpips_model))
             for name, forecaster in baselines.items()}, skipped
 
@@ -351,7 +354,7 @@ def write_result_files(output_dir: str, result: dict[str, Any], arrays: dict[str
     """
     os.makedirs(output_dir, exist_ok=True)
     if "mean_intensity" in result:
-        path = evaluation_intensity.write_plot(output_dir, result["mean_intensity"], options.name)
+        path = intensity.write_plot(output_dir, result["mean_intensity"], options.name)
         result["mean_intensity"]["plot"] = os.path.basename(path)
     written = write_pictures(output_dir, arrays, result, options, value_mapping)
     columns = dict(result["per_frame"])
