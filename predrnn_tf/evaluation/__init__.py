@@ -1,5 +1,9 @@
-"""Evaluation: the paper's metrics, radar verification, baselines, LPIPS, charts and plots.
+"""Evaluation: the paper's metrics, the one scoring engine, baselines, LPIPS, charts and plots.
 
-May import config, errors, files, units, checkpoints and models; never training, serving,
-cli/ or absl flags.
+``scores`` is the one engine of contingency scores and the FSS (pysteps' definitions, pooled
+per lead time); ``metrics`` keeps the paper metrics (MSE/MAE, PSNR, SSIM, LPIPS); ``results``
+is the one ``metrics.json`` writer; ``run.evaluate`` is ``predrnn-evaluate`` as a library call.
+
+May import config, errors, files, units, checkpoints, models and data; never training,
+serving, cli/ or absl flags.
 """
