@@ -9,8 +9,8 @@ import tensorflow as tf
 from predrnn_tf import units
 from predrnn_tf.config import Config, ConfigError, parse_csi_thresholds, validate_config
 from predrnn_tf.models import losses
-from predrnn_tf.training import trainer as trainer_lib
 from predrnn_tf.training.schedules import forecast_mask
+from predrnn_tf.training.trainer import Trainer
 
 
 def rain_pixels(rates_mmh) -> np.ndarray:
@@ -90,7 +90,7 @@ def test_weight_zero_leaves_the_training_loss_unchanged(tmp_path):
     results = {}
     for weight in (0.0, 0.5):
         config = validate_config(tiny_config(csi_loss_weight=weight))
-        trainer = trainer_lib.Trainer(config, str(tmp_path / str(weight)),
+        trainer = Trainer(config, str(tmp_path / str(weight)),
                                       tf.distribute.get_strategy())
         mask = forecast_mask(config, 2)
         loss, frame_loss, decouple = trainer.replica_loss(frames, mask)

@@ -13,7 +13,7 @@ import pytest
 from predrnn_tf.config import Config
 from predrnn_tf.interop import mim_pytorch
 from predrnn_tf.layers.mim_cell import MIMBlockCell, NonStationaryCell, StationaryCell
-from predrnn_tf.models.masks import forecast_mask, mask_length
+from predrnn_tf.masks import forecast_mask, mask_length
 from predrnn_tf.models.mim import MIM
 
 PREDICTION_TOLERANCE = 1e-4

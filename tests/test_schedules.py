@@ -87,3 +87,16 @@ def test_forecast_mask():
                                   [[1, 1, 0, 0, 0]] * 2)
     config = config.replace(reverse_scheduled_sampling=False)
     np.testing.assert_array_equal(forecast_mask(config, 1).numpy(), [[0, 0, 0]])
+
+
+def test_schedules_import_neither_the_models_nor_the_layers():
+    """Schedules are pure: the mask layout they need is predrnn_tf.masks, not the models."""
+    import subprocess
+    import sys
+
+    code = ("import sys, predrnn_tf.training.schedules; "
+            "print(sorted(name for name in sys.modules if name.startswith("
+            "('predrnn_tf.models', 'predrnn_tf.layers'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]", result.stdout

@@ -20,9 +20,9 @@ nn = torch.nn
 
 from predrnn_tf.checkpoints import restore  # noqa: E402
 from predrnn_tf.config import Config  # noqa: E402
-from predrnn_tf.interop import pytorch as torch_import  # noqa: E402
+from predrnn_tf.interop import pytorch  # noqa: E402
+from predrnn_tf.masks import forecast_mask, mask_length  # noqa: E402
 from predrnn_tf.models.builder import build_model  # noqa: E402
-from predrnn_tf.models.masks import forecast_mask, mask_length  # noqa: E402
 from tools.official_pytorch_predrnn import (  # noqa: E402
     build_official_network,
     official_mask,
@@ -108,7 +108,7 @@ def official_state_dict(network: nn.Module) -> dict[str, np.ndarray]:
 
 def imported_model(config: Config, path: str):
     model = build_model(config)
-    torch_import.load_state_dict(model, torch_import.read_torch_checkpoint(path), config, path)
+    pytorch.load_state_dict(model, pytorch.read_torch_checkpoint(path), config, path)
     return model
 
 
@@ -172,7 +172,7 @@ def test_parity_check_detects_a_wrong_kernel_layout(tmp_path, monkeypatch):
     config = make_config("predrnn_v2", layer_norm=True, patch_size=4)
     network = make_official(config)
     path = save_official(network, str(tmp_path / "model.ckpt"))
-    monkeypatch.setattr(torch_import, "_CONV_TO_KERAS", (3, 2, 1, 0))
+    monkeypatch.setattr(pytorch, "_CONV_TO_KERAS", (3, 2, 1, 0))
     model = imported_model(config, path)
     rng = np.random.default_rng(1)
     frames = rng.random([2, config.total_length, 16, 16, 1], dtype=np.float32)
@@ -193,23 +193,23 @@ def test_expected_shapes_match_the_official_state_dict(model_name, layer_norm):
     config = make_config(model_name, layer_norm, patch_size=4, img_channel=2)
     network = make_official(config)
     official = {key: tuple(value.shape) for key, value in network.state_dict().items()}
-    assert torch_import.expected_shapes(config) == official
-    assert list(torch_import.expected_shapes(config)) == list(official)  # same key order
+    assert pytorch.expected_shapes(config) == official
+    assert list(pytorch.expected_shapes(config)) == list(official)  # same key order
 
 
 def test_mapping_round_trip_is_exact():
     rng = np.random.default_rng(0)
     kernel = rng.standard_normal([56, 16, 3, 3]).astype(np.float32)
     affine = rng.standard_normal([56, 4, 4]).astype(np.float32)
-    assert torch_import.to_keras(kernel, "conv").shape == (3, 3, 16, 56)
-    assert torch_import.to_keras(affine, "norm").shape == (4, 4, 56)
+    assert pytorch.to_keras(kernel, "conv").shape == (3, 3, 16, 56)
+    assert pytorch.to_keras(affine, "norm").shape == (4, 4, 56)
     np.testing.assert_array_equal(
-        torch_import.to_torch(torch_import.to_keras(kernel, "conv"), "conv"), kernel)
+        pytorch.to_torch(pytorch.to_keras(kernel, "conv"), "conv"), kernel)
     np.testing.assert_array_equal(
-        torch_import.to_torch(torch_import.to_keras(affine, "norm"), "norm"), affine)
+        pytorch.to_torch(pytorch.to_keras(affine, "norm"), "norm"), affine)
     # Spot-check the meaning: torch [out=5, in=7, row=2, col=1] is keras [row, col, in, out].
-    assert torch_import.to_keras(kernel, "conv")[2, 1, 7, 5] == kernel[5, 7, 2, 1]
-    assert torch_import.to_keras(affine, "norm")[3, 1, 9] == affine[9, 3, 1]
+    assert pytorch.to_keras(kernel, "conv")[2, 1, 7, 5] == kernel[5, 7, 2, 1]
+    assert pytorch.to_keras(affine, "norm")[3, 1, 9] == affine[9, 3, 1]
 
 
 def shapes_of(network):
@@ -217,8 +217,8 @@ def shapes_of(network):
 
 
 def assert_one_line_error(config, shapes, *fragments):
-    with pytest.raises(torch_import.CheckpointFormatError) as error:
-        torch_import.check_shapes(shapes, config, source="model.ckpt-5")
+    with pytest.raises(pytorch.CheckpointFormatError) as error:
+        pytorch.check_shapes(shapes, config, source="model.ckpt-5")
     message = str(error.value)
     assert "\n" not in message
     assert message.startswith("model.ckpt-5: ")
@@ -267,29 +267,29 @@ def test_wrong_image_width_is_caught_on_the_layer_norm():
 
 
 def test_models_without_official_layout_are_refused():
-    with pytest.raises(torch_import.CheckpointFormatError, match="--model_name=convlstm"):
-        torch_import.weight_specs(make_config("predrnn").replace(model_name="convlstm"))
-    with pytest.raises(torch_import.CheckpointFormatError, match="memory_bottom_up"):
-        torch_import.weight_specs(make_config("predrnn").replace(memory_bottom_up=False))
+    with pytest.raises(pytorch.CheckpointFormatError, match="--model_name=convlstm"):
+        pytorch.weight_specs(make_config("predrnn").replace(model_name="convlstm"))
+    with pytest.raises(pytorch.CheckpointFormatError, match="memory_bottom_up"):
+        pytorch.weight_specs(make_config("predrnn").replace(memory_bottom_up=False))
 
 
 def test_unreadable_files_give_one_line_errors(tmp_path):
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(torch_import.CheckpointFormatError, match="not a readable PyTorch"):
-        torch_import.read_torch_checkpoint(str(garbage))
-    with pytest.raises(torch_import.CheckpointFormatError, match="does not exist"):
-        torch_import.read_torch_checkpoint(str(tmp_path / "absent.ckpt"))
+    with pytest.raises(pytorch.CheckpointFormatError, match="not a readable PyTorch"):
+        pytorch.read_torch_checkpoint(str(garbage))
+    with pytest.raises(pytorch.CheckpointFormatError, match="does not exist"):
+        pytorch.read_torch_checkpoint(str(tmp_path / "absent.ckpt"))
     listing = tmp_path / "list.ckpt"
     torch.save({"net_param": [1, 2]}, str(listing))
-    with pytest.raises(torch_import.CheckpointFormatError, match="net_param"):
-        torch_import.read_torch_checkpoint(str(listing))
+    with pytest.raises(pytorch.CheckpointFormatError, match="net_param"):
+        pytorch.read_torch_checkpoint(str(listing))
 
 
 def test_missing_torch_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
     with pytest.raises(ImportError, match="pip install torch==2.13.0"):
-        torch_import.import_torch()
+        pytorch.import_torch()
 
 
 def test_library_round_trip_torch_to_keras_to_torch_is_bit_exact(tmp_path):
@@ -297,10 +297,10 @@ def test_library_round_trip_torch_to_keras_to_torch_is_bit_exact(tmp_path):
     network = make_official(config)
     path = save_official(network, str(tmp_path / "model.ckpt"))
     model = imported_model(config, path)
-    written = torch_import.write_torch_checkpoint(
-        torch_import.model_state_dict(model, config), str(tmp_path / "back.ckpt"))
+    written = pytorch.write_torch_checkpoint(
+        pytorch.model_state_dict(model, config), str(tmp_path / "back.ckpt"))
     original = official_state_dict(network)
-    back = torch_import.read_torch_checkpoint(written)
+    back = pytorch.read_torch_checkpoint(written)
     assert list(back) == list(original)
     for key, value in original.items():
         np.testing.assert_array_equal(back[key], value, err_msg=key)
@@ -368,8 +368,8 @@ def test_tools_import_then_export_round_trip(tmp_path):
     assert int(step) == 80000
 
     # Continued training restores the same checkpoint (weights, optimizer, step, generator).
-    from predrnn_tf.training import loop as train_lib
-    trainer = train_lib.Trainer(restored_config, workdir, tf.distribute.get_strategy())
+    from predrnn_tf.training.trainer import Trainer
+    trainer = Trainer(restored_config, workdir, tf.distribute.get_strategy())
     trainer.make_checkpoint()
     assert trainer.restore_or_initialize() == 80000
     kernel = trainer.model.cells[1].conv_m.kernel.numpy()

@@ -1,7 +1,7 @@
 """The learned change of a residual model's frame: gated to rain, centred on rain (radar options).
 
 A residual model predicts each frame as a prior frame (the input, or the input advected) plus a
-learned change (:class:`predrnn_tf.models.predrnn.PredRNN` with ``residual_frames``). Two
+learned change (:class:`predrnn_tf.models.radar_head.RadarHead`). Two
 options shape that change, both on the [0, 1] pixel scale of the prior:
 
 - ``dry_below``: the change is zero where the prior is dry (below that value), so the model

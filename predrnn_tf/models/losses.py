@@ -85,9 +85,16 @@ def unit_pixels_to_rain_rate(pixels01: tf.Tensor) -> tf.Tensor:
     return tf.pow(10.0, unit_pixels_to_dbr(tf.minimum(tf.cast(pixels01, tf.float32), 1.0)) / 10.0)
 
 
+_RAIN_RATE_MAPPING = units.rain_rate_mapping()
+
+
 def unit_pixels_to_dbr(pixels01: tf.Tensor) -> tf.Tensor:
-    """[0, 1] dBR pixels -> dBR, linearly (no dry cut-off, no clipping)."""
-    return tf.cast(pixels01, tf.float32) * (255.0 * units.DBR_SCALE) + units.DBR_OFFSET
+    """[0, 1] dBR pixels -> dBR, linearly (no dry cut-off, no clipping).
+
+    The recipe's mapping through :func:`predrnn_tf.units.pixels_to_units` (the one owner of
+    the pixel -> physical value map), on a float32 tensor.
+    """
+    return units.pixels_to_units(tf.cast(pixels01, tf.float32), _RAIN_RATE_MAPPING)
 
 
 def observed_rain_rate(targets: tf.Tensor) -> tf.Tensor:

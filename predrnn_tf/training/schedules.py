@@ -3,7 +3,7 @@
 The schedule is computed outside the model and passed in as a mask tensor: one 0/1 value
 per (sample, step), 1 meaning "feed the true frame", 0 "feed the model's own prediction".
 The layout of that mask (which entry governs which step) is :mod:`predrnn_tf.masks`, a pure
-module: schedules import neither the models nor Keras.
+module: schedules import neither the models nor the layers.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import math
 
 import tensorflow as tf
 
+from predrnn_tf import masks
 from predrnn_tf.config import Config
-from predrnn_tf.masks import encoder_entries, mask_length
-from predrnn_tf.masks import forecast_mask as _forecast_mask
 
 
 def scheduled_sampling_eta(iteration: int, start_value: float = 1.0,
@@ -96,9 +95,9 @@ def draw_mask(generator: tf.random.Generator, batch_size: int, encoder_probabili
     (probability ``encoder_probability``) and the rest decoder steps; otherwise every entry
     is a decoder step.
     """
-    length = mask_length(config.reverse_scheduled_sampling, config.input_length,
+    length = masks.mask_length(config.reverse_scheduled_sampling, config.input_length,
                          config.total_length)
-    encoder_steps = encoder_entries(config.reverse_scheduled_sampling, config.input_length)
+    encoder_steps = masks.encoder_entries(config.reverse_scheduled_sampling, config.input_length)
     uniform = generator.uniform([batch_size, length], dtype=tf.float32)
     steps = tf.range(length)
     threshold = tf.where(steps < encoder_steps,
@@ -109,5 +108,5 @@ def draw_mask(generator: tf.random.Generator, batch_size: int, encoder_probabili
 
 def forecast_mask(config: Config, batch_size, total_length: int | None = None) -> tf.Tensor:
     """Test-time mask: 1 for the input part, 0 after (a fully autoregressive forecast)."""
-    return _forecast_mask(batch_size, config.reverse_scheduled_sampling, config.input_length,
+    return masks.forecast_mask(batch_size, config.reverse_scheduled_sampling, config.input_length,
                           total_length or config.total_length)
