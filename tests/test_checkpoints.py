@@ -10,7 +10,7 @@ import predrnn_tf
 from predrnn_tf import checkpoints
 from predrnn_tf.config import Config
 from predrnn_tf.data import synthetic_radar
-from predrnn_tf.training import loop as train_lib
+from predrnn_tf.training import loop
 from predrnn_tf.training.trainer import Trainer, make_optimizer
 from predrnn_tf.workdir import restore
 
@@ -29,7 +29,7 @@ def data_dir(tmp_path_factory):
 
 def test_restore_rebuilds_the_trained_model(data_dir, tmp_path):
     workdir = str(tmp_path)
-    train_lib.train_and_evaluate(TINY.replace(data_dir=data_dir), workdir)
+    loop.train_and_evaluate(TINY.replace(data_dir=data_dir), workdir)
     model, config = restore(workdir)
     assert config.num_hidden == (4, 4) and config.data_dir == data_dir
     again, _ = predrnn_tf.restore(workdir)  # the public name of the same door
@@ -48,7 +48,7 @@ def test_restore_errors_name_the_workdir(tmp_path):
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_training_runs_with_float32_losses(data_dir, tmp_path, precision):
-    result = train_lib.train_and_evaluate(TINY.replace(data_dir=data_dir, precision=precision),
+    result = loop.train_and_evaluate(TINY.replace(data_dir=data_dir, precision=precision),
                                           str(tmp_path))
     assert result["step"] == 2
     assert np.isfinite(result["train"]["loss"]) and np.isfinite(result["mse"])
@@ -64,7 +64,7 @@ RESUMABLE = TINY.replace(max_iterations=4, snapshot_interval=2, test_interval=10
 def trained_run(data_dir, tmp_path_factory):
     """A run with ckpt-2 and ckpt-4 (and its loss log), copied by each test."""
     workdir = str(tmp_path_factory.mktemp("trained"))
-    train_lib.train_and_evaluate(RESUMABLE.replace(data_dir=data_dir), workdir)
+    loop.train_and_evaluate(RESUMABLE.replace(data_dir=data_dir), workdir)
     return workdir
 
 
@@ -92,7 +92,7 @@ def test_a_missing_state_file_resumes_from_the_newest_checkpoint(trained_run, da
     os.remove(os.path.join(workdir, "checkpoints", "checkpoint"))
     losses = open(os.path.join(workdir, "losses.jsonl")).read()
     assert checkpoints.latest_checkpoint(workdir).endswith("ckpt-4")
-    result = train_lib.train_and_evaluate(
+    result = loop.train_and_evaluate(
         RESUMABLE.replace(data_dir=data_dir, max_iterations=6), workdir)
     assert result["step"] == 6  # resumed at 4, not restarted from 0
     assert set(files_before) <= set(_checkpoint_files(workdir))  # nothing deleted
@@ -117,7 +117,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_intact_one(trained_run, d
     assert len(warnings) == 1 and "newest intact one" in warnings[0], warnings
     model, _ = restore(workdir)  # evaluate/export take the same fallback
     assert model is not None
-    result = train_lib.train_and_evaluate(RESUMABLE.replace(data_dir=data_dir), workdir)
+    result = loop.train_and_evaluate(RESUMABLE.replace(data_dir=data_dir), workdir)
     assert result["step"] == 4  # trained again from step 2 to 4
 
 
@@ -179,7 +179,7 @@ def test_a_moved_workdir_resumes(data_dir, tmp_path):
     first = tmp_path / "first"
     inside = first / "mydata"
     shutil.copytree(data_dir, inside)
-    train_lib.train_and_evaluate(RESUMABLE.replace(data_dir=str(inside), max_iterations=2),
+    loop.train_and_evaluate(RESUMABLE.replace(data_dir=str(inside), max_iterations=2),
                                  str(first))
     saved = json.loads((first / "config.json").read_text())
     assert saved["data_dir"] == "mydata"
@@ -187,5 +187,5 @@ def test_a_moved_workdir_resumes(data_dir, tmp_path):
     shutil.move(str(first), str(moved))
     _, config = restore(str(moved))
     assert config.data_dir == str(moved / "mydata")
-    result = train_lib.train_and_evaluate(config.replace(max_iterations=4), str(moved))
+    result = loop.train_and_evaluate(config.replace(max_iterations=4), str(moved))
     assert result["step"] == 4 and checkpoints.latest_checkpoint(str(moved)).endswith("ckpt-4")

@@ -8,12 +8,11 @@ import pytest
 import tensorflow as tf
 
 from predrnn_tf import checkpoints, units
-from predrnn_tf.cli import export as export_cli
+from predrnn_tf.cli import export
 from predrnn_tf.config import Config
 from predrnn_tf.data import schema, synthetic_radar
 from predrnn_tf.models.builder import build_model
-from predrnn_tf.serving import exporter as export_lib
-from predrnn_tf.serving import graph_ops, publishing, signatures, warmup
+from predrnn_tf.serving import exporter, graph_ops, publishing, signatures, warmup
 from predrnn_tf.workdir import WorkDir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,7 +52,7 @@ def export_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported(workdir, export_dir):
-    return export_cli.export_workdir(workdir, export_dir)
+    return export.export_workdir(workdir, export_dir)
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +73,9 @@ def random_frames(batch, size, seed=0):
 def test_layout_version_and_warmup(exported, export_dir, workdir):
     assert exported["path"] == os.path.join(export_dir, "tiny_radar", "7")  # step 7, folder name
     assert sorted(os.listdir(os.path.join(export_dir, "tiny_radar"))) == ["7"]  # no temp left
-    extra = os.path.join(exported["path"], export_lib.ASSETS_EXTRA)
+    extra = os.path.join(exported["path"], exporter.ASSETS_EXTRA)
     assert os.path.exists(os.path.join(exported["path"], "saved_model.pb"))
-    info = json.load(open(os.path.join(extra, export_lib.EXPORT_INFO_FILENAME)))
+    info = json.load(open(os.path.join(extra, exporter.EXPORT_INFO_FILENAME)))
     assert info["precision"] == "float32" and info["config"]["input_length"] == 3
     assert exported["relative_l2_vs_float32"] < 1e-5
     # The export carries what its pixels mean, independent of the work directory.
@@ -85,7 +84,7 @@ def test_layout_version_and_warmup(exported, export_dir, workdir):
 
     prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
 
-    records = list(tf.data.TFRecordDataset(os.path.join(extra, export_lib.WARMUP_FILENAME)))
+    records = list(tf.data.TFRecordDataset(os.path.join(extra, exporter.WARMUP_FILENAME)))
     logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in records]
     requests = {log.predict_log.request.model_spec.signature_name: log.predict_log.request
                 for log in logs}
@@ -148,8 +147,8 @@ def test_no_dbz_mapping_means_no_dbz_signature(keras_model):
 def test_existing_version_is_refused_and_left_intact(workdir, export_dir, exported):
     saved_model = os.path.join(exported["path"], "saved_model.pb")
     before = os.stat(saved_model).st_mtime_ns
-    with pytest.raises(export_lib.ExportError, match="already exists"):
-        export_cli.export_workdir(workdir, export_dir)
+    with pytest.raises(exporter.ExportError, match="already exists"):
+        export.export_workdir(workdir, export_dir)
     result = subprocess.run([sys.executable, "-m", "predrnn_tf.export", f"--workdir={workdir}",
                              f"--export_dir={export_dir}"], cwd=REPO, env=ENV,
                             capture_output=True, text=True, timeout=300)
@@ -169,7 +168,7 @@ def test_failed_export_leaves_no_folder(tmp_path):
 
 
 def test_mixed_bfloat16_export_keeps_float32_io(workdir, export_dir):
-    summary = export_cli.export_workdir(workdir, export_dir, precision="mixed_bfloat16",
+    summary = export.export_workdir(workdir, export_dir, precision="mixed_bfloat16",
                                         version=5, warmup=False)
     assert summary["precision"] == "mixed_bfloat16"
     # bfloat16 compute really happened (not zero) and stays close to float32.
@@ -259,10 +258,10 @@ def test_hand_built_warmup_record_matches_serving_api(monkeypatch):
 
 
 def test_relative_l2_and_model_names():
-    assert export_lib.relative_l2(np.array([3.0, 4.0]), np.array([3.0, 4.0])) == 0.0
-    assert export_lib.relative_l2(np.array([3.0, 5.0]), np.array([3.0, 4.0])) == pytest.approx(0.2)
+    assert exporter.relative_l2(np.array([3.0, 4.0]), np.array([3.0, 4.0])) == 0.0
+    assert exporter.relative_l2(np.array([3.0, 5.0]), np.array([3.0, 4.0])) == pytest.approx(0.2)
     assert publishing.default_model_name("/runs/my run/", TINY) == "my_run"
-    with pytest.raises(export_lib.ExportError, match="model_name"):
+    with pytest.raises(exporter.ExportError, match="model_name"):
         publishing.check_model_name("a/b")
 
 

@@ -15,8 +15,7 @@ import tensorflow as tf
 from predrnn_tf.config import Config
 from predrnn_tf.data import schema, synthetic_radar
 from predrnn_tf.errors import WorkdirError
-from predrnn_tf.training import fault_tolerance
-from predrnn_tf.training import loop as train_lib
+from predrnn_tf.training import fault_tolerance, loop
 from predrnn_tf.training.fault_tolerance import LossLog, WorkdirLock, read_loss_log
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,7 +37,7 @@ def data_dir(tmp_path_factory):
 def reference(data_dir, tmp_path_factory):
     """Losses of an uninterrupted deterministic 6-step run."""
     workdir = str(tmp_path_factory.mktemp("reference"))
-    train_lib.train_and_evaluate(TINY.replace(data_dir=data_dir), workdir)
+    loop.train_and_evaluate(TINY.replace(data_dir=data_dir), workdir)
     return read_loss_log(os.path.join(workdir, "losses.jsonl"))
 
 
@@ -139,7 +138,7 @@ def test_sigterm_finishes_the_step_checkpoints_and_resumes_exactly(data_dir, ref
 
     sender = threading.Thread(target=send_sigterm, daemon=True)
     sender.start()
-    result = train_lib.train_and_evaluate(config, workdir)
+    result = loop.train_and_evaluate(config, workdir)
     sender.join()
     stopped = result["step"]
     assert result["interrupted"] == "SIGTERM"
@@ -147,7 +146,7 @@ def test_sigterm_finishes_the_step_checkpoints_and_resumes_exactly(data_dir, ref
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith(
         f"ckpt-{stopped}")
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
-    resumed = train_lib.train_and_evaluate(config, workdir)
+    resumed = loop.train_and_evaluate(config, workdir)
     assert resumed["step"] == config.max_iterations
     assert _losses(workdir) == {step: values["loss"] for step, values in reference.items()}
 
@@ -182,8 +181,8 @@ def test_kill_9_then_the_same_command_resumes_with_identical_losses(data_dir, re
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(data_dir, tmp_path):
     config = TINY.replace(data_dir=data_dir, lr=1e30, snapshot_interval=1, max_iterations=5)
-    with pytest.raises(train_lib.NonFiniteLossError, match=r"at step (\d)") as raised:
-        train_lib.train_and_evaluate(config, str(tmp_path))
+    with pytest.raises(loop.NonFiniteLossError, match=r"at step (\d)") as raised:
+        loop.train_and_evaluate(config, str(tmp_path))
     step = int(raised.value.args[0].split("at step ")[1].split(";")[0])
     latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
     assert latest.endswith(f"ckpt-{step - 1}")
@@ -198,7 +197,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(data_dir, tmp_path)
 def test_skip_step_policy_keeps_training(data_dir, tmp_path):
     config = TINY.replace(data_dir=data_dir, lr=1e30, nan_policy="skip_step", max_iterations=4,
                           deterministic=False)
-    result = train_lib.train_and_evaluate(config, str(tmp_path))
+    result = loop.train_and_evaluate(config, str(tmp_path))
     assert result["step"] == 4
     assert result["train"]["finite"] == 0.0  # the last steps were skipped
 
@@ -207,10 +206,10 @@ def test_skip_step_policy_keeps_training(data_dir, tmp_path):
 
 def test_a_failed_checkpoint_write_names_the_workdir_and_keeps_the_previous(data_dir, tmp_path):
     config = TINY.replace(data_dir=data_dir, max_iterations=4)
-    train_lib.train_and_evaluate(config.replace(max_iterations=2), str(tmp_path))
+    loop.train_and_evaluate(config.replace(max_iterations=2), str(tmp_path))
     # TensorFlow writes ckpt-4 through the folder ckpt-4_temp: a file there breaks the write.
     # (Start-up removes such leftovers, so the file is put there just before the save.)
-    original = train_lib.Trainer.save
+    original = loop.Trainer.save
 
     def blocked_save(trainer):
         (tmp_path / "checkpoints" / "ckpt-4_temp").write_text("in the way")
@@ -218,11 +217,11 @@ def test_a_failed_checkpoint_write_names_the_workdir_and_keeps_the_previous(data
 
     pattern = r"checkpoint of step 4 failed \(.*Not a directory.*ckpt-2\) is intact"
     with pytest.raises(WorkdirError, match=pattern):
-        train_lib.Trainer.save = blocked_save
+        loop.Trainer.save = blocked_save
         try:
-            train_lib.train_and_evaluate(config, str(tmp_path))
+            loop.train_and_evaluate(config, str(tmp_path))
         finally:
-            train_lib.Trainer.save = original
+            loop.Trainer.save = original
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
 
 
@@ -241,14 +240,14 @@ def small_disk(tmp_path):
 def test_a_full_disk_is_refused_before_writing(data_dir, small_disk):
     config = TINY.replace(data_dir=data_dir, max_iterations=2)
     workdir = str(small_disk / "run")
-    train_lib.train_and_evaluate(config, workdir)
+    loop.train_and_evaluate(config, workdir)
     before = {path: os.path.getmtime(path) for path in glob.glob(f"{workdir}/**", recursive=True)
               if os.path.isfile(path)}
     free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
     with open(small_disk / "filler", "wb") as handle:
         handle.write(b"\0" * max(free - 8192, 0))
     with pytest.raises(WorkdirError, match=r"MB free but the checkpoints need"):
-        train_lib.train_and_evaluate(config.replace(max_iterations=4), workdir)
+        loop.train_and_evaluate(config.replace(max_iterations=4), workdir)
     after = {path: os.path.getmtime(path) for path in glob.glob(f"{workdir}/**", recursive=True)
              if os.path.isfile(path)}
     changed = {path for path in before if after.get(path) != before[path]}
@@ -267,7 +266,7 @@ def test_corrupt_shard_with_skip_corrupt_is_counted_in_tensorboard(data_dir, tmp
     config = TINY.replace(data_dir=str(copy), skip_corrupt=True, max_iterations=2,
                           deterministic=False)
     workdir = tmp_path / "run"
-    result = train_lib.train_and_evaluate(config, str(workdir))
+    result = loop.train_and_evaluate(config, str(workdir))
     assert result["step"] == 2
     skipped = None
     for events in glob.glob(str(workdir / "tensorboard" / "events.out.tfevents.*")):

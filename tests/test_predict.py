@@ -15,7 +15,7 @@ from predrnn_tf.config import Config
 from predrnn_tf.data import synthetic_radar
 from predrnn_tf.errors import ConfigError, InputError
 from predrnn_tf.evaluation import plots
-from predrnn_tf.inference import forecaster as forecasters
+from predrnn_tf.inference import forecaster
 from predrnn_tf.inference.frames import RadarArchive, load_frames
 from predrnn_tf.inference.predict import PredictOptions, predict_files
 from predrnn_tf.models.builder import build_model
@@ -97,8 +97,8 @@ def test_saved_model_gives_the_workdir_numbers(workdir, tmp_path):
                                     str(tmp_path / "exports"), "tiny", 1, value_mapping=DBZ,
                                     warmup=False)
     frames = pixels01(batch=2, seed=2)
-    from_export = forecasters.from_saved_model(str(tmp_path / "exports" / "tiny"))
-    from_workdir = forecasters.from_workdir(workdir)
+    from_export = forecaster.from_saved_model(str(tmp_path / "exports" / "tiny"))
+    from_workdir = forecaster.from_workdir(workdir)
     assert from_export.value_mapping["offset"] == DBZ["offset"]
     np.testing.assert_allclose(from_export.forecast(frames), from_workdir.forecast(frames),
                                atol=1e-5)

@@ -18,7 +18,7 @@ from predrnn_tf.config import Config
 from predrnn_tf.data import schema
 from predrnn_tf.data.converters import radar_conversion
 from predrnn_tf.errors import InputError
-from predrnn_tf.inference import forecaster as forecasters
+from predrnn_tf.inference import forecaster
 from predrnn_tf.inference.frames import load_frames
 from predrnn_tf.inference.outputs import to_physical
 from predrnn_tf.inference.radar_input import RadarArchive, read_radar_archive
@@ -79,7 +79,7 @@ def rain_workdir(tmp_path_factory):
 
 def test_archive_frames_equal_the_training_records(rain_workdir):
     workdir, archive = rain_workdir
-    model = forecasters.from_workdir(workdir)
+    model = forecaster.from_workdir(workdir)
     assert model.value_mapping["transform"] == "dBR" and model.data["grid"]["pixel_km"] == 2
     frames = load_frames(os.path.join(archive, "*.pgm.gz"), model.value_mapping,
                          radar_archive=FMI, image_size=16, metadata=model.data, last_frames=6)
@@ -102,7 +102,7 @@ def test_command_line_forecast_from_an_archive_is_in_mm_per_hour(rain_workdir, t
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["units"] == "mm/h" and summary["input_frames"] == 3
-    model = forecasters.from_workdir(workdir)
+    model = forecaster.from_workdir(workdir)
     frames = load_frames(os.path.join(archive, "*.pgm.gz"), model.value_mapping,
                          radar_archive=FMI, image_size=16, metadata=model.data, last_frames=3)
     expected = units.pixels_to_rain_rate(model.forecast(frames), model.value_mapping)
@@ -209,10 +209,10 @@ def test_units_come_from_the_data_card_when_the_dataset_is_gone(tmp_path):
     work = WorkDir(workdir)
     work.write_data_card(RAIN, "fmi")
     work.save_config(Config(dataset_name="fmi", data_dir=str(tmp_path / "gone")))
-    metadata = forecasters.workdir_metadata(work)
+    metadata = forecaster.workdir_metadata(work)
     assert metadata["value_mapping"] == units.rain_rate_mapping()
     assert metadata["grid"]["interval_minutes"] == 10.0 and metadata["units_from"] == "workdir"
     card = work.data_card
-    assert forecasters.export_metadata({"data_card": card})["grid"]["pixel_km"] == 2.0
-    assert forecasters.export_metadata({"workdir": workdir})["value_mapping"]["transform"] == "dBR"
-    assert forecasters.export_metadata({"value_mapping": None}) is None
+    assert forecaster.export_metadata({"data_card": card})["grid"]["pixel_km"] == 2.0
+    assert forecaster.export_metadata({"workdir": workdir})["value_mapping"]["transform"] == "dBR"
+    assert forecaster.export_metadata({"value_mapping": None}) is None

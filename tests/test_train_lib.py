@@ -10,8 +10,8 @@ import tensorflow as tf
 from predrnn_tf.config import Config
 from predrnn_tf.data import reader, synthetic_radar
 from predrnn_tf.errors import DataError
-from predrnn_tf.training import loop as train_lib
-from predrnn_tf.training import trainer as trainer_lib
+from predrnn_tf.training import loop
+from predrnn_tf.training.trainer import resume_input_seed
 from predrnn_tf.workdir import WorkDir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,7 +30,7 @@ def data_dir(tmp_path_factory):
 
 
 def _trainer(config, data_dir, workdir):
-    trainer = train_lib.Trainer(config, workdir, tf.distribute.get_strategy())
+    trainer = loop.Trainer(config, workdir, tf.distribute.get_strategy())
     trainer.make_train_iterator(data_dir)
     return trainer
 
@@ -62,10 +62,10 @@ def test_eager_and_tf_function_give_the_same_loss(data_dir, tmp_path):
 
 def test_resume_continues_step_and_matches_uninterrupted_run(data_dir, tmp_path):
     config = TINY.replace(data_dir=data_dir, deterministic=True, max_iterations=6)
-    straight = train_lib.train_and_evaluate(config, str(tmp_path / "straight"))
-    first = train_lib.train_and_evaluate(config.replace(max_iterations=3), str(tmp_path / "cut"))
+    straight = loop.train_and_evaluate(config, str(tmp_path / "straight"))
+    first = loop.train_and_evaluate(config.replace(max_iterations=3), str(tmp_path / "cut"))
     assert first["step"] == 3
-    resumed = train_lib.train_and_evaluate(config, str(tmp_path / "cut"))
+    resumed = loop.train_and_evaluate(config, str(tmp_path / "cut"))
     assert resumed["step"] == 6
     assert resumed["train"]["loss"] == pytest.approx(straight["train"]["loss"], rel=1e-6)
     assert resumed["mse"] == pytest.approx(straight["mse"], rel=1e-5)
@@ -73,10 +73,10 @@ def test_resume_continues_step_and_matches_uninterrupted_run(data_dir, tmp_path)
 
 def test_resume_refuses_a_changed_model_shape(data_dir, tmp_path):
     config = TINY.replace(data_dir=data_dir, max_iterations=2)
-    train_lib.train_and_evaluate(config, str(tmp_path))
-    with pytest.raises(train_lib.ConfigError, match="--num_hidden"):
-        train_lib.train_and_evaluate(config.replace(num_hidden=(4, 4)), str(tmp_path))
-    result = train_lib.train_and_evaluate(config.replace(max_iterations=3, lr=1e-4),
+    loop.train_and_evaluate(config, str(tmp_path))
+    with pytest.raises(loop.ConfigError, match="--num_hidden"):
+        loop.train_and_evaluate(config.replace(num_hidden=(4, 4)), str(tmp_path))
+    result = loop.train_and_evaluate(config.replace(max_iterations=3, lr=1e-4),
                                           str(tmp_path))
     assert result["step"] == 3
 
@@ -122,21 +122,21 @@ def test_adding_deterministic_on_resume_restores_without_the_input_position(data
     """A checkpoint without an iterator (non-deterministic or imported run) still resumes."""
     config = TINY.replace(data_dir=data_dir, max_iterations=2, test_interval=100,
                           display_interval=100)
-    train_lib.train_and_evaluate(config, str(tmp_path))
-    result = train_lib.train_and_evaluate(config.replace(deterministic=True, max_iterations=3),
+    loop.train_and_evaluate(config, str(tmp_path))
+    result = loop.train_and_evaluate(config.replace(deterministic=True, max_iterations=3),
                                           str(tmp_path))
     assert result["step"] == 3
-    again = train_lib.train_and_evaluate(config.replace(deterministic=True, max_iterations=4),
+    again = loop.train_and_evaluate(config.replace(deterministic=True, max_iterations=4),
                                          str(tmp_path))
     assert again["step"] == 4  # the new checkpoint holds the iterator and resumes with it
 
 
 def test_resume_input_seed_keeps_a_new_run_and_reshuffles_a_resume():
-    assert trainer_lib.resume_input_seed(7, 0) == 7
-    seeds = {trainer_lib.resume_input_seed(7, step) for step in (1, 2, 900)}
+    assert resume_input_seed(7, 0) == 7
+    seeds = {resume_input_seed(7, step) for step in (1, 2, 900)}
     assert len(seeds) == 3 and 7 not in seeds
-    assert trainer_lib.resume_input_seed(7, 900) == trainer_lib.resume_input_seed(7, 900)
-    assert trainer_lib.resume_input_seed(8, 900) != trainer_lib.resume_input_seed(7, 900)
+    assert resume_input_seed(7, 900) == resume_input_seed(7, 900)
+    assert resume_input_seed(8, 900) != resume_input_seed(7, 900)
     assert all(0 <= seed < 2**31 for seed in seeds)
 
 
@@ -153,10 +153,10 @@ def test_a_non_deterministic_resume_reads_a_fresh_order(data_dir, tmp_path, monk
     monkeypatch.setattr(reader, "make_dataset", record_seed)
     config = TINY.replace(data_dir=data_dir, max_iterations=2, test_interval=100,
                           display_interval=100)
-    train_lib.train_and_evaluate(config, str(tmp_path))
-    train_lib.train_and_evaluate(config.replace(max_iterations=3), str(tmp_path))
+    loop.train_and_evaluate(config, str(tmp_path))
+    loop.train_and_evaluate(config.replace(max_iterations=3), str(tmp_path))
     assert seeds[0] == config.seed
-    assert seeds[-1] == trainer_lib.resume_input_seed(config.seed, 2) != config.seed
+    assert seeds[-1] == resume_input_seed(config.seed, 2) != config.seed
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def test_training_test_pass_matches_evaluate_on_the_same_checkpoint(uneven_data_
 
     config = TINY.replace(data_dir=uneven_data_dir, max_iterations=2, num_test_batches=0)
     workdir = str(tmp_path / "run")
-    trained = train_lib.train_and_evaluate(config, workdir)
+    trained = loop.train_and_evaluate(config, workdir)
     model, saved = WorkDir(workdir).restore_model()
     dataset = reader.make_dataset(uneven_data_dir, saved.dataset_name, "test", saved.batch_size,
                                   saved.total_length, shuffle=False, repeat=False,
@@ -214,9 +214,9 @@ def test_only_record_errors_scan_the_shards(data_dir, tmp_path, monkeypatch, err
 
     calls = []
     monkeypatch.setattr(reader, "find_corrupt_shard", lambda *args: calls.append(args))
-    monkeypatch.setattr(train_lib.Trainer, "make_train_step", _failing_step(error))
+    monkeypatch.setattr(loop.Trainer, "make_train_step", _failing_step(error))
     with pytest.raises((type(error), DataError)) as raised:
-        train_lib.train_and_evaluate(TINY.replace(data_dir=data_dir, max_iterations=1),
+        loop.train_and_evaluate(TINY.replace(data_dir=data_dir, max_iterations=1),
                                      str(tmp_path))
     assert bool(calls) == scans
     if scans:  # no corrupt shard found: one line naming the flags, the record error as cause
@@ -236,8 +236,8 @@ def _small_run(data_dir, **changes):
 
 def test_a_negative_num_test_batches_is_refused_before_anything_is_written(data_dir, tmp_path):
     workdir = tmp_path / "run"
-    with pytest.raises(train_lib.ConfigError, match="--num_test_batches"):
-        train_lib.train_and_evaluate(_small_run(data_dir, num_test_batches=-1), str(workdir))
+    with pytest.raises(loop.ConfigError, match="--num_test_batches"):
+        loop.train_and_evaluate(_small_run(data_dir, num_test_batches=-1), str(workdir))
     assert not workdir.exists()
 
 
@@ -246,10 +246,10 @@ def test_the_checkpoint_is_written_before_the_test_pass(data_dir, tmp_path, monk
     def failing_test_pass(*args, **kwargs):
         raise RuntimeError("test pass failed")
 
-    monkeypatch.setattr(train_lib, "run_test_pass", failing_test_pass)
+    monkeypatch.setattr(loop, "run_test_pass", failing_test_pass)
     config = _small_run(data_dir, test_interval=2, snapshot_interval=2)
     with pytest.raises(RuntimeError, match="test pass failed"):
-        train_lib.train_and_evaluate(config, str(tmp_path))
+        loop.train_and_evaluate(config, str(tmp_path))
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
 
 
@@ -272,12 +272,12 @@ def test_a_data_dir_of_another_dataset_is_never_written_into(data_dir, tmp_path)
     """Forgetting --dataset_name: one error listing what is there, no generated shards."""
     foreign = _foreign_dataset(data_dir, str(tmp_path / "mnist_data"))
     before = sorted(os.listdir(foreign))
-    with pytest.raises(train_lib.ConfigError, match=r"holds the dataset\(s\) mnist.*"
+    with pytest.raises(loop.ConfigError, match=r"holds the dataset\(s\) mnist.*"
                                                     r"--dataset_name=mnist"):
-        train_lib.train_and_evaluate(_small_run(foreign), str(tmp_path / "run"))
+        loop.train_and_evaluate(_small_run(foreign), str(tmp_path / "run"))
     assert sorted(os.listdir(foreign)) == before and not (tmp_path / "run").exists()
-    with pytest.raises(train_lib.DataError, match="has no radar-metadata.json.*holds mnist"):
-        train_lib.train_and_evaluate(_small_run(foreign, dataset_name="radar"),
+    with pytest.raises(loop.DataError, match="has no radar-metadata.json.*holds mnist"):
+        loop.train_and_evaluate(_small_run(foreign, dataset_name="radar"),
                                      str(tmp_path / "run"))
 
 
@@ -286,8 +286,8 @@ def test_empty_train_shards_are_an_error_not_a_hang(data_dir, tmp_path):
     foreign = _foreign_dataset(data_dir, str(tmp_path / "empty"))
     for path in schema.shard_paths(foreign, "mnist", "train"):
         open(path, "wb").close()  # the metadata still counts the records
-    with pytest.raises(train_lib.DataError, match="hold no record although its metadata counts"):
-        train_lib.train_and_evaluate(_small_run(foreign, dataset_name="mnist"),
+    with pytest.raises(loop.DataError, match="hold no record although its metadata counts"):
+        loop.train_and_evaluate(_small_run(foreign, dataset_name="mnist"),
                                      str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
 
@@ -295,15 +295,15 @@ def test_empty_train_shards_are_an_error_not_a_hang(data_dir, tmp_path):
 def test_a_test_split_smaller_than_the_batch_runs(tmp_path):
     small = str(tmp_path / "small")
     synthetic_radar.ensure_synthetic_dataset(small, 16, 6, num_train=16, num_test=2)
-    result = train_lib.train_and_evaluate(
+    result = loop.train_and_evaluate(
         _small_run(small, batch_size=4, num_test_batches=0, test_interval=2), str(tmp_path / "r"))
     assert result["step"] == 2 and result["num_sequences"] == 2
 
 
 def test_a_failed_data_dir_leaves_no_workdir_and_no_lock(tmp_path):
     workdir = tmp_path / "run"
-    with pytest.raises(train_lib.ConfigError, match="--data_dir=.*does not exist"):
-        train_lib.train_and_evaluate(
+    with pytest.raises(loop.ConfigError, match="--data_dir=.*does not exist"):
+        loop.train_and_evaluate(
             TINY.replace(dataset_name="mnist", data_dir=str(tmp_path / "missing")), str(workdir))
     assert not workdir.exists()
 

@@ -184,7 +184,7 @@ def test_the_shipped_pretrained_work_directory_reads_through_the_door():
 
 
 def test_training_records_the_units_and_refuses_to_resume_on_others(tmp_path):
-    from predrnn_tf.training import loop as train_lib
+    from predrnn_tf.training import loop
 
     tiny = SMALL.replace(batch_size=4, max_iterations=1, reverse_input=False,
                          display_interval=100, test_interval=100, snapshot_interval=1,
@@ -192,14 +192,14 @@ def test_training_records_the_units_and_refuses_to_resume_on_others(tmp_path):
     data_dir = str(tmp_path / "data")
     synthetic_radar.ensure_synthetic_dataset(data_dir, 16, 6, num_train=8, num_test=4)
     work = WorkDir(str(tmp_path / "run"))
-    train_lib.train_and_evaluate(tiny.replace(data_dir=data_dir), work.path)
+    loop.train_and_evaluate(tiny.replace(data_dir=data_dir), work.path)
     card = work.data_card
     assert card["unit"] == "dBZ" and card["transform"] is None and card["synthetic"]
     assert card["dataset_name"] == synthetic_radar.NAME
     assert work.config == tiny.replace(data_dir=data_dir)
     other = _renamed_copy(data_dir, str(tmp_path / "other"), "rain", units.rain_rate_mapping())
     with pytest.raises(DataError, match="stores unit=mm/h but the model in"):
-        train_lib.train_and_evaluate(tiny.replace(data_dir=other, dataset_name="rain",
+        loop.train_and_evaluate(tiny.replace(data_dir=other, dataset_name="rain",
                                                   max_iterations=2), work.path)
     assert work.data_card["unit"] == "dBZ"  # the record is untouched
 

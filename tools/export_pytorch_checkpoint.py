@@ -3,7 +3,7 @@
   python tools/export_pytorch_checkpoint.py --workdir=runs/mnist --output=model.ckpt-80000
 
 Writes ``torch.save({'net_param': state_dict}, output)`` with the official key layout of
-``predrnn_v2`` or ``predrnn`` (see ``predrnn_tf/torch_import.py``), so the official code
+``predrnn_v2`` or ``predrnn`` (see ``predrnn_tf/pytorch.py``), so the official code
 loads it with ``--pretrained_model=model.ckpt-80000`` and the same model flags, which are
 printed. The file is written under a temporary name and renamed. Importing the result with
 ``tools/import_pytorch_checkpoint.py`` gives back bit-identical weights. Needs torch.
@@ -19,9 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import flags
 
-from predrnn_tf.cli import flag_parsing as project_flags
+from predrnn_tf.cli import flag_parsing
 
-project_flags.import_tensorflow_quietly()
+flag_parsing.import_tensorflow_quietly()
 
 from predrnn_tf.config import ConfigError
 from predrnn_tf.workdir import WorkDir
@@ -50,10 +50,9 @@ def export_mim() -> None:
     import io
 
     from predrnn_tf import files
-    from predrnn_tf.interop import mim_pytorch
-    from predrnn_tf.interop import pytorch as torch_import
+    from predrnn_tf.interop import mim_pytorch, pytorch
 
-    torch = torch_import.import_torch()
+    torch = pytorch.import_torch()
     model, config = WorkDir(_WORKDIR.value).restore_model(_CHECKPOINT.value, precision="float32")
     state_dict = mim_pytorch.model_state_dict(model, config)
     buffer = io.BytesIO()
@@ -66,7 +65,7 @@ def export_mim() -> None:
 
 
 def run() -> None:
-    from predrnn_tf.interop import pytorch as torch_import
+    from predrnn_tf.interop import pytorch
 
     if not _WORKDIR.value:
         raise ConfigError("--workdir is required")
@@ -79,14 +78,14 @@ def run() -> None:
     if saved.model_name == "mim":
         export_mim()
         return
-    torch_import.check_official_config(saved)
-    torch_import.import_torch()  # fail before the (slower) restore if torch is missing
+    pytorch.check_official_config(saved)
+    pytorch.import_torch()  # fail before the (slower) restore if torch is missing
     model, config = work.restore_model(_CHECKPOINT.value, precision="float32")
-    state_dict = torch_import.model_state_dict(model, config)
-    torch_import.write_torch_checkpoint(state_dict, _OUTPUT.value)
+    state_dict = pytorch.model_state_dict(model, config)
+    pytorch.write_torch_checkpoint(state_dict, _OUTPUT.value)
     print(f"wrote {len(state_dict)} tensors to {_OUTPUT.value}; official flags: "
           f"{official_flags(config)}")
 
 
 if __name__ == "__main__":
-    project_flags.run_tool(run, errors=(ImportError,))  # CheckpointFormatError is a PredRNNError
+    flag_parsing.run_tool(run, errors=(ImportError,))  # CheckpointFormatError is a PredRNNError

@@ -37,9 +37,9 @@ def main(argv):
         config = config_from_flags()
         if config.data_dir:
             config = config.replace(data_dir=absolute_path(config.data_dir))
-        from predrnn_tf.training import loop as train_lib
+        from predrnn_tf.training import loop
 
-        result = train_lib.train_and_evaluate(config, workdir)
+        result = loop.train_and_evaluate(config, workdir)
         summary = {key: result[key] for key in ("step", "mse", "persistence_mse", "num_sequences")
                    if key in result}
         print(json.dumps(summary))

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from predrnn_tf.errors import ConfigError, InputError
-from predrnn_tf.inference import forecaster as forecasters
+from predrnn_tf.inference import forecaster
 from predrnn_tf.inference.frames import RadarArchive, load_frames
 from predrnn_tf.inference.outputs import write_forecast
 
@@ -50,17 +50,17 @@ class PredictOptions:
     frames_per_second: float = 2.0
 
 
-def load_forecaster(options: PredictOptions) -> forecasters.Forecaster:
+def load_forecaster(options: PredictOptions) -> forecaster.Forecaster:
     """The model of ``--workdir`` or ``--saved_model`` (exactly one of them)."""
     if bool(options.workdir) == bool(options.saved_model):
         raise ConfigError("give exactly one of --workdir and --saved_model")
     if options.workdir:
         if not os.path.isdir(options.workdir):
             raise ConfigError(f"--workdir={options.workdir} does not exist")
-        return forecasters.from_workdir(options.workdir, options.checkpoint)
+        return forecaster.from_workdir(options.workdir, options.checkpoint)
     if options.checkpoint:
         raise ConfigError("--checkpoint needs --workdir (a SavedModel holds one version)")
-    return forecasters.from_saved_model(options.saved_model)
+    return forecaster.from_saved_model(options.saved_model)
 
 
 def split_sequence(frames: np.ndarray, input_length: int, with_truth: bool
@@ -78,7 +78,7 @@ def split_sequence(frames: np.ndarray, input_length: int, with_truth: bool
     return frames[:, length - input_length:], None
 
 
-def frames_to_read(options: PredictOptions, model: forecasters.Forecaster) -> int:
+def frames_to_read(options: PredictOptions, model: forecaster.Forecaster) -> int:
     """Frames a radar archive gives: the past, and with ``with_truth`` the true future."""
     if not options.with_truth:
         return model.input_length
