@@ -126,14 +126,13 @@ def test_wrong_frame_count_or_size_is_a_clear_error(loaded):
 
 def test_predict_dbz_round_trip(loaded):
     frames = random_frames(2, 16, seed=1)
-    metadata = {"value_mapping": {"units": "dBZ", "scale": synthetic_radar.DBZ_SCALE,
-                                  "offset": synthetic_radar.DBZ_OFFSET}}
-    dbz = schema.pixels_to_units(frames, metadata).astype(np.float32)
+    metadata = {"value_mapping": units.hko7_mapping()}
+    dbz = units.pixels_to_units(frames, metadata).astype(np.float32)
     served_dbz = loaded.signatures["predict_dbz"](frames_dbz=tf.constant(dbz))["predictions_dbz"]
     served = loaded.signatures["serving_default"](frames=tf.constant(frames))["predictions"]
-    np.testing.assert_allclose(served_dbz.numpy(), schema.pixels_to_units(served.numpy(), metadata),
+    np.testing.assert_allclose(served_dbz.numpy(), units.pixels_to_units(served.numpy(), metadata),
                                atol=1e-3)
-    assert served_dbz.numpy().min() >= synthetic_radar.DBZ_OFFSET - 1e-4
+    assert served_dbz.numpy().min() >= units.HKO7_OFFSET - 1e-4
 
 
 def test_no_dbz_mapping_means_no_dbz_signature(keras_model):

@@ -26,7 +26,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
 TINY = Config(num_hidden=(4, 4), filter_size=3, patch_size=4, img_width=16, input_length=3,
               total_length=6)
-DBZ = {"units": "dBZ", "scale": synthetic_radar.DBZ_SCALE, "offset": synthetic_radar.DBZ_OFFSET}
+DBZ = units.hko7_mapping()
 
 
 @pytest.fixture(scope="module")
