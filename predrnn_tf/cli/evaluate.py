@@ -134,10 +134,11 @@ def check_flags() -> None:
 
 def evaluation_config():
     """The workdir's Config (or one from the flags alone) with the data flags given applied."""
-    from predrnn_tf.config import Config, load_config
+    from predrnn_tf.config import Config
+    from predrnn_tf.workdir import WorkDir
 
     if _WORKDIR.value:
-        return config_from_flags(load_config(_WORKDIR.value), only_set=True)
+        return config_from_flags(WorkDir(_WORKDIR.value).config, only_set=True)
     input_length = flags.FLAGS.input_length
     base = Config(input_length=input_length,
                   total_length=input_length + flags.FLAGS.output_length)

@@ -108,9 +108,7 @@ def frame_to_bgr(frame01: np.ndarray, value_mapping: dict[str, Any] | None) -> n
     """One [0, 1] frame ``[H, W, C]`` -> BGR: dBZ colours with a mapping, else gray/RGB."""
     frame01 = np.clip(np.asarray(frame01, np.float32), 0.0, 1.0)
     if value_mapping and str(value_mapping.get("units", "dBZ")).lower() == "dbz":
-        dbz = frame01[..., 0] * 255.0 * float(value_mapping["scale"]) + float(
-            value_mapping["offset"])
-        return colorize_dbz(dbz)
+        return colorize_dbz(units.pixels_to_units(frame01[..., 0], value_mapping))
     pixels = (frame01 * 255.0).astype(np.uint8)
     if pixels.shape[-1] == 1:
         return np.repeat(pixels, 3, axis=-1)

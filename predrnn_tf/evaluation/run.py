@@ -23,11 +23,12 @@ from typing import Any
 
 from absl import logging
 
-from predrnn_tf import checkpoints, units
-from predrnn_tf.config import Config, load_config
+from predrnn_tf import units
+from predrnn_tf.config import Config
 from predrnn_tf.errors import ConfigError, DataError
 from predrnn_tf.evaluation import baselines, evaluator, lpips, radar_evaluation
 from predrnn_tf.evaluation.metrics import DEFAULT_THRESHOLDS
+from predrnn_tf.workdir import WorkDir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,12 +78,13 @@ class EvaluateOptions:
 
 def restore_model(config: Config, workdir: str, checkpoint: str | None) -> tuple[Any, str]:
     """``(model, checkpoint path)`` of ``workdir`` under ``config.precision``."""
-    trained = load_config(workdir)
+    work = WorkDir(workdir)
+    trained = work.config
     if config.input_length != trained.input_length:
         raise ConfigError(f"--input_length={config.input_length} differs from the model's "
                           f"input_length={trained.input_length}")
-    checkpoint = checkpoint or checkpoints.latest_checkpoint(workdir)
-    model, _ = checkpoints.restore(workdir, checkpoint, precision=config.precision)
+    checkpoint = work.checkpoint(checkpoint)
+    model, _ = work.restore_model(checkpoint, precision=config.precision)
     return model, checkpoint
 
 
