@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from predrnn_tf.data import schema
-from predrnn_tf.data.converters import convert as converters
-from predrnn_tf.data.converters import imaging, radar
+from predrnn_tf.data.converters import imaging, radar, radar_conversion
 from predrnn_tf.errors import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,13 +59,13 @@ def write_fmi_archive(root: str, events: dict[str, list[int]]) -> list[str]:
 read_split = schema.read_split
 
 
-def radar_options(tmp_path, **changes) -> converters.RadarOptions:
+def radar_options(tmp_path, **changes) -> radar_conversion.RadarOptions:
     values = dict(input_glob=str(tmp_path / "fmi" / "*" / "*.pgm.gz"),
                   output_dir=str(tmp_path / "out"), filename_pattern=FMI_PATTERN, name="fmi",
                   importer="fmi_pgm", importer_kwargs='{"gzipped": true}', image_size=16,
                   crop=(0, 0, 30, 30), total_length=4, stride=1)
     values.update(changes)
-    return converters.RadarOptions(**values)
+    return radar_conversion.RadarOptions(**values)
 
 
 # ----------------------------------------------------------------------------- readers, frames
@@ -153,7 +152,7 @@ def test_convert_fmi_archive_windows_split_and_values(tmp_path):
         "201609281445": [slot for slot in range(12) if slot != 5],
         "201609291000": list(range(9)),
     })
-    metadata = converters.convert_radar(radar_options(
+    metadata = radar_conversion.convert_radar(radar_options(
         tmp_path, test_after=datetime.datetime(2016, 9, 29, 10, 20)))
     out = str(tmp_path / "out")
     train, test = read_split(out, "fmi", "train"), read_split(out, "fmi", "test")
@@ -183,7 +182,7 @@ def test_convert_fmi_archive_windows_split_and_values(tmp_path):
 
 def test_default_split_is_last_fifth_of_the_timeline(tmp_path):
     write_fmi_archive(str(tmp_path / "fmi"), {"201601010000": list(range(21))})
-    metadata = converters.convert_radar(radar_options(tmp_path, stride=2))
+    metadata = radar_conversion.convert_radar(radar_options(tmp_path, stride=2))
     # 100 minutes: test from minute 80 = slot 16 on (5 frames -> 1 window of 4).
     assert metadata["details"]["test_after"] == "2016-01-01T01:20"
     assert (metadata["num_train"], metadata["num_test"]) == (7, 1)
@@ -191,13 +190,13 @@ def test_default_split_is_last_fifth_of_the_timeline(tmp_path):
 
 def test_glob_matching_nothing_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="matches no file"):
-        converters.convert_radar(radar_options(tmp_path))
+        radar_conversion.convert_radar(radar_options(tmp_path))
 
 
 def test_no_window_fits_is_a_clear_error(tmp_path):
     write_fmi_archive(str(tmp_path / "fmi"), {"201601010000": [0, 1, 2, 4, 5, 6]})
     with pytest.raises(DataError, match="no window of --total_length=4 frames fits"):
-        converters.convert_radar(radar_options(tmp_path))
+        radar_conversion.convert_radar(radar_options(tmp_path))
     assert not os.path.exists(str(tmp_path / "out" / "fmi-metadata.json"))
 
 
@@ -205,7 +204,7 @@ def test_npy_importer_in_rain_rate(tmp_path):
     os.makedirs(tmp_path / "npy")
     for minute in range(0, 50, 10):
         np.save(tmp_path / "npy" / f"rate_202001010{minute:03d}.npy", np.full((8, 8), 10.0))
-    metadata = converters.convert_radar(converters.RadarOptions(
+    metadata = radar_conversion.convert_radar(radar_conversion.RadarOptions(
         input_glob=str(tmp_path / "npy" / "*.npy"), output_dir=str(tmp_path / "out"),
         filename_pattern="rate_%Y%m%d%H%M", importer="npy",
         importer_kwargs='{"unit": "mm/h"}', timestep_minutes=10, image_size=4, total_length=2,

@@ -34,13 +34,11 @@ import time
 
 from absl import flags
 
-from predrnn_tf.cli import flag_parsing as project_flags
+from predrnn_tf.cli import flag_parsing
 
-project_flags.import_tensorflow_quietly()
+flag_parsing.import_tensorflow_quietly()
 
-from predrnn_tf.data.converters import convert as converters
-from predrnn_tf.data.converters import imaging, radar
-from predrnn_tf.data.converters import publishing as conversion
+from predrnn_tf.data.converters import imaging, publishing, radar, radar_conversion
 from predrnn_tf.errors import ConfigError, DataError
 
 _INPUT_GLOB = flags.DEFINE_string("input_glob", None, "Glob of the radar files ('**' ok).",
@@ -103,7 +101,7 @@ _MIN_WET_FRACTION = flags.DEFINE_float(
     "less than this share >= 0.1 mm/h are dropped (both splits alike).")
 
 
-def convert() -> None:
+def run_conversion() -> None:
     """Runs the conversion and prints the summary line."""
     start = time.monotonic()
     if _NO_DATA_PIXEL.value < -1:
@@ -117,7 +115,7 @@ def convert() -> None:
         test_after = radar.parse_timestamp(_TEST_AFTER.value) if _TEST_AFTER.value else None
     except ValueError as error:
         raise ValueError(f"--test_after: {error}") from error
-    options = converters.RadarOptions(
+    options = radar_conversion.RadarOptions(
         input_glob=_INPUT_GLOB.value, output_dir=_OUTPUT_DIR.value, name=_NAME.value,
         filename_pattern=_FILENAME_PATTERN.value, importer=_IMPORTER.value,
         importer_kwargs=_IMPORTER_KWARGS.value, use_pysteps=_USE_PYSTEPS.value,
@@ -131,9 +129,9 @@ def convert() -> None:
         pixel_km=_PIXEL_KM.value, source_pixel_km=_SOURCE_PIXEL_KM.value,
         interval_minutes=_INTERVAL_MINUTES.value, tile_stride=_TILE_STRIDE.value,
         min_valid_fraction=_MIN_VALID_FRACTION.value, min_wet_fraction=_MIN_WET_FRACTION.value)
-    metadata = converters.convert_radar(options)
-    print(conversion.format_summary(metadata, _OUTPUT_DIR.value, time.monotonic() - start))
+    metadata = radar_conversion.convert_radar(options)
+    print(publishing.format_summary(metadata, _OUTPUT_DIR.value, time.monotonic() - start))
 
 
 if __name__ == "__main__":
-    project_flags.run_tool(convert, errors=(ValueError, OSError, ImportError, DataError))
+    flag_parsing.run_tool(run_conversion, errors=(ValueError, OSError, ImportError, DataError))

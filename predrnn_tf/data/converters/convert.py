@@ -2,7 +2,7 @@
 
 Each ``convert_*`` function reads the raw source through the per-dataset modules
 (:mod:`moving_mnist`, :mod:`kth`, :mod:`radar`), cuts windows with :mod:`windows`, writes
-shards through :class:`conversion.DatasetStaging` (atomic publish) and returns the metadata
+shards through :class:`publishing.DatasetStaging` (atomic publish) and returns the metadata
 it wrote. Input problems raise :class:`predrnn_tf.errors.DataError` or ``ValueError``
 with a one-line message naming the flag, file or value.
 """
@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from predrnn_tf.data.converters import checks, kth, moving_mnist
-from predrnn_tf.data.converters import publishing as conversion
+from predrnn_tf.data.converters import checks, kth, moving_mnist, publishing
 from predrnn_tf.errors import ConfigError, DataError
 
 # ----------------------------------------------------------------------------- Moving MNIST
@@ -136,17 +135,17 @@ def convert_moving_mnist(options: MovingMnistOptions) -> dict[str, Any]:
     moving_mnist.intensity_scales(np.random.default_rng(0), options.total_length,
                                   options.intensity_mode, options.intensity_periods,
                                   options.sudden_factor)  # bad values fail before any write
-    with conversion.DatasetStaging(options.output_dir, options.name,
+    with publishing.DatasetStaging(options.output_dir, options.name,
                                    options.sequences_per_shard) as staging:
         for split, digits, count, seed in plan:
             writer = staging.writer(split)
             sequences = moving_mnist.generate_sequences(digits, count, seed, **generator_kwargs)
-            with conversion.ProgressBar(count, f"{options.name} {split}") as progress:
+            with publishing.ProgressBar(count, f"{options.name} {split}") as progress:
                 for index, sequence in enumerate(sequences):
                     writer.write(sequence, f"{split}-{index:06d}")
                     progress.update()
-        metadata = _common_metadata(options.image_size, options.image_size, 1, source,
-                                    synthetic, "make_moving_mnist")
+        metadata = publishing.common_metadata(options.image_size, options.image_size, 1, source,
+                                              synthetic, "make_moving_mnist")
         metadata["details"] = {
             "generator": "bouncing digits (Srivastava et al. 2015)", **generator_kwargs,
             "seed": options.seed, "train_digits": len(train_digits),
@@ -189,14 +188,15 @@ def import_moving_mnist(options: MovingMnistImportOptions) -> dict[str, Any]:
         source = f"official npz {options.from_official_npz}"
     if count == 0:
         raise DataError(f"{options.from_npy or options.from_official_npz} holds no sequence")
-    with conversion.DatasetStaging(options.output_dir, options.name,
+    with publishing.DatasetStaging(options.output_dir, options.name,
                                    options.sequences_per_shard) as staging:
         writer = staging.writer(options.split)
-        with conversion.ProgressBar(count, f"{options.name} {options.split}") as progress:
+        with publishing.ProgressBar(count, f"{options.name} {options.split}") as progress:
             for index, sequence in enumerate(sequences):
                 writer.write(sequence, f"{options.split}-{index:06d}")
                 progress.update()
-        metadata = _common_metadata(height, width, channels, source, False, "make_moving_mnist")
+        metadata = publishing.common_metadata(height, width, channels, source, False,
+                                              "make_moving_mnist")
         return staging.commit(metadata, {options.split: int(length)})
 
 
@@ -255,9 +255,9 @@ def convert_kth(options: KthOptions) -> dict[str, Any]:
         raise DataError(f"--input_dir={options.input_dir}: no clip of the selected actions and "
                         f"persons")
     lengths = {"train": options.total_length, "test": options.test_total_length}
-    with conversion.DatasetStaging(options.output_dir, options.name,
+    with publishing.DatasetStaging(options.output_dir, options.name,
                                    options.sequences_per_shard) as staging:
-        with conversion.ProgressBar(len(clips), f"{options.name} clips") as progress:
+        with publishing.ProgressBar(len(clips), f"{options.name} clips") as progress:
             for clip in clips:
                 split = kth.clip_split(clip, options.train_persons, options.test_persons)
                 length = lengths[split]
@@ -271,8 +271,8 @@ def convert_kth(options: KthOptions) -> dict[str, Any]:
         for split in ("train", "test"):
             staging.writer(split)  # an empty split still gets metadata
         source = f"KTH action {'videos' if clips[0].is_video else 'frames'} {options.input_dir}"
-        metadata = _common_metadata(options.image_size, options.image_size, 1, source, False,
-                                    "make_kth")
+        metadata = publishing.common_metadata(options.image_size, options.image_size, 1, source,
+                                              False, "make_kth")
         metadata["details"] = {
             "clips": len(clips), "actions": list(options.actions),
             "train_persons": list(options.train_persons),
@@ -280,23 +280,3 @@ def convert_kth(options: KthOptions) -> dict[str, Any]:
             "fast_actions": list(kth.FAST_ACTIONS), "fast_stride": options.fast_stride,
             "other_stride": options.other_stride or "non-overlapping"}
         return staging.commit(metadata, lengths)
-
-
-# ----------------------------------------------------------------------------- radar
-# The radar conversion lives in :mod:`radar_conversion` (it outgrew this module); these
-# names stay importable from here.
-from predrnn_tf.data.converters.radar_conversion import (  # noqa: E402, F401
-    RadarOptions,
-    convert_radar,
-    list_radar_files,
-    plan_radar_windows,
-)
-
-# ----------------------------------------------------------------------------- shared
-
-
-def _common_metadata(height: int, width: int, channels: int, source: str, synthetic: bool,
-                     converter: str) -> dict[str, Any]:
-    return {"image_height": int(height), "image_width": int(width),
-            "channels": int(channels), "value_mapping": None, "no_data_pixels": 0,
-            "source": source, "synthetic": synthetic, "converter": converter}

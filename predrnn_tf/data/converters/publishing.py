@@ -115,6 +115,26 @@ class DatasetStaging:
             self.abort()
 
 
+def common_metadata(height: int, width: int, channels: int, source: str, synthetic: bool,
+                    converter: str) -> dict[str, Any]:
+    """The dataset-wide metadata fields every converter writes.
+
+    Args:
+      height: frame height in pixels.
+      width: frame width in pixels.
+      channels: channels per frame.
+      source: free text naming where the frames came from.
+      synthetic: whether the frames were generated rather than recorded.
+      converter: the tool that wrote the dataset (``make_moving_mnist``, ...).
+
+    Returns:
+      The fields, with no value mapping and no no-data pixels yet.
+    """
+    return {"image_height": int(height), "image_width": int(width),
+            "channels": int(channels), "value_mapping": None, "no_data_pixels": 0,
+            "source": source, "synthetic": synthetic, "converter": converter}
+
+
 def merge_metadata(
     previous: dict[str, Any] | None,
     metadata: dict[str, Any],

@@ -27,8 +27,7 @@ import numpy as np
 from absl import logging
 
 from predrnn_tf import units
-from predrnn_tf.data.converters import checks, imaging, radar, windows
-from predrnn_tf.data.converters import publishing as conversion
+from predrnn_tf.data.converters import checks, imaging, publishing, radar, windows
 from predrnn_tf.errors import ConfigError, DataError
 
 STORAGES = ("hko7_dbz", "rain_rate")
@@ -112,8 +111,6 @@ def span_length(options: RadarOptions) -> int:
 
 def convert_radar(options: RadarOptions) -> dict[str, Any]:
     """Converts a time-stamped radar archive; returns the metadata written."""
-    from predrnn_tf.data.converters.convert import _common_metadata  # shared with the others
-
     _check_radar_options(options)
     importer = radar.make_importer(
         options.importer, radar.parse_importer_kwargs(options.importer_kwargs),
@@ -122,7 +119,7 @@ def convert_radar(options: RadarOptions) -> dict[str, Any]:
         pixel_unit=options.pixel_unit)
     paths, times = list_radar_files(options)
     test_after, segments, expected = plan_radar_windows(options, times)
-    with conversion.DatasetStaging(options.output_dir, options.name,
+    with publishing.DatasetStaging(options.output_dir, options.name,
                                    options.sequences_per_shard) as staging:
         if options.storage == "rain_rate":
             writer = _RainRateWriter(options, importer)
@@ -133,7 +130,7 @@ def convert_radar(options: RadarOptions) -> dict[str, Any]:
                 staging, options, importer, paths, times, segments, sum(expected.values()))}
             size = options.image_size
         source = f"{options.importer} files {options.input_glob}"
-        metadata = _common_metadata(size, size, 1, source, False, "make_radar")
+        metadata = publishing.common_metadata(size, size, 1, source, False, "make_radar")
         metadata["no_data_pixels"] = stats.pop("no_data_pixels")
         metadata["details"] = _radar_details(options, paths, times, test_after, segments)
         if options.storage == "rain_rate":
@@ -255,7 +252,7 @@ class _RainRateWriter:
         self.field_shape = field.shape
         return field
 
-    def write(self, staging: conversion.DatasetStaging, paths: list[str],
+    def write(self, staging: publishing.DatasetStaging, paths: list[str],
               times: list[datetime.datetime], segments: list[windows.Segment],
               total: int) -> dict[str, Any]:
         """Writes every kept tile of every window; returns statistics for the metadata."""
@@ -265,7 +262,7 @@ class _RainRateWriter:
             staging.writer(split)  # an empty split still gets metadata
         stream = windows.stream_windows(paths, segments, span_length(options), options.stride,
                                         self.load)
-        with conversion.ProgressBar(total, f"{options.name} windows") as progress:
+        with publishing.ProgressBar(total, f"{options.name} windows") as progress:
             for split, first, frames in stream:
                 self._write_tiles(staging, split, np.stack(frames[::step]), times[first])
                 progress.update()
@@ -284,7 +281,7 @@ class _RainRateWriter:
                          "source_timestep_minutes": options.timestep_minutes,
                          "frames_skipped_between": step - 1}}
 
-    def _write_tiles(self, staging: conversion.DatasetStaging, split: str, window: np.ndarray,
+    def _write_tiles(self, staging: publishing.DatasetStaging, split: str, window: np.ndarray,
                      start: datetime.datetime) -> None:
         options = self.options
         size = options.image_size
@@ -308,7 +305,7 @@ class _RainRateWriter:
             self.kept[split] += 1
 
 
-def _write_hko7_windows(staging: conversion.DatasetStaging, options: RadarOptions,
+def _write_hko7_windows(staging: publishing.DatasetStaging, options: RadarOptions,
                         importer: radar.Importer, paths: list[str],
                         times: list[datetime.datetime], segments: list[windows.Segment],
                         total: int) -> int:
@@ -325,7 +322,7 @@ def _write_hko7_windows(staging: conversion.DatasetStaging, options: RadarOption
     for split in ("train", "test"):
         staging.writer(split)  # an empty split still gets metadata
     stream = windows.stream_windows(paths, segments, options.total_length, options.stride, load)
-    with conversion.ProgressBar(total, f"{options.name} windows") as progress:
+    with publishing.ProgressBar(total, f"{options.name} windows") as progress:
         for split, first, frames in stream:
             sequence = np.stack(frames)[..., np.newaxis]  # [T, H, W, 1]
             staging.writer(split).write(sequence, f"{times[first]:%Y%m%d%H%M}")
