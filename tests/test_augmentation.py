@@ -8,8 +8,7 @@ import tensorflow as tf
 
 from predrnn_tf.config import Config
 from predrnn_tf.data import augmentation, reader, schema
-from predrnn_tf.training import test_pass
-from predrnn_tf.training import trainer as trainer_lib
+from predrnn_tf.training import test_pass, trainer
 
 LENGTH, SIZE = 5, 8
 
@@ -96,8 +95,9 @@ def test_the_trainer_wires_the_flag_into_its_training_stream(tmp_path, reversal)
     config = Config(num_hidden=(4,), model_name="convlstm", filter_size=3, patch_size=2,
                     img_width=16, input_length=2, total_length=LENGTH, batch_size=8,
                     dataset_name="ramp", augment_time_reversal=reversal, seed=4)
-    trainer = trainer_lib.Trainer(config, str(tmp_path / "run"), tf.distribute.get_strategy())
-    iterator = trainer.make_train_iterator(str(tmp_path))
+    augmenting_trainer = trainer.Trainer(config, str(tmp_path / "run"),
+                                         tf.distribute.get_strategy())
+    iterator = augmenting_trainer.make_train_iterator(str(tmp_path))
     orders = time_orders(next(iterator) for _ in range(6))
     assert ("backward" in orders) == reversal
     assert "forward" in orders

@@ -18,7 +18,7 @@ import pytest
 
 from predrnn_tf.config import Config
 from predrnn_tf.data import schema, synthetic_radar
-from predrnn_tf.training import loop as train_lib
+from predrnn_tf.training import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "tiny"  # not the synthetic name, so that training never regenerates the data
@@ -207,7 +207,7 @@ def outcomes(tmp_path_factory):
     data_dir = os.path.join(root, "data", "good")
     _make_dataset(data_dir)
     trained = os.path.join(root, "trained")
-    train_lib.train_and_evaluate(
+    loop.train_and_evaluate(
         TINY.replace(data_dir=data_dir, dataset_name=NAME, max_iterations=1), trained)
     cases, locked = _build_cases(root, data_dir, trained)
     before = {case_id: _snapshot(*roots) for case_id, _, _, roots in cases}

@@ -28,21 +28,21 @@ import json, os, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from predrnn_tf.training import loop as train_lib
+from predrnn_tf.training import loop
 from predrnn_tf.config import Config
 from predrnn_tf.training.fault_tolerance import read_loss_log
 
 base, root = Config.from_dict(json.loads(sys.argv[1])), sys.argv[2]
 mirrored = base.replace(distribution_strategy="mirrored")
 out = {}
-train_lib.train_and_evaluate(base, os.path.join(root, "default"))
+loop.train_and_evaluate(base, os.path.join(root, "default"))
 out["default"] = read_loss_log(os.path.join(root, "default", "losses.jsonl"))
 # Mirrored: 2 steps, then a resume (the input position is replayed, not checkpointed).
-train_lib.train_and_evaluate(mirrored.replace(max_iterations=2), os.path.join(root, "mirrored"))
-train_lib.train_and_evaluate(mirrored, os.path.join(root, "mirrored"))
+loop.train_and_evaluate(mirrored.replace(max_iterations=2), os.path.join(root, "mirrored"))
+loop.train_and_evaluate(mirrored, os.path.join(root, "mirrored"))
 out["mirrored"] = read_loss_log(os.path.join(root, "mirrored", "losses.jsonl"))
-strategy = train_lib.make_strategy(mirrored)
-trainer = train_lib.Trainer(mirrored, os.path.join(root, "scope"), strategy)
+strategy = loop.make_strategy(mirrored)
+trainer = loop.Trainer(mirrored, os.path.join(root, "scope"), strategy)
 out["replicas"] = strategy.num_replicas_in_sync
 out["optimizer_variables_in_scope"] = [
     strategy.extended.variable_created_in_scope(v.value) for v in trainer.optimizer.variables]
@@ -113,11 +113,11 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from predrnn_tf.training import loop as train_lib
+from predrnn_tf.training import loop
 from predrnn_tf.config import Config
 
 config = Config.from_dict(json.loads(sys.argv[1]))
-result = train_lib.train_and_evaluate(config, sys.argv[2])
+result = loop.train_and_evaluate(config, sys.argv[2])
 print("RESULT " + json.dumps({"step": result["step"], "finite": result["train"]["finite"]}))
 """
 

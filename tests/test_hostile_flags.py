@@ -29,7 +29,7 @@ import pytest
 
 from predrnn_tf.config import Config
 from predrnn_tf.data import schema, synthetic_radar
-from predrnn_tf.training import loop as train_lib
+from predrnn_tf.training import loop
 from tests.hostile_runner import COMMANDS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -125,7 +125,7 @@ def _make_world(root):
              "existing_output": os.path.join(root, "outputs", "existing")}
     os.makedirs(world["existing_output"])
     _make_dataset(world["data_dir"])
-    train_lib.train_and_evaluate(TINY.replace(data_dir=world["data_dir"], dataset_name=NAME),
+    loop.train_and_evaluate(TINY.replace(data_dir=world["data_dir"], dataset_name=NAME),
                                  world["trained"])
     with open(world["a_file"], "w") as handle:
         handle.write("not what was asked for\n")

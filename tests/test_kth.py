@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from predrnn_tf.data import schema
-from predrnn_tf.data.converters import convert as converters
-from predrnn_tf.data.converters import kth
+from predrnn_tf.data.converters import convert, kth
 from predrnn_tf.errors import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,7 +78,7 @@ def test_read_video_frames_gray_resized(avi_root):
 
 
 def test_convert_official_split_and_strides(avi_root, tmp_path):
-    metadata = converters.convert_kth(converters.KthOptions(
+    metadata = convert.convert_kth(convert.KthOptions(
         input_dir=avi_root, output_dir=str(tmp_path), image_size=32, total_length=20,
         test_total_length=30))
     train = read_split(str(tmp_path), "kth", "train")
@@ -105,7 +104,7 @@ def test_convert_official_split_and_strides(avi_root, tmp_path):
 
 
 def test_stride_flags_change_the_selection(avi_root, tmp_path):
-    metadata = converters.convert_kth(converters.KthOptions(
+    metadata = convert.convert_kth(convert.KthOptions(
         input_dir=avi_root, output_dir=str(tmp_path), image_size=16, fast_stride=0,
         other_stride=5, actions=("boxing",), test_total_length=20))
     starts = sorted(int(sid.split(":")[1]) for _, sid in read_split(str(tmp_path), "kth", "train"))
@@ -119,7 +118,7 @@ def test_png_layout_windows_do_not_cross_missing_frames(tmp_path):
     write_png_clip(str(root / "walking" / "person05_walking_d1"), numbers)
     clips = kth.find_clips(str(root))
     assert len(clips) == 1 and not clips[0].is_video
-    metadata = converters.convert_kth(converters.KthOptions(
+    metadata = convert.convert_kth(convert.KthOptions(
         input_dir=str(root), output_dir=str(tmp_path / "out"), image_size=16, total_length=10))
     records = read_split(str(tmp_path / "out"), "kth", "train")
     for frames, _ in records:
@@ -132,7 +131,7 @@ def test_png_layout_windows_do_not_cross_missing_frames(tmp_path):
 def test_unreadable_video_names_the_file(tmp_path):
     (tmp_path / "person03_boxing_d1_uncomp.avi").write_bytes(b"not a video")
     with pytest.raises(DataError, match="person03_boxing_d1_uncomp.avi"):
-        converters.convert_kth(converters.KthOptions(input_dir=str(tmp_path),
+        convert.convert_kth(convert.KthOptions(input_dir=str(tmp_path),
                                                      output_dir=str(tmp_path / "out")))
     assert not os.path.exists(schema.metadata_path(str(tmp_path / "out"), "kth"))
     assert schema.shard_paths(str(tmp_path / "out"), "kth", "train") == []

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from predrnn_tf.data import schema
-from predrnn_tf.data.converters import convert as converters
-from predrnn_tf.data.converters import moving_mnist
+from predrnn_tf.data.converters import convert, moving_mnist
 from predrnn_tf.errors import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,7 +106,7 @@ def test_convert_uses_train_digits_for_train_and_test_digits_for_test(tmp_path):
     train = write_idx_images(str(tmp_path / "train.gz"), constant_digits(10, 100))
     test = write_idx_images(str(tmp_path / "test.gz"), constant_digits(10, 200))
     out = str(tmp_path / "out")
-    metadata = converters.convert_moving_mnist(converters.MovingMnistOptions(
+    metadata = convert.convert_moving_mnist(convert.MovingMnistOptions(
         output_dir=out, train_images=train, test_images=test, num_train=7, num_test=5,
         total_length=6, sequences_per_shard=3, seed=1))
     train_records = read_split(out, "mnist", "train")
@@ -131,18 +130,18 @@ def test_split_test_digits_divides_one_file(tmp_path):
     digits = np.concatenate([constant_digits(6, 50), constant_digits(4, 250)])
     path = write_idx_images(str(tmp_path / "t10k.gz"), digits)
     out = str(tmp_path / "out")
-    converters.convert_moving_mnist(converters.MovingMnistOptions(
+    convert.convert_moving_mnist(convert.MovingMnistOptions(
         output_dir=out, test_images=path, split_test_digits=6, num_train=4, num_test=4,
         total_length=3))
     assert {int(f.max()) for f, _ in read_split(out, "mnist", "train")} == {50}
     assert {int(f.max()) for f, _ in read_split(out, "mnist", "test")} == {250}
     with pytest.raises(ValueError, match="--split_test_digits=10"):
-        converters.convert_moving_mnist(converters.MovingMnistOptions(
+        convert.convert_moving_mnist(convert.MovingMnistOptions(
             output_dir=out, test_images=path, split_test_digits=10))
 
 
 def test_synthetic_glyphs_are_marked_synthetic(tmp_path):
-    metadata = converters.convert_moving_mnist(converters.MovingMnistOptions(
+    metadata = convert.convert_moving_mnist(convert.MovingMnistOptions(
         output_dir=str(tmp_path), num_train=2, num_test=2, total_length=4))
     assert metadata["synthetic"] is True and "not MNIST" in metadata["source"]
 
@@ -158,11 +157,11 @@ def test_import_npy_and_official_npz_complete_one_dataset(tmp_path):
     np.savez(tmp_path / "official.npz", clips=clips, dims=np.array([[1, 64, 64]]),
              input_raw_data=frames)
     out = str(tmp_path / "out")
-    converters.import_moving_mnist(converters.MovingMnistImportOptions(
+    convert.import_moving_mnist(convert.MovingMnistImportOptions(
         output_dir=out, split="test", from_npy=str(tmp_path / "mnist_test_seq.npy")))
     partial = schema.read_metadata(out, "mnist")
     assert (partial["num_train"], partial["num_test"]) == (0, 3)
-    metadata = converters.import_moving_mnist(converters.MovingMnistImportOptions(
+    metadata = convert.import_moving_mnist(convert.MovingMnistImportOptions(
         output_dir=out, split="train", from_official_npz=str(tmp_path / "official.npz")))
     assert (metadata["num_train"], metadata["num_test"]) == (2, 3)
     assert metadata["sequence_length"] == metadata["test_sequence_length"] == 20
@@ -179,10 +178,10 @@ def test_import_rejects_other_image_size_than_existing_split(tmp_path):
     np.save(tmp_path / "a.npy", np.zeros((20, 2, 64, 64), np.uint8))
     np.save(tmp_path / "b.npy", np.zeros((20, 2, 32, 32), np.uint8))
     out = str(tmp_path / "out")
-    converters.import_moving_mnist(converters.MovingMnistImportOptions(
+    convert.import_moving_mnist(convert.MovingMnistImportOptions(
         output_dir=out, split="test", from_npy=str(tmp_path / "a.npy")))
     with pytest.raises(DataError, match="image_height=64 .* image_height=32"):
-        converters.import_moving_mnist(converters.MovingMnistImportOptions(
+        convert.import_moving_mnist(convert.MovingMnistImportOptions(
             output_dir=out, split="train", from_npy=str(tmp_path / "b.npy")))
     # The failed call published nothing and left the first split intact.
     assert schema.read_metadata(out, "mnist")["num_test"] == 2
@@ -192,9 +191,9 @@ def test_import_rejects_other_image_size_than_existing_split(tmp_path):
 def test_failure_mid_conversion_leaves_previous_dataset_and_no_partial_shard(tmp_path,
                                                                                monkeypatch):
     out = str(tmp_path)
-    options = converters.MovingMnistOptions(output_dir=out, num_train=6, num_test=2,
+    options = convert.MovingMnistOptions(output_dir=out, num_train=6, num_test=2,
                                             total_length=3, sequences_per_shard=2)
-    converters.convert_moving_mnist(options)
+    convert.convert_moving_mnist(options)
     before = sorted(os.listdir(out))
     original = moving_mnist.generate_sequences
 
@@ -206,7 +205,7 @@ def test_failure_mid_conversion_leaves_previous_dataset_and_no_partial_shard(tmp
 
     monkeypatch.setattr(moving_mnist, "generate_sequences", failing)
     with pytest.raises(KeyboardInterrupt):
-        converters.convert_moving_mnist(dataclasses.replace(options, num_train=50))
+        convert.convert_moving_mnist(dataclasses.replace(options, num_train=50))
     assert sorted(os.listdir(out)) == before
     assert schema.read_metadata(out, "mnist")["num_train"] == 6
 
@@ -307,11 +306,11 @@ def test_evaluation_plots_mean_intensity_per_frame(tmp_path):
 
 
 def test_a_canvas_smaller_than_the_digits_is_refused_before_any_write(tmp_path):
-    from predrnn_tf.data.converters import convert as converters
+    from predrnn_tf.data.converters import convert
     from predrnn_tf.errors import ConfigError
 
     output = tmp_path / "out"
     with pytest.raises(ConfigError, match="--image_size=16 must be at least the digits' size 28"):
-        converters.convert_moving_mnist(converters.MovingMnistOptions(
+        convert.convert_moving_mnist(convert.MovingMnistOptions(
             output_dir=str(output), num_train=1, num_test=1, image_size=16))
     assert not output.exists()

@@ -27,7 +27,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # 
 from predrnn_tf.config import Config  # noqa: E402
 from predrnn_tf.data import synthetic_radar  # noqa: E402
 from predrnn_tf.models.builder import build_model  # noqa: E402
-from predrnn_tf.serving import exporter as export_lib  # noqa: E402
+from predrnn_tf.serving import exporter  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "tools", "serving_client.py")
@@ -157,7 +157,7 @@ def make_rest_handler(served: ServedModel):
 def served(tmp_path_factory):
     model = build_model(TINY)
     export_dir = str(tmp_path_factory.mktemp("exports"))
-    summary = export_lib.export_model(model, TINY, export_dir, MODEL, 1, value_mapping=DBZ,
+    summary = exporter.export_model(model, TINY, export_dir, MODEL, 1, value_mapping=DBZ,
                                       warmup=False)
     return ServedModel(summary["path"], MODEL, 1)
 

@@ -17,9 +17,9 @@ import os
 
 from absl import flags
 
-from predrnn_tf.cli import flag_parsing as project_flags
+from predrnn_tf.cli import flag_parsing
 
-project_flags.import_tensorflow_quietly()
+flag_parsing.import_tensorflow_quietly()
 
 from predrnn_tf import files  # noqa: E402
 from predrnn_tf.analysis import gradients, probes  # noqa: E402
@@ -63,4 +63,4 @@ def analyze() -> None:
 
 
 if __name__ == "__main__":
-    project_flags.run_tool(analyze, errors=(ValueError, OSError))
+    flag_parsing.run_tool(analyze, errors=(ValueError, OSError))

@@ -17,9 +17,9 @@ import os
 
 from absl import flags, logging
 
-from predrnn_tf.cli import flag_parsing as project_flags
+from predrnn_tf.cli import flag_parsing
 
-project_flags.import_tensorflow_quietly()
+flag_parsing.import_tensorflow_quietly()
 
 from predrnn_tf import files  # noqa: E402
 from predrnn_tf.analysis import memory, probes  # noqa: E402
@@ -68,4 +68,4 @@ def analyze() -> None:
 
 
 if __name__ == "__main__":
-    project_flags.run_tool(analyze, errors=(ValueError, OSError))
+    flag_parsing.run_tool(analyze, errors=(ValueError, OSError))

@@ -37,17 +37,16 @@ import time
 
 from absl import app, flags
 
-from predrnn_tf.cli import flag_parsing as project_flags
+from predrnn_tf.cli import flag_parsing
 
-project_flags.import_tensorflow_quietly()
+flag_parsing.import_tensorflow_quietly()
 
 import numpy as np
 import tensorflow as tf
 
 from predrnn_tf.config import Config, ConfigError, parse_num_hidden
 from predrnn_tf.data import mixing, reader, schema
-from predrnn_tf.data.converters import convert as converters
-from predrnn_tf.data.converters import publishing as conversion
+from predrnn_tf.data.converters import convert, publishing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -99,7 +98,7 @@ def write_random_dataset(data_dir: str, name: str, image_size: int, length: int,
                          count: int) -> None:
     """Random uint8 records of one dataset's shape (reader speed depends on size only)."""
     rng = np.random.default_rng(0)
-    with conversion.DatasetStaging(data_dir, name, sequences_per_shard=100) as staging:
+    with publishing.DatasetStaging(data_dir, name, sequences_per_shard=100) as staging:
         for split, split_count in (("train", count), ("test", max(count // 10, 8))):
             writer = staging.writer(split)
             for index in range(split_count):
@@ -116,7 +115,7 @@ def prepare_datasets(data_dir: str, kinds: list[str]) -> None:
     for kind in kinds:
         image_size, length, count = SHAPES[kind]
         if kind == "moving_mnist":
-            converters.convert_moving_mnist(converters.MovingMnistOptions(
+            convert.convert_moving_mnist(convert.MovingMnistOptions(
                 output_dir=data_dir, name=kind, num_train=count, num_test=100,
                 total_length=length, image_size=image_size, sequences_per_shard=250))
         else:
@@ -179,11 +178,12 @@ def config_from_flagfile(path: str) -> Config:
 
 def time_training(config: Config, data_dir: str, steps: int) -> dict[str, float]:
     """Seconds per training step of the real model and the sequences/s it consumes."""
-    from predrnn_tf.training import loop as train_lib  # noqa: PLC0415 (heavy: only when timing training)
+    from predrnn_tf.training import distribution  # noqa: PLC0415 (heavy: only when timing training)
     from predrnn_tf.training.schedules import sampling_probabilities  # noqa: PLC0415
+    from predrnn_tf.training.trainer import Trainer  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as workdir:
-        trainer = train_lib.Trainer(config, workdir, train_lib.make_strategy(config))
+        trainer = Trainer(config, workdir, distribution.make_strategy(config))
         trainer.make_train_iterator(data_dir)
         train_step = trainer.make_train_step()
         encoder, decoder = (tf.constant(value, tf.float32)
@@ -209,7 +209,7 @@ def write_radar_sources(data_dir: str, names: list[str], count: int) -> None:
 
     rng = np.random.default_rng(0)
     for name in names:
-        with conversion.DatasetStaging(data_dir, name, sequences_per_shard=100) as staging:
+        with publishing.DatasetStaging(data_dir, name, sequences_per_shard=100) as staging:
             for split, split_count in (("train", count), ("test", 16)):
                 writer = staging.writer(split)
                 for index in range(split_count):
@@ -387,7 +387,7 @@ def print_training_table(readers, training, rss_before, rss_readers, rss_end) ->
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    project_flags.run_or_exit(run, errors=(ValueError, OSError))
+    flag_parsing.run_or_exit(run, errors=(ValueError, OSError))
 
 
 if __name__ == "__main__":

@@ -149,12 +149,12 @@ def benchmark_precision(config, precision: str, export_root: str, batch_sizes: l
     import tensorflow as tf
 
     from predrnn_tf.models.builder import build_model
-    from predrnn_tf.serving import exporter as export_lib
+    from predrnn_tf.serving import exporter
 
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, precision=precision)
     start = time.perf_counter()
-    summary = export_lib.export_model(model, config, export_root, f"bench_{precision}", 1,
+    summary = exporter.export_model(model, config, export_root, f"bench_{precision}", 1,
                                       warmup=False)
     export_seconds = time.perf_counter() - start
     function = tf.saved_model.load(summary["path"]).signatures["serving_default"]

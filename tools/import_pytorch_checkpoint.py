@@ -25,14 +25,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import flags
 
-from predrnn_tf.cli import flag_parsing as project_flags
+from predrnn_tf.cli import flag_parsing
 
-project_flags.import_tensorflow_quietly()
+flag_parsing.import_tensorflow_quietly()
 
 from predrnn_tf import files
 from predrnn_tf.config import ConfigError
 
-project_flags.define_config_flags()
+flag_parsing.define_config_flags()
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None,
                                   "The official PyTorch checkpoint file (model.ckpt-N).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "New work directory to create (must not hold "
@@ -80,27 +80,28 @@ def write_workdir(model, config, step: int, workdir: str) -> str:
 
 
 def run() -> None:
-    from predrnn_tf.interop import pytorch as torch_import
+    from predrnn_tf.interop import mim_pytorch, pytorch
     from predrnn_tf.models.builder import build_model
 
     if not _CHECKPOINT.value:
         raise ConfigError("--checkpoint is required (the official model.ckpt-N file)")
     if not _WORKDIR.value:
         raise ConfigError("--workdir is required")
-    config = project_flags.config_from_flags()
+    config = flag_parsing.config_from_flags()
     if _FORMAT.value == "openstl":
-        from predrnn_tf.interop import mim_pytorch as torch_import
-        torch_import.check_mim_config(config)
+        layout = mim_pytorch  # the OpenSTL MIM checkpoint layout
+        layout.check_mim_config(config)
         check_workdir_is_free(_WORKDIR.value)
-        state_dict = torch_import.read_openstl_checkpoint(_CHECKPOINT.value)
+        state_dict = layout.read_openstl_checkpoint(_CHECKPOINT.value)
     else:
-        torch_import.check_official_config(config)
+        layout = pytorch  # the official PredRNN checkpoint layout
+        layout.check_official_config(config)
         check_workdir_is_free(_WORKDIR.value)
-        state_dict = torch_import.read_torch_checkpoint(_CHECKPOINT.value)
-    torch_import.check_shapes({key: value.shape for key, value in state_dict.items()}, config,
-                              source=_CHECKPOINT.value)
+        state_dict = layout.read_torch_checkpoint(_CHECKPOINT.value)
+    layout.check_shapes({key: value.shape for key, value in state_dict.items()}, config,
+                        source=_CHECKPOINT.value)
     model = build_model(config)
-    torch_import.load_state_dict(model, state_dict, config, source=_CHECKPOINT.value)
+    layout.load_state_dict(model, state_dict, config, source=_CHECKPOINT.value)
     step = step_from_filename(_CHECKPOINT.value)
     path = write_workdir(model, config, step, _WORKDIR.value)
     print(f"imported {len(state_dict)} tensors from {_CHECKPOINT.value} into {path} "
@@ -108,4 +109,4 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    project_flags.run_tool(run, errors=(ImportError,))  # CheckpointFormatError is a PredRNNError
+    flag_parsing.run_tool(run, errors=(ImportError,))  # CheckpointFormatError is a PredRNNError

@@ -16,13 +16,11 @@ import time
 
 from absl import flags
 
-from predrnn_tf.cli import flag_parsing as project_flags
+from predrnn_tf.cli import flag_parsing
 
-project_flags.import_tensorflow_quietly()
+flag_parsing.import_tensorflow_quietly()
 
-from predrnn_tf.data.converters import convert as converters
-from predrnn_tf.data.converters import kth, windows
-from predrnn_tf.data.converters import publishing as conversion
+from predrnn_tf.data.converters import convert, kth, publishing, windows
 
 _INPUT_DIR = flags.DEFINE_string("input_dir", None, "Folder with the KTH videos or frames.",
                                  required=True)
@@ -44,10 +42,10 @@ _ACTIONS = flags.DEFINE_list("actions", list(kth.ACTIONS), "Actions to convert."
 _SEQUENCES_PER_SHARD = flags.DEFINE_integer("sequences_per_shard", 500, "Records per shard.")
 
 
-def convert() -> None:
+def run_conversion() -> None:
     """Runs the conversion and prints the summary line."""
     start = time.monotonic()
-    options = converters.KthOptions(
+    options = convert.KthOptions(
         input_dir=_INPUT_DIR.value, output_dir=_OUTPUT_DIR.value, name=_NAME.value,
         image_size=_IMAGE_SIZE.value, total_length=_TOTAL_LENGTH.value,
         test_total_length=_TEST_TOTAL_LENGTH.value,
@@ -56,8 +54,8 @@ def convert() -> None:
         fast_stride=_FAST_STRIDE.value, other_stride=_OTHER_STRIDE.value,
         actions=tuple(action.strip().lower() for action in _ACTIONS.value),
         sequences_per_shard=_SEQUENCES_PER_SHARD.value)
-    metadata = converters.convert_kth(options)
-    print(conversion.format_summary(metadata, _OUTPUT_DIR.value, time.monotonic() - start))
+    metadata = convert.convert_kth(options)
+    print(publishing.format_summary(metadata, _OUTPUT_DIR.value, time.monotonic() - start))
 
 
 def _parse_persons(flag: str, text: str) -> list[int]:
@@ -68,4 +66,4 @@ def _parse_persons(flag: str, text: str) -> list[int]:
 
 
 if __name__ == "__main__":
-    project_flags.run_tool(convert, errors=(ValueError, OSError, ImportError))
+    flag_parsing.run_tool(run_conversion, errors=(ValueError, OSError, ImportError))

@@ -26,12 +26,11 @@ import time
 
 from absl import flags
 
-from predrnn_tf.cli import flag_parsing as project_flags
+from predrnn_tf.cli import flag_parsing
 
-project_flags.import_tensorflow_quietly()
+flag_parsing.import_tensorflow_quietly()
 
-from predrnn_tf.data.converters import convert as converters
-from predrnn_tf.data.converters import publishing as conversion
+from predrnn_tf.data.converters import convert, publishing
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Folder for the shards and metadata.",
                                   required=True)
@@ -80,19 +79,19 @@ def intensity_periods() -> tuple[float, ...]:
                          f"{','.join(_INTENSITY_PERIODS.value)}") from None
 
 
-def convert() -> None:
+def run_conversion() -> None:
     """Runs the generation or the import and prints the summary line."""
     start = time.monotonic()
     if _FROM_NPY.value or _FROM_OFFICIAL_NPZ.value:
         if _SPLIT.value is None:
             raise ValueError("--split=train|test is required with --from_npy / "
                              "--from_official_npz")
-        metadata = converters.import_moving_mnist(converters.MovingMnistImportOptions(
+        metadata = convert.import_moving_mnist(convert.MovingMnistImportOptions(
             output_dir=_OUTPUT_DIR.value, name=_NAME.value, split=_SPLIT.value,
             from_npy=_FROM_NPY.value, from_official_npz=_FROM_OFFICIAL_NPZ.value,
             sequences_per_shard=_SEQUENCES_PER_SHARD.value))
     else:
-        metadata = converters.convert_moving_mnist(converters.MovingMnistOptions(
+        metadata = convert.convert_moving_mnist(convert.MovingMnistOptions(
             output_dir=_OUTPUT_DIR.value, name=_NAME.value, train_images=_TRAIN_IMAGES.value,
             test_images=_TEST_IMAGES.value, mnist_npz=_MNIST_NPZ.value,
             split_test_digits=_SPLIT_TEST_DIGITS.value, num_train=_NUM_TRAIN.value,
@@ -102,8 +101,8 @@ def convert() -> None:
             sequences_per_shard=_SEQUENCES_PER_SHARD.value,
             intensity_mode=_INTENSITY_MODE.value,
             intensity_periods=intensity_periods(), sudden_factor=_SUDDEN_FACTOR.value))
-    print(conversion.format_summary(metadata, _OUTPUT_DIR.value, time.monotonic() - start))
+    print(publishing.format_summary(metadata, _OUTPUT_DIR.value, time.monotonic() - start))
 
 
 if __name__ == "__main__":
-    project_flags.run_tool(convert, errors=(ValueError, OSError, ImportError))
+    flag_parsing.run_tool(run_conversion, errors=(ValueError, OSError, ImportError))

@@ -21,9 +21,9 @@ import os
 
 from absl import flags, logging
 
-from predrnn_tf.cli import flag_parsing as project_flags
+from predrnn_tf.cli import flag_parsing
 
-project_flags.import_tensorflow_quietly()
+flag_parsing.import_tensorflow_quietly()
 
 from predrnn_tf import files  # noqa: E402
 from predrnn_tf.analysis import reproduce  # noqa: E402
@@ -64,4 +64,4 @@ def _refuse(command):
 if __name__ == "__main__":
     import subprocess
 
-    project_flags.run_tool(main, errors=(ValueError, OSError, subprocess.CalledProcessError))
+    flag_parsing.run_tool(main, errors=(ValueError, OSError, subprocess.CalledProcessError))

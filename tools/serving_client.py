@@ -36,8 +36,7 @@ from absl import app, flags
 
 from predrnn_tf import files
 from predrnn_tf.cli.flag_parsing import import_tensorflow_quietly, run_app, run_or_exit
-from predrnn_tf.evaluation import charts as evaluation_charts
-from predrnn_tf.evaluation import plots as evaluation_plots
+from predrnn_tf.evaluation import charts, plots
 
 # Input and output keys of the signatures written by predrnn_tf.export.
 SIGNATURE_KEYS = {
@@ -278,9 +277,9 @@ def choose_signature(array: np.ndarray) -> str:
 def frame_image(frame: np.ndarray, dbz: bool, scale: int) -> np.ndarray:
     """One frame ``[H, W, C]`` -> BGR uint8, dBZ colours for dBZ values, upscaled."""
     if dbz:
-        image = evaluation_plots.colorize_dbz(np.asarray(frame, np.float32)[..., 0])
+        image = plots.colorize_dbz(np.asarray(frame, np.float32)[..., 0])
     else:
-        image = evaluation_plots.frame_to_bgr(frame, None)
+        image = plots.frame_to_bgr(frame, None)
     if scale > 1:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
     return image
@@ -289,7 +288,7 @@ def frame_image(frame: np.ndarray, dbz: bool, scale: int) -> np.ndarray:
 def draw_sequences(inputs: np.ndarray, predictions: np.ndarray, dbz: bool,
                    gap: int = 4) -> np.ndarray:
     """One row per sequence: the input frames, a wider gap, then the forecast frames."""
-    scale = evaluation_plots.display_scale(inputs.shape[2])
+    scale = plots.display_scale(inputs.shape[2])
     rows = []
     for sequence_inputs, sequence_predictions in zip(inputs, predictions):
         tiles = [frame_image(frame, dbz, scale) for frame in sequence_inputs]
@@ -305,14 +304,14 @@ def draw_sequences(inputs: np.ndarray, predictions: np.ndarray, dbz: bool,
     image = np.concatenate(rows, axis=0)
     height = max(image.shape[0], 200)
     image = np.pad(image, ((0, height - image.shape[0]), (0, 0), (0, 0)), constant_values=255)
-    colorbar = (evaluation_plots.draw_dbz_colorbar(height) if dbz else
-                evaluation_plots.draw_gray_colorbar(height, 0.0, 1.0, "pixel"))
+    colorbar = (plots.draw_dbz_colorbar(height) if dbz else
+                plots.draw_gray_colorbar(height, 0.0, 1.0, "pixel"))
     return np.concatenate([image, colorbar], axis=1)
 
 
 def animation_frames(inputs: np.ndarray, predictions: np.ndarray, dbz: bool) -> list[np.ndarray]:
     """GIF frames: every sequence side by side, one frame per step (inputs, then forecast)."""
-    scale = evaluation_plots.display_scale(inputs.shape[2])
+    scale = plots.display_scale(inputs.shape[2])
     sequences = np.concatenate([inputs, predictions], axis=1)  # [B, T_in + T_out, H, W, C]
     frames = []
     for step in range(sequences.shape[1]):
@@ -321,7 +320,7 @@ def animation_frames(inputs: np.ndarray, predictions: np.ndarray, dbz: bool) -> 
         header = np.full((20, image.shape[1], 3), 255, np.uint8)
         label = (f"input {step + 1}" if step < inputs.shape[1]
                  else f"forecast +{step - inputs.shape[1] + 1}")
-        evaluation_charts.put_text(header, label, (2, 14), 0.4)
+        charts.put_text(header, label, (2, 14), 0.4)
         frames.append(np.concatenate([header, image], axis=0))
     return frames
 
@@ -337,10 +336,10 @@ def write_outputs(output_dir: str, inputs: np.ndarray, predictions: np.ndarray, 
     paths.append(npy_path)
     inputs = np.asarray(inputs, np.float32)
     png_path = os.path.join(output_dir, "predictions.png")
-    evaluation_plots.write_image(png_path, draw_sequences(inputs, predictions, dbz))
+    plots.write_image(png_path, draw_sequences(inputs, predictions, dbz))
     paths.append(png_path)
     gif_path = os.path.join(output_dir, "predictions.gif")
-    if evaluation_plots.write_gif(gif_path, animation_frames(inputs, predictions, dbz),
+    if plots.write_gif(gif_path, animation_frames(inputs, predictions, dbz),
                                   frames_per_second):
         paths.append(gif_path)
     return paths
