@@ -1,0 +1,112 @@
+"""Motion-perturbation ensembles of a radar model (models/ensemble.py) on a tiny model."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from predrnn_tf import units
+from predrnn_tf.models import ensemble
+from predrnn_tf.models.forecasting import clipped_forecast
+from predrnn_tf.models.predrnn import PredRNN
+from predrnn_tf.models.radar_head import RadarHead
+
+SIZE = 32
+NO_PERTURBATION = (0.0, 1.0, 0.0)
+GRID = {"pixel_km": 2.0, "interval_minutes": 10.0}
+
+
+def tiny_model(advection_prior: bool = True) -> PredRNN:
+    """A built two-layer PredRNN-V2 with the radar head and random output weights."""
+    keras.utils.set_random_seed(0)
+    model = PredRNN("predrnn_v2", num_hidden=(8, 8), filter_size=3, patch_size=2,
+                    input_length=3, total_length=7,
+                    output_head=RadarHead(advection_prior=advection_prior,
+                                          dry_below=1.5 / 255.0, zero_mean_change=True))
+    model.build((None, 7, SIZE, SIZE, 1))
+    kernel = model.output_conv.kernel
+    kernel.assign(0.01 * np.random.default_rng(0).normal(size=kernel.shape))
+    return model
+
+
+def moving_blobs(batch: int = 2) -> np.ndarray:
+    """``[B, 3, H, W, 1]`` [0, 1] frames: a smooth blob moving 2 pixels per step (b: down)."""
+    rows, columns = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    sequences = []
+    for index in range(batch):
+        frames = [0.8 * np.exp(-((rows - 14 - 2 * step * index) ** 2
+                                 + (columns - 10 - 2 * step) ** 2) / 20.0)
+                  for step in range(3)]
+        sequences.append(np.stack(frames))
+    return np.stack(sequences)[..., None].astype(np.float32)
+
+
+def test_members_without_perturbation_are_the_model_forecast_batch_by_batch():
+    model = tiny_model()
+    inputs = moving_blobs()
+    members = ensemble.MotionEnsemble(model, 3, parallel=NO_PERTURBATION,
+                                      perpendicular=NO_PERTURBATION, **GRID)(inputs)
+    assert members.shape == (2, 3, 4, SIZE, SIZE, 1)
+    expected = clipped_forecast(model, tf.constant(inputs)).numpy()  # [B, T, H, W, 1]
+    for member in range(3):
+        np.testing.assert_allclose(members[:, member], expected, atol=1e-5)
+
+
+def test_perturbed_members_differ_more_at_later_leads():
+    model = tiny_model()
+    members = ensemble.MotionEnsemble(model, 8, seed=1, **GRID)(moving_blobs()).numpy()
+    spread = members.std(axis=1).mean(axis=(0, 2, 3, 4))  # [T]
+    assert spread[0] > 1e-3
+    assert np.all(np.diff(spread) > 0), spread
+    assert 0.0 <= members.min() and members.max() <= 1.0
+
+
+def test_members_are_reproducible_with_a_seed():
+    model = tiny_model()
+    first = ensemble.MotionEnsemble(model, 3, seed=4, **GRID)(moving_blobs())
+    again = ensemble.MotionEnsemble(model, 3, seed=4, **GRID)(moving_blobs())
+    np.testing.assert_allclose(first, again, atol=1e-6)
+
+
+def test_the_perturbation_follows_bps_along_and_across_the_motion():
+    motion = tf.constant(np.broadcast_to([0.0, 3.0], (1, 4, 4, 2)), tf.float32)  # dx = 3
+    epsilon = tf.constant([[0.5, -2.0]])
+    perturbation = ensemble.motion_perturbation(motion, epsilon, 3, 2.0, 10.0).numpy()
+    scale = 60.0 * 2.0 / 10.0  # km/h per (pixel per 10-minute step) at 2 km
+    along = (10.88 * 30.0 ** 0.23 - 7.68) * 0.5 / scale
+    across = (5.76 * 30.0 ** 0.31 - 2.72) * -2.0 / scale
+    # across the motion: pysteps' V_perp = (-v, u) in (x, y), here (dx, -dy) in (dy, dx)
+    np.testing.assert_allclose(perturbation[0, 2, 2], [across, along], rtol=1e-5)
+    still = ensemble.motion_perturbation(tf.zeros([1, 4, 4, 2]), epsilon, 3, 2.0, 10.0)
+    assert np.all(still.numpy() == 0.0)
+
+
+def test_laplace_draws_have_unit_variance():
+    draws = ensemble.laplace_draws([20000, 2], keras.random.SeedGenerator(0)).numpy()
+    assert abs(draws.mean()) < 0.05 and draws.var() == pytest.approx(1.0, abs=0.08)
+
+
+def test_config_round_trips_and_a_model_without_advection_is_refused():
+    wrapper = ensemble.MotionEnsemble(tiny_model(), 5, seed=2, **GRID)
+    config = wrapper.get_config()
+    again = ensemble.MotionEnsemble.from_config(config)
+    assert again.get_config() == config and again.num_members == 5
+    head = wrapper.member_head
+    assert ensemble.PerturbedMotionHead.from_config(head.get_config()).get_config() == \
+        head.get_config()
+    with pytest.raises(ValueError, match="advection_prior"):
+        ensemble.MotionEnsemble(tiny_model(advection_prior=False), 2, **GRID)
+
+
+def test_exceedance_probabilities_count_members_in_mm_per_hour():
+    metadata = {"value_mapping": units.rain_rate_mapping()}
+    rng = np.random.default_rng(0)
+    members = rng.uniform(0.0, 0.6, (2, 5, 3, 8, 8, 1)).astype(np.float32)
+    probabilities = ensemble.exceedance_probabilities(members, (1.0, 5.0), metadata).numpy()
+    rates = units.pixels_to_rain_rate(members, metadata)
+    for index, threshold in enumerate((1.0, 5.0)):
+        np.testing.assert_allclose(probabilities[:, index],
+                                   np.mean(rates >= threshold, axis=1), atol=1e-6)
+    assert 0.05 < probabilities[:, 1].mean() < probabilities[:, 0].mean() < 0.95
