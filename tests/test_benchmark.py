@@ -1,4 +1,5 @@
-"""tools/benchmark.py: the conv peak times every convolution it credits."""
+"""analysis/benchmarking.py (behind tools/benchmark.py): the conv peak times every convolution
+it credits."""
 
 import os
 import subprocess
@@ -9,11 +10,9 @@ import pytest
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _PROGRAM = """
-import sys
-sys.path.insert(0, "tools")
 import tensorflow as tf
-import benchmark
-conv_pass = benchmark.make_conv_pass(3, 8, 16, 2, 8, tf.float32, backward=True)
+from predrnn_tf.analysis import benchmarking
+conv_pass = benchmarking.make_conv_pass(3, 8, 16, 2, 8, tf.float32, backward=True)
 result = conv_pass()
 print("RESULT", tf.nest.map_structure(lambda tensor: tuple(tensor.shape), result))
 """

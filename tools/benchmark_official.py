@@ -6,17 +6,18 @@ On a CPU without AVX512_BF16/AMX the bfloat16 rows still run and are labelled "e
 
 In one process, alternating in rounds to cancel the drift of a shared machine (TF float32,
 TF mixed_bfloat16, official float32, official bfloat16 autocast; then again), times:
-  - our train update (tools/benchmark.py ``time_updates``), per ``--precisions``, plus float32
+  - our train update (tools/benchmarking.py ``time_updates``), per ``--precisions``, plus float32
     with ``--remat`` (``--remat_row``) and our compiled float32 forecast (``--forecast_row``,
     forward only, against the forward-only conv peak);
-  - the official update (tools/official_pytorch_predrnn.py ``OfficialModel.train``: forward,
+  - the official update (predrnn_tf/interop/official_predrnn.py ``OfficialModel.train``:
+    forward,
     MSE + decouple_beta * decoupling loss, backward, Adam step) in float32, and in bfloat16
     under ``torch.autocast("cpu")`` when mixed_bfloat16 is asked for;
   - each framework's conv peak: forward + backward at the model's own conv shapes, weighted
-    as in an update (tools/benchmark.py ``measure_conv_peak`` for TF; the same for PyTorch).
+    as in an update (tools/benchmarking.py ``measure_conv_peak`` for TF; the same for PyTorch).
 Both frameworks use all cores (torch.set_num_threads; TF's default thread pools). Prints a
 Markdown table (s/update, speed-up vs official float32, achieved GFLOP/s from the analytic
-FLOPs of tools/benchmark.py ``update_flops``, the framework's conv peak, their ratio) and the
+FLOPs of tools/benchmarking.py ``update_flops``, the framework's conv peak, their ratio) and the
 machine load. Accepts any training flagfile; only the model sizes matter.
 """
 
@@ -27,18 +28,25 @@ import os
 import sys
 import time
 
-import benchmark  # tools/benchmark.py defines the config and timing flags
 from absl import flags
 
+from predrnn_tf.analysis import benchmarking
 from predrnn_tf.cli.flag_parsing import (
     config_from_flags,
+    define_config_flags,
     import_tensorflow_quietly,
     run_app,
     run_or_exit,
 )
 from predrnn_tf.config import ConfigError
 
-flags.FLAGS.set_default("precisions", "float32,mixed_bfloat16")
+define_config_flags()
+flags.DEFINE_string("precisions", "float32,mixed_bfloat16", "Comma-separated precisions of our "
+                    "update to time.")
+flags.DEFINE_integer("warmup_steps", 1, "Untimed updates (tracing and first-call costs).")
+flags.DEFINE_integer("steps", 3, "Timed updates.")
+flags.DEFINE_integer("peak_repeats", 3, "Repetitions of each conv when measuring the peak.")
+flags.DEFINE_string("workdir", None, "Unused (accepted so training flagfiles work).")
 flags.DEFINE_integer("rounds", 2, "Alternating rounds; each times every row --steps times.")
 flags.DEFINE_integer("torch_threads", 0, "PyTorch intra-op threads (0 = the usable cores).")
 flags.DEFINE_boolean("remat_row", True, "Also time our float32 update with --remat.")
@@ -87,7 +95,7 @@ def torch_conv_peak(config, dtype_name: str | None, repeats: int) -> float:
     dtype = getattr(torch, dtype_name) if dtype_name else torch.float32
     size, batch = config.patched_width, config.batch_size
     distinct = {}
-    for k, cin, cout, count in benchmark.conv_shapes(config):
+    for k, cin, cout, count in benchmarking.conv_shapes(config):
         distinct[(k, cin, cout)] = distinct.get((k, cin, cout), 0) + count
     total_flops, total_time = 0.0, 0.0
     for (k, cin, cout), count in distinct.items():
@@ -98,26 +106,28 @@ def torch_conv_peak(config, dtype_name: str | None, repeats: int) -> float:
             outputs = F.conv2d(inputs, kernel, padding=padding)
             return torch.autograd.grad(outputs.float().sum(), [inputs, kernel])
 
-        total_flops += 3.0 * benchmark.conv_flops(k, cin, cout, batch, size) * count
-        total_time += benchmark.best_seconds(forward_backward, repeats) * count
+        total_flops += 3.0 * benchmarking.conv_flops(k, cin, cout, batch, size) * count
+        total_time += benchmarking.best_seconds(forward_backward, repeats) * count
     return total_flops / total_time / 1e9
 
 
 def time_official_updates(config, dtype_name: str | None, warmup: int, steps: int) -> float:
     """Seconds per official update on a random patched batch and a random 0/1 mask."""
     import numpy as np
-    import official_pytorch_predrnn as official
     import torch
+
+    from predrnn_tf.interop import official_predrnn
 
     torch.manual_seed(config.seed)
     autocast = getattr(torch, dtype_name) if dtype_name else None
-    model = official.OfficialModel(config, autocast_dtype=autocast)
+    model = official_predrnn.OfficialModel(config, autocast_dtype=autocast)
     rng = np.random.default_rng(0)
     shape = (config.batch_size, config.total_length, config.img_width, config.img_width,
              config.img_channel)
-    frames = official.reshape_patch(rng.random(shape, dtype=np.float32), config.patch_size)
-    flags_shape = (config.batch_size, official.official_mask_length(config))
-    mask = official.official_mask((rng.random(flags_shape) < 0.5).astype(np.float32), config)
+    frames = official_predrnn.reshape_patch(rng.random(shape, dtype=np.float32), config.patch_size)
+    flags_shape = (config.batch_size, official_predrnn.official_mask_length(config))
+    coin_flips = (rng.random(flags_shape) < 0.5).astype(np.float32)
+    mask = official_predrnn.official_mask(coin_flips, config)
     for _ in range(warmup):
         model.train(frames, mask)
     start = time.perf_counter()
@@ -131,9 +141,9 @@ def measure_tf(row: Row, config, warmup: int, steps: int, repeats: int) -> None:
 
     keras.config.set_dtype_policy("float32")
     precise = config.replace(precision=row.precision, remat=row.remat)
-    row.peaks.append(benchmark.measure_conv_peak(precise, row.precision, repeats,
+    row.peaks.append(benchmarking.measure_conv_peak(precise, row.precision, repeats,
                                                  backward=not row.forecast))
-    timer = benchmark.time_forecasts if row.forecast else benchmark.time_updates
+    timer = benchmarking.time_forecasts if row.forecast else benchmarking.time_updates
     row.seconds.append(timer(precise, warmup, steps))
     keras.config.set_dtype_policy("float32")
 
@@ -190,7 +200,7 @@ def precision_name(row: Row) -> str:
     name = row.precision
     if row.framework.startswith("PyTorch") and row.precision == "mixed_bfloat16":
         name = "bfloat16 autocast"
-    if row.precision == "mixed_bfloat16" and not benchmark.native_bfloat16():
+    if row.precision == "mixed_bfloat16" and not benchmarking.native_bfloat16():
         name += " (emulated: no AVX512_BF16/AMX)"
     if row.remat:
         name += " --remat"
@@ -250,7 +260,7 @@ def format_goals(rows: list[Row], flops: float) -> list[str]:
         lines.append(f"TF float32 {official32.mean_seconds / tf32.mean_seconds:.2f}x the "
                      f"official float32 speed (goal >= 1.0x: never slower)")
     if tf16:
-        native = benchmark.native_bfloat16()
+        native = benchmarking.native_bfloat16()
         note = "" if native else " (emulated here: no AVX512_BF16/AMX, not a goal)"
         lines.append(f"TF mixed_bfloat16 update at {100 * _peak_share(tf16, flops):.0f}% of "
                      f"the same-run TF bfloat16 conv peak (goal >= 75% on AVX512_BF16/AMX)"
@@ -300,7 +310,7 @@ def main(argv):
                 raise ConfigError(f"--{name}={FLAGS[name].value} must be >= {minimum}")
         load_before = os.getloadavg()
         start = time.perf_counter()
-        flops = benchmark.update_flops(config)
+        flops = benchmarking.update_flops(config)
 
         def log(line):
             print(line, file=sys.stderr, flush=True)

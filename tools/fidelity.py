@@ -38,9 +38,9 @@ import time
 
 from absl import flags
 
-from predrnn_tf.cli import flag_parsing as project_flags
+from predrnn_tf.cli import flag_parsing
 
-project_flags.import_tensorflow_quietly()
+flag_parsing.import_tensorflow_quietly()
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -87,14 +87,15 @@ def make_official_model(config: Config):
     convolutions on CPU reorder every input, output and weight into oneDNN's blocked layout
     at every call; NHWC needs no reorder of the activations).
     """
-    import official_pytorch_predrnn as official
     import torch
+
+    from predrnn_tf.interop import official_predrnn
 
     if _OFFICIAL_THREADS.value < 0:
         raise ConfigError(f"--official_threads must be >= 0, got {_OFFICIAL_THREADS.value}")
     if _OFFICIAL_THREADS.value:
         torch.set_num_threads(_OFFICIAL_THREADS.value)
-    return official.OfficialModel(config, memory_format=torch.channels_last)
+    return official_predrnn.OfficialModel(config, memory_format=torch.channels_last)
 
 
 def issue_config(seed: int, keras_adam: bool = False) -> Config:
@@ -108,17 +109,16 @@ def issue_config(seed: int, keras_adam: bool = False) -> Config:
 # --- mode=updates ----------------------------------------------------------------------------
 def compare_updates(config: Config, steps: int) -> dict:
     """Our train step and the official update from the same weights, batches and masks."""
-    import official_pytorch_predrnn as official
     import torch
 
-    from predrnn_tf.interop import pytorch as interop
+    from predrnn_tf.interop import official_predrnn, pytorch
     from predrnn_tf.training import schedules
     from predrnn_tf.training.trainer import Trainer
 
     trainer = Trainer(config, os.path.join(_OUTPUT_DIR.value, "updates_tmp"),
                       tf.distribute.get_strategy())
     reference = make_official_model(config)
-    state = interop.model_state_dict(trainer.model, config)
+    state = pytorch.model_state_dict(trainer.model, config)
     reference.network.load_state_dict({key: torch.from_numpy(value.copy())
                                        for key, value in state.items()})
     train = fidelity.load_split(config.data_dir, "mnist", "train", config.total_length,
@@ -133,11 +133,11 @@ def compare_updates(config: Config, steps: int) -> dict:
         encoder, decoder = schedules.sampling_probabilities(config, step)
         mask = schedules.draw_mask(generator, config.batch_size, encoder, decoder, config)
         ours = step_function(trainer.train_iterator, encoder, decoder)
-        full_mask = official.official_mask(mask.numpy(), config)
-        patched = official.reshape_patch(frames, config.patch_size)
+        full_mask = official_predrnn.official_mask(mask.numpy(), config)
+        patched = official_predrnn.reshape_patch(frames, config.patch_size)
         loss = reference.train(patched, full_mask)
         loss = (loss + reference.train(np.flip(patched, axis=1).copy(), full_mask)) / 2.0
-        ours_state = interop.model_state_dict(trainer.model, config)
+        ours_state = pytorch.model_state_dict(trainer.model, config)
         theirs = reference.network.state_dict()
         worst = max(float(np.max(np.abs(ours_state[key] - theirs[key].numpy())) /
                           max(float(np.max(np.abs(theirs[key].numpy()))), 1e-12))
@@ -197,14 +197,15 @@ def evaluate_ours(workdir: str, test: np.ndarray, input_length: int) -> dict:
 
 def train_official(config: Config, train: np.ndarray, test: np.ndarray,
                    state_path: str) -> dict:
-    """The transcription trained with the official loop, then tested like the official.
+    """The transcription trained with the official loop, then tested like the official_predrnn.
 
     Resumable: every ``_OFFICIAL_SAVE_EVERY`` iterations the weights, Adam's state, the data
     order and the mask generator are saved to ``state_path``; a later run continues there
     (the same updates as one uninterrupted run: tests/test_torch_import.py).
     """
-    import official_pytorch_predrnn as official
     import torch
+
+    from predrnn_tf.interop import official_predrnn
 
     torch.manual_seed(config.seed)
     model = make_official_model(config)
@@ -220,9 +221,9 @@ def train_official(config: Config, train: np.ndarray, test: np.ndarray,
     clock = time.monotonic()
     for iteration in range(start + 1, config.max_iterations + 1):
         frames = train[order.next_indices()].astype(np.float32) / 255.0
-        patched = official.reshape_patch(frames, config.patch_size)
-        mask = official.official_mask(fidelity.official_reverse_mask(config, iteration, rng),
-                                      config)
+        patched = official_predrnn.reshape_patch(frames, config.patch_size)
+        reverse_mask = fidelity.official_reverse_mask(config, iteration, rng)
+        mask = official_predrnn.official_mask(reverse_mask, config)
         model.train(patched, mask)
         model.train(np.flip(patched, axis=1).copy(), mask)  # reverse_input
         if iteration % _OFFICIAL_SAVE_EVERY == 0:
@@ -238,19 +239,20 @@ def train_official(config: Config, train: np.ndarray, test: np.ndarray,
 
 def official_forecast(model, inputs: np.ndarray, config: Config) -> np.ndarray:
     """``trainer.test``: the official test mask (true inputs, then its own predictions)."""
-    import official_pytorch_predrnn as official
     import torch
+
+    from predrnn_tf.interop import official_predrnn
 
     batch = inputs.shape[0]
     padded = np.concatenate([inputs, np.zeros((batch, config.output_length, *inputs.shape[2:]),
                                               np.float32)], axis=1)
     flags_ = np.zeros((batch, config.total_length - 2), np.float32)
     flags_[:, :config.input_length - 1] = 1.0
-    mask = official.official_mask(flags_, config)
+    mask = official_predrnn.official_mask(flags_, config)
     with torch.no_grad():
-        generated = model.network(torch.FloatTensor(official.reshape_patch(
+        generated = model.network(torch.FloatTensor(official_predrnn.reshape_patch(
             padded, config.patch_size)), torch.FloatTensor(mask))[0]
-    frames = official.reshape_patch_back(generated.numpy(), config.patch_size)
+    frames = official_predrnn.reshape_patch_back(generated.numpy(), config.patch_size)
     return frames[:, -config.output_length:]
 
 
@@ -292,5 +294,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    project_flags.run_tool(main, errors=(ValueError, OSError, ImportError,
+    flag_parsing.run_tool(main, errors=(ValueError, OSError, ImportError,
                                          subprocess.CalledProcessError))

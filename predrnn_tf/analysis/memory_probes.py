@@ -22,10 +22,8 @@ import json
 import os
 import resource
 import subprocess
-import sys
 import time
 
-BENCHMARK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmark.py")
 MIB = 2 ** 20
 
 
@@ -75,11 +73,21 @@ def probe(config, size: int, remat: bool, warmup: int) -> dict:
             "warmup": warmup}
 
 
-def run_probe(size: int, remat: bool, warmup: int, argv: list[str]) -> dict:
-    """Runs :func:`probe` in a fresh ``tools/benchmark.py`` child and returns its result."""
-    command = [sys.executable, BENCHMARK, *argv, f"--memory_probe={size}:{int(remat)}",
-               f"--memory_warmup={warmup}", "--memory_sizes=", "--steps=0",
-               "--forecast_steps=0"]
+def run_probe(size: int, remat: bool, warmup: int, command: list[str]) -> dict:
+    """Runs :func:`probe` in a fresh child and returns its result.
+
+    Args:
+      size: the image size of the probe.
+      remat: whether the probe recomputes activations (``--remat``).
+      warmup: untimed updates before the measured one.
+      command: the program and its flags, ``[python, tools/benchmark.py, *flags]``; the
+        probe's own flags are appended.
+
+    Returns:
+      The child's ``MEMORY`` line as a dict.
+    """
+    command = [*command, f"--memory_probe={size}:{int(remat)}", f"--memory_warmup={warmup}",
+               "--memory_sizes=", "--steps=0", "--forecast_steps=0"]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     for line in result.stdout.splitlines():
         if line.startswith("MEMORY "):
@@ -99,7 +107,7 @@ def extrapolate(plain: dict[int, dict], size: int) -> float | None:
     return plain[large]["tf_mib"] + slope * (size ** 2 - large ** 2)
 
 
-def measure(sizes: list[int], plain_max: int, warmup: int, argv: list[str],
+def measure(sizes: list[int], plain_max: int, warmup: int, command: list[str],
             log=print) -> tuple[dict, dict]:
     """Plain (sizes <= ``plain_max``) and remat results by size, one child each."""
     plain, remat = {}, {}
@@ -107,7 +115,7 @@ def measure(sizes: list[int], plain_max: int, warmup: int, argv: list[str],
         for use_remat, results in ((False, plain), (True, remat)):
             if not use_remat and size > plain_max:
                 continue
-            results[size] = run_probe(size, use_remat, warmup, argv)
+            results[size] = run_probe(size, use_remat, warmup, command)
             row = results[size]
             log(f"memory {size}x{size} remat={use_remat}: {row['tf_mib']:.0f} MiB tensors, "
                 f"{row['rss_mib']:.0f} MiB RSS, {row['seconds']:.1f} s under load "

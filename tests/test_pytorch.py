@@ -1,7 +1,7 @@
 """Parity with the official PyTorch PredRNN (thuml/predrnn-pytorch) through its checkpoints.
 
 The official modules (core/layers/SpatioTemporalLSTMCell*.py, core/models/predrnn*.py,
-core/utils/preprocess.py reshape_patch) are transcribed in tools/official_pytorch_predrnn.py,
+core/utils/preprocess.py reshape_patch) are transcribed in predrnn_tf/interop/official_predrnn.py,
 keeping their key names, shapes and forward passes. The only change: the forward passes also
 return the decoupling loss, which the official code folds into its training loss.
 """
@@ -21,14 +21,14 @@ nn = torch.nn
 from predrnn_tf.checkpoints import restore  # noqa: E402
 from predrnn_tf.config import Config  # noqa: E402
 from predrnn_tf.interop import pytorch  # noqa: E402
-from predrnn_tf.masks import forecast_mask, mask_length  # noqa: E402
-from predrnn_tf.models.builder import build_model  # noqa: E402
-from tools.official_pytorch_predrnn import (  # noqa: E402
+from predrnn_tf.interop.official_predrnn import (  # noqa: E402
     build_official_network,
     official_mask,
     reshape_patch,
     reshape_patch_back,
 )
+from predrnn_tf.masks import forecast_mask, mask_length  # noqa: E402
+from predrnn_tf.models.builder import build_model  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREDICTION_TOLERANCE = 1e-4
@@ -407,7 +407,7 @@ def test_an_interrupted_official_training_run_continues_exactly(tmp_path):
     """tools/fidelity.py --mode=train resumes the official run from OfficialModel.save and
     OfficialOrder.get_state: the updates after a restore equal those of one run."""
     from predrnn_tf.analysis.fidelity import OfficialOrder, official_reverse_mask
-    from tools.official_pytorch_predrnn import OfficialModel
+    from predrnn_tf.interop.official_predrnn import OfficialModel
 
     config = make_config().replace(batch_size=2)
     sequences = np.random.default_rng(0).random((6, 7, 16, 16, 1)).astype(np.float32)
@@ -441,7 +441,7 @@ def test_an_interrupted_official_training_run_continues_exactly(tmp_path):
 def test_official_updates_in_channels_last_equal_the_official_layout(tmp_path):
     """tools/fidelity.py trains the official model with NHWC weights (much faster on CPU):
     the same updates as the NCHW network, to float32 rounding, and its state file resumes."""
-    from tools.official_pytorch_predrnn import OfficialModel
+    from predrnn_tf.interop.official_predrnn import OfficialModel
 
     config = make_config(num_hidden=(8, 8)).replace(batch_size=2)
     rng = np.random.default_rng(0)

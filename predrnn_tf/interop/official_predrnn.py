@@ -1,25 +1,28 @@
 """The official PyTorch PredRNN / PredRNN-V2 (thuml/predrnn-pytorch), transcribed.
 
-Used by the parity tests (tests/test_torch_import.py) and the side-by-side speed benchmark
-(tools/benchmark_official.py). The modules keep the official key names, shapes and forward
-passes: core/layers/SpatioTemporalLSTMCell.py and SpatioTemporalLSTMCell_v2.py,
-core/models/predrnn.py and predrnn_v2.py, core/utils/preprocess.py (reshape_patch) and the
-train update of core/models/model_factory.py. The only change: the forward passes also
+Used by the parity tests (tests/test_pytorch.py), the side-by-side speed benchmark
+(tools/benchmark_official.py) and the training fidelity check (tools/fidelity.py). The
+modules keep the official key names, shapes and forward passes:
+core/layers/SpatioTemporalLSTMCell.py and SpatioTemporalLSTMCell_v2.py, core/models/predrnn.py
+and predrnn_v2.py, core/utils/preprocess.py (reshape_patch) and the train update of
+core/models/model_factory.py. The only change: the forward passes also
 return the decoupling loss, which the official code folds into its training loss.
 
-Tool module: it imports torch at the top, so import it only where torch is wanted.
+It imports torch at the top, so import it only where torch is wanted; nothing else in the
+package imports it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import types
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from predrnn_tf import files
 
 # ---------------------------------------------------------------------------------------
 # The official code, transcribed.
@@ -372,9 +375,8 @@ class OfficialModel:
         ``path`` through a temporary name, so an interrupted save leaves the old file."""
         state = {"network": self.network.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "extra": extra}
-        temporary = f"{path}.tmp"
-        torch.save(state, temporary)
-        os.replace(temporary, path)
+        with files.atomic_write(path) as handle:
+            torch.save(state, handle)
 
     def load(self, path: str) -> dict:
         """Restores what :meth:`save` wrote; returns its ``extra`` dict."""
