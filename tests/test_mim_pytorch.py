@@ -26,7 +26,7 @@ def test_openstl_mim_imports_forecasts_the_same_and_exports_back(tmp_path):
 
     import predrnn_tf
     from predrnn_tf.config import Config
-    from predrnn_tf.models.masks import forecast_mask
+    from predrnn_tf.masks import forecast_mask
     from tools import openstl_mim_reference as reference
 
     config = Config(model_name="mim", num_hidden=(4, 4, 4), filter_size=3, patch_size=2,
