@@ -4,3 +4,6 @@ Per-dataset code (in ``converters/``) only decodes bytes; shared code normalises
 batches. May import config, errors, files and units; never models, training, evaluation,
 serving or cli/.
 """
+
+# The public modules, which tools may import; listed, not imported here (no import circle).
+__all__ = ["converters", "mixing", "reader", "schema", "sources", "synthetic_radar"]

@@ -7,3 +7,7 @@ is the one ``metrics.json`` writer; ``run.evaluate`` is ``predrnn-evaluate`` as 
 May import config, errors, files, units, checkpoints, models and data; never training,
 serving, cli/ or absl flags.
 """
+
+# The public modules, which tools may import; listed, not imported here (no import circle).
+__all__ = ["baselines", "charts", "evaluator", "lpips", "metrics", "plots", "results", "run",
+           "scores"]

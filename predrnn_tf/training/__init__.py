@@ -4,3 +4,6 @@ Owns the training loop, the optimizer, the sampling schedules, the work-director
 the loss log. May import config, errors, files, checkpoints, models, data and evaluation
 (its test pass reuses evaluation's metrics); never cli/ or absl flags.
 """
+
+# The public modules, which tools may import; listed, not imported here (no import circle).
+__all__ = ["distribution", "fault_tolerance", "loop", "schedules", "trainer"]

@@ -4,3 +4,7 @@ Per-dataset modules (``moving_mnist``, ``kth``, ``radar``) only decode bytes; ``
 ``imaging`` and ``publishing`` are shared. May import config, errors, files, units and
 ``data.schema``; never models, training, evaluation, serving or cli/.
 """
+
+# The public modules, which tools may import; listed, not imported here (no import circle).
+__all__ = ["convert", "imaging", "kth", "moving_mnist", "publishing", "radar", "radar_conversion",
+           "windows"]
