@@ -20,6 +20,8 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+from google.protobuf.message import DecodeError
+from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from predrnn_tf.config import Config, load_config
 from predrnn_tf.errors import CheckpointError
@@ -246,8 +248,76 @@ def check_variables_match(path: str, checkpoint: tf.train.Checkpoint) -> None:
                                   f"for this model")
 
 
-def restore_weights(model: PredRNN, path: str) -> None:
-    """Restores only the model weights from a training checkpoint at ``path``."""
+def stored_model_weights(path: str) -> set[str]:
+    """Paths (``model/cell_0/conv_x/_kernel``) of the model weights stored at ``path``.
+
+    Read from the checkpoint's object graph, walked breadth-first from its ``model`` child,
+    so a weight first reached through the optimizer (``optimizer/_trainable_variables/N``
+    keys) is still named by its place in the model.
+    """
+    try:
+        reader = tf.train.load_checkpoint(path)
+        graph = trackable_object_graph_pb2.TrackableObjectGraph()
+        graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    except (tf.errors.OpError, ValueError, DecodeError) as error:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({error_line(error)})"
+                              ) from error
+    roots = [child.node_id for child in graph.nodes[0].children if child.local_name == "model"]
+    seen, weights = set(roots), set()
+    queue = collections.deque((root, ("model",)) for root in roots)
+    while queue:
+        node, node_path = queue.popleft()
+        if any(attribute.name == "VARIABLE_VALUE" for attribute in graph.nodes[node].attributes):
+            weights.add("/".join(node_path))
+        for child in graph.nodes[node].children:
+            if child.node_id not in seen:
+                seen.add(child.node_id)
+                queue.append((child.node_id, node_path + (_escape_local_name(child.local_name),)))
+    return weights
+
+
+def model_weights(model: PredRNN) -> set[str]:
+    """Paths (``model/cell_0/conv_x/_kernel``) of the weights of a built ``model``."""
+    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
+    return {name[:-len(suffix)] for name in expected_variables(tf.train.Checkpoint(model=model))}
+
+
+def check_same_weights(path: str, model: PredRNN, source: str | None = None) -> None:
+    """Refuses a checkpoint holding model weights this model lacks, or lacking some it has.
+
+    A config with fewer layers than its checkpoint would otherwise load the first layers
+    silently (``expect_partial``) and forecast wrong (issue 31, bug 1).
+
+    Args:
+      path: the checkpoint path prefix.
+      model: the built model.
+      source: what to name as the config's origin (e.g. ``--workdir=W``), default ``path``.
+
+    Raises:
+      CheckpointError: one line naming the checkpoint and the first differing variables.
+    """
+    stored, expected = stored_model_weights(path), model_weights(model)
+    unused, lacking = sorted(stored - expected), sorted(expected - stored)
+    if not unused and not lacking:
+        return
+    parts = []
+    if unused:
+        parts.append(f"{len(unused)} variables the model does not use (first: {unused[0]})")
+    if lacking:
+        parts.append(f"lacks {len(lacking)} the model needs (first: {lacking[0]})")
+    raise CheckpointError(
+        f"{source or 'the config'} does not match checkpoint {path}: it holds "
+        f"{' and '.join(parts)}; restore the config.json it was trained with (num_hidden, "
+        f"model_name, memory flow), or pass another --workdir")
+
+
+def restore_weights(model: PredRNN, path: str, source: str | None = None) -> None:
+    """Restores only the model weights from a training checkpoint at ``path``.
+
+    Raises:
+      CheckpointError: when the checkpoint's model variables are not exactly the model's.
+    """
+    check_same_weights(path, model, source)
     checkpoint = tf.train.Checkpoint(model=model)
     status = checkpoint.restore(path)
     status.expect_partial()
@@ -261,18 +331,23 @@ def restore_weights(model: PredRNN, path: str) -> None:
                               ) from None
 
 
-def restore_model(config: Config, path: str, precision: str | None = None) -> PredRNN:
+def restore_model(config: Config, path: str, precision: str | None = None,
+                  source: str | None = None) -> PredRNN:
     """Builds the model of ``config`` and loads the weights of the checkpoint at ``path``.
 
     Args:
       config: the configuration the checkpoint was trained with.
       path: a checkpoint path prefix (``.../ckpt-N``).
       precision: compute precision override (default: ``config.precision``).
+      source: where ``config`` came from, for error lines (e.g. ``--workdir=W``).
+
+    Raises:
+      CheckpointError: a missing checkpoint, or one whose weights are not the model's.
     """
     if not tf.io.gfile.exists(path + ".index"):
         raise CheckpointError(f"--checkpoint={path} does not exist (no {path}.index)")
     model = build_model(config, precision=precision)
-    restore_weights(model, path)
+    restore_weights(model, path, source)
     return model
 
 

@@ -136,7 +136,9 @@ class WorkDir:
         config = self.config
         if config_changes:
             config = config.replace(**config_changes)
-        return checkpoints.restore_model(config, self.checkpoint(checkpoint), precision), config
+        source = f"--workdir={self.path} (its config.json)"
+        return checkpoints.restore_model(config, self.checkpoint(checkpoint), precision,
+                                         source), config
 
     # --- data_card.json ---------------------------------------------------------------------
     @property

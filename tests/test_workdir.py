@@ -101,6 +101,18 @@ def test_restore_model_loads_the_weights_and_applies_changes(tmp_path):
     np.testing.assert_array_equal(again.forecast(frames).numpy(), model.forecast(frames).numpy())
 
 
+@pytest.mark.parametrize("config_layers", [(4, 4), (4, 4, 4, 4)])
+def test_a_config_with_other_layers_than_its_checkpoint_is_refused(tmp_path, config_layers):
+    saved_model_workdir(str(tmp_path), config=SMALL.replace(num_hidden=(4, 4, 4)))
+    edited = json.loads((tmp_path / CONFIG_FILENAME).read_text())
+    edited["num_hidden"] = list(config_layers)
+    (tmp_path / CONFIG_FILENAME).write_text(json.dumps(edited))
+    which = "does not use.*cell_2/" if len(config_layers) < 3 else "lacks.*cell_3/"
+    with pytest.raises(CheckpointError, match=f"--workdir={tmp_path} .*does not match "
+                                              f"checkpoint .*{which}"):
+        WorkDir(str(tmp_path)).restore_model()
+
+
 # --- data_card.json ------------------------------------------------------------------------
 def test_the_card_names_unit_transform_grid_spacing_and_interval():
     card = make_card(RAIN, "fmi")
