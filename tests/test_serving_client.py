@@ -317,3 +317,20 @@ def test_response_formats_and_one_line():
     assert len(client.one_line("x" * 1000)) == client.MAX_MESSAGE_CHARACTERS
     assert client.rest_url(client.ClientOptions(server="h:1", model_name="m", model_version=3)) \
         == "http://h:1/v1/models/m/versions/3:predict"
+
+
+def test_rain_rate_models_get_mm_per_hour_without_hand_conversion():
+    rates = np.full((3, 16, 16), 0.4, np.float32)  # light rain: every value in [0, 1]
+    rates[:, :2, :2] = np.nan  # no data
+    served = {"serving_default", "predict_mm_per_hour"}
+    assert client.choose_signature(rates, served) == "predict_mm_per_hour"
+    assert client.choose_signature(rates) == "predict_dbz"  # no metadata: as before
+    sent = client.prepare_frames(rates, "predict_mm_per_hour")
+    assert sent.shape == (1, 3, 16, 16, 1) and np.isnan(sent[0, :, :2, :2]).all()
+    refused = client.ServingError('HTTP 400: Serving signature name: "predict_dbz" not found '
+                                  "in signature def (have ['predict_mm_per_hour', "
+                                  "'serving_default'])")
+    assert client.retry_signature(refused, "predict_dbz") == "predict_mm_per_hour"
+    assert client.retry_signature(refused, "serving_default") is None
+    with pytest.raises(client.ServingError, match="predict_mm_per_hour"):
+        client.prepare_frames(rates, "serving_default")

@@ -2,12 +2,14 @@
 
   python tools/make_request.py --workdir=runs/quickstart --output=request.json \
       [--npy=past.npy] [--truth_npy=future.npy] [--sequences=1] [--first=0] \
-      [--signature=auto|serving_default|predict_dbz] [--request_format=inputs|instances]
+      [--signature=auto|serving_default|predict_dbz|predict_mm_per_hour]
+      [--request_format=inputs|instances]
   curl -d @request.json http://localhost:8501/v1/models/quickstart:predict
 
 The request holds the first input_length frames of test sequences FIRST .. FIRST+N-1:
-in [0, 1] for serving_default, in the dataset's physical units (dBZ) for predict_dbz (auto:
-predict_dbz when the dataset maps pixels to dBZ). --npy writes the same frames as the .npy
+in [0, 1] for serving_default, in the dataset's physical units for predict_dbz (dBZ) and
+predict_mm_per_hour (rain rate in mm/h, NaN = no data) (auto: the physical signature of the
+dataset's value_mapping, else serving_default). --npy writes the same frames as the .npy
 that predrnn-predict and tools/serving_client.py read (physical units when the dataset has
 a value_mapping), --truth_npy the true future frames in the same units.
 """
@@ -28,9 +30,11 @@ from predrnn_tf.data import schema
 from predrnn_tf.data.sources import resolve_data_dir
 from predrnn_tf.errors import ConfigError, DataError
 from predrnn_tf.inference.forecaster import workdir_metadata
+from predrnn_tf.serving import signatures
 from predrnn_tf.workdir import WorkDir
 
-SIGNATURE_KEYS = {"serving_default": "frames", "predict_dbz": "frames_dbz"}
+SIGNATURE_KEYS = {"serving_default": "frames", "predict_dbz": "frames_dbz",
+                  "predict_mm_per_hour": "frames_mm_per_hour"}
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory (its test split).")
 _OUTPUT = flags.DEFINE_string("output", None, "The request JSON file to write.")
@@ -38,8 +42,10 @@ _NPY = flags.DEFINE_string("npy", None, "Also write the input frames as this .np
 _TRUTH_NPY = flags.DEFINE_string("truth_npy", None, "Also write the true future as this .npy.")
 _SEQUENCES = flags.DEFINE_integer("sequences", 1, "Sequences in the request (its batch).")
 _FIRST = flags.DEFINE_integer("first", 0, "Index of the first test sequence.")
-_SIGNATURE = flags.DEFINE_enum("signature", "auto", ["auto", "serving_default", "predict_dbz"],
-                               "Signature of the request (auto: predict_dbz for dBZ data).")
+_SIGNATURE = flags.DEFINE_enum(
+    "signature", "auto", ["auto", *SIGNATURE_KEYS],
+    "Signature of the request (auto: predict_dbz for dBZ data, predict_mm_per_hour for "
+    "rain-rate data, else serving_default).")
 _FORMAT = flags.DEFINE_enum("request_format", "inputs", ["inputs", "instances"],
                             "Columnar 'inputs' or row 'instances'.")
 
@@ -61,6 +67,29 @@ def test_sequences(workdir: str, first: int, count: int):
     return config, np.stack(sequences)
 
 
+def choose_signature(flag: str, mapping, dataset_name: str) -> str:
+    """``--signature``, or with ``auto`` the physical signature of ``mapping`` (ConfigError
+    when the asked physical signature does not fit the data)."""
+    physical = signatures.physical_signature(mapping)
+    if flag == "auto":
+        return physical[0] if physical else "serving_default"
+    if flag != "serving_default" and (physical is None or physical[0] != flag):
+        raise ConfigError(f"--signature={flag}: dataset {dataset_name!r} has no "
+                          f"{'dBZ' if flag == 'predict_dbz' else 'rain-rate (dBR)'} "
+                          f"value_mapping")
+    return flag
+
+
+def physical_values(frames01: np.ndarray, mapping) -> np.ndarray:
+    """[0, 1] pixels -> the mapping's physical units (mm/h with NaN = no data for rain
+    rate); unchanged without a mapping."""
+    if not mapping:
+        return frames01
+    values = units.pixels_to_values(frames01.astype(np.float64), mapping)
+    values = np.where(units.valid_pixels(frames01, mapping), values, np.nan)
+    return values.astype(np.float32)
+
+
 def run() -> None:
     for name in ("workdir", "output"):
         if not flags.FLAGS[name].value:
@@ -70,15 +99,9 @@ def run() -> None:
                           f"--sequences={_SEQUENCES.value} --first={_FIRST.value}")
     config, pixels = test_sequences(_WORKDIR.value, _FIRST.value, _SEQUENCES.value)
     mapping = units.mapping_of(workdir_metadata(WorkDir(_WORKDIR.value)))
-    signature = _SIGNATURE.value
-    if signature == "auto":
-        signature = "predict_dbz" if units.dbz_mapping(mapping) else "serving_default"
-    if signature == "predict_dbz" and not units.dbz_mapping(mapping):
-        raise ConfigError(f"--signature=predict_dbz: dataset {config.dataset_name!r} has no "
-                          f"dBZ value_mapping")
+    signature = choose_signature(_SIGNATURE.value, mapping, config.dataset_name)
     frames01 = pixels.astype(np.float32) / 255.0
-    physical = (units.pixels_to_units(frames01.astype(np.float64), mapping).astype(np.float32)
-                if mapping else frames01)
+    physical = physical_values(frames01, mapping)
     past = frames01 if signature == "serving_default" else physical
     past = past[:, :config.input_length]
     key = SIGNATURE_KEYS[signature]

@@ -6,15 +6,18 @@
   # gRPC (port 8500), a folder of PNG frames (sorted by name; the last 10 are sent):
   python tools/serving_client.py --protocol=grpc --server=localhost:8500 --model_name=radar \
       --input=frames/ --last_frames=10 --output_dir=forecast
-  # dBZ in and out (radar exports): a float .npy of dBZ values (the .npy predrnn-predict
-  # reads) goes to predict_dbz automatically (--signature=auto) and dBZ comes back.
+  # Physical units in and out (radar exports): a float .npy of dBZ or of mm/h (NaN = no
+  # data; the .npy predrnn-predict reads) goes to the model's predict_dbz or
+  # predict_mm_per_hour automatically (--signature=auto) and the same units come back.
   # Against the local stand-in: predrnn-serve --export_dir=exports --model_name=radar
 
 Writes OUTPUT_DIR/predictions.npy ([B, output_length, H, W, C] float32), predictions.png (one
 row per sequence: inputs, then the forecast) and predictions.gif, and prints the latency.
-uint8 inputs are scaled to [0, 1]; float inputs in [0, 1] go to serving_default, other float
-inputs (physical units, e.g. dBZ) to predict_dbz (``--signature=auto``, the default), so the
-.npy written back is in the units of the .npy sent, as with predrnn-predict. The picture has
+uint8 inputs are scaled to [0, 1]. With ``--signature=auto`` (the default) float inputs go to
+the model's rain-rate signature when it has one (REST: asked through the model's
+metadata), else floats outside [0, 1] to predict_dbz and floats in [0, 1] to
+serving_default, so the .npy written back is in the units of the .npy sent, as with
+predrnn-predict. The picture has
 a colour bar labelled in those units. Server errors (wrong shape or dtype, unknown model)
 print as one line.
 REST needs only numpy and OpenCV; gRPC needs ``grpcio`` and ``tensorflow-serving-api``.
@@ -42,7 +45,9 @@ from predrnn_tf.evaluation import charts, plots
 SIGNATURE_KEYS = {
     "serving_default": ("frames", "predictions"),
     "predict_dbz": ("frames_dbz", "predictions_dbz"),
+    "predict_mm_per_hour": ("frames_mm_per_hour", "predictions_mm_per_hour"),
 }
+PHYSICAL_SIGNATURES = ("predict_dbz", "predict_mm_per_hour")
 DEFAULT_PORTS = {"rest": 8501, "grpc": 8500}
 MAX_MESSAGE_CHARACTERS = 400
 
@@ -128,8 +133,8 @@ def prepare_frames(array: np.ndarray, signature: str, last_frames: int = 0,
 
     Args:
       array: ``[T, H, W]``, ``[T, H, W, C]`` or ``[B, T, H, W, C]``.
-      signature: ``predict_dbz`` takes dBZ values as they are; other signatures take
-        [0, 1] floats (uint8 and uint16 frames are scaled).
+      signature: the physical signatures take their values as they are (mm/h: NaN = no
+        data); ``serving_default`` takes [0, 1] floats (uint8 and uint16 frames are scaled).
       last_frames: keep only the last N frames of each sequence (0 = all).
       keep_dtype: send the values unchanged (no scaling or float32 cast).
     """
@@ -150,13 +155,15 @@ def prepare_frames(array: np.ndarray, signature: str, last_frames: int = 0,
         return array
     if not np.issubdtype(array.dtype, np.number):
         raise ServingError(f"frames must be numbers, got dtype {array.dtype}")
-    if signature != "predict_dbz" and np.issubdtype(array.dtype, np.integer):
+    physical = signature in PHYSICAL_SIGNATURES
+    if not physical and np.issubdtype(array.dtype, np.integer):
         return (array.astype(np.float32) / float(np.iinfo(array.dtype).max)).astype(np.float32)
     array = array.astype(np.float32)
-    if signature != "predict_dbz" and array.size and (array.min() < 0 or array.max() > 1):
+    if not physical and array.size and not (np.isfinite(array).all() and array.min() >= 0
+                                            and array.max() <= 1):
         raise ServingError(f"--signature={signature} takes frames in [0, 1], got values in "
-                           f"[{array.min():g}, {array.max():g}] (dBZ? use "
-                           "--signature=predict_dbz)")
+                           f"[{np.nanmin(array):g}, {np.nanmax(array):g}] (dBZ or mm/h? use "
+                           "--signature=predict_dbz or predict_mm_per_hour)")
     return array
 
 
@@ -264,19 +271,49 @@ def predict(frames: np.ndarray, options: ClientOptions) -> np.ndarray:
 
 
 # --- outputs ---------------------------------------------------------------------------------
-def choose_signature(array: np.ndarray) -> str:
-    """``--signature=auto``: ``predict_dbz`` for floats outside [0, 1], else serving_default."""
+def served_signatures(options: ClientOptions) -> set[str] | None:
+    """The signature names of the served model (REST metadata), or None if not known."""
+    if options.protocol != "rest":
+        return None
+    url = rest_url(options).removesuffix(":predict") + "/metadata"
+    try:
+        with urllib.request.urlopen(url, timeout=options.timeout) as response:
+            metadata = json.loads(response.read())
+        return set(metadata["metadata"]["signature_def"]["signature_def"])
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def choose_signature(array: np.ndarray, served: set[str] | None = None) -> str:
+    """``--signature=auto``: floats go to ``predict_mm_per_hour`` when the model has it,
+    else floats outside [0, 1] (or NaN) to ``predict_dbz``; the rest to serving_default."""
     array = np.asarray(array)
-    if np.issubdtype(array.dtype, np.floating) and array.size:
-        finite = array[np.isfinite(array)]
-        if finite.size == 0 or finite.min() < 0 or finite.max() > 1:
-            return "predict_dbz"
+    if not np.issubdtype(array.dtype, np.floating) or not array.size:
+        return "serving_default"
+    if served and "predict_mm_per_hour" in served:
+        return "predict_mm_per_hour"
+    finite = array[np.isfinite(array)]
+    if finite.size < array.size or finite.min() < 0 or finite.max() > 1:
+        return "predict_dbz"
     return "serving_default"
 
 
-def frame_image(frame: np.ndarray, dbz: bool, scale: int) -> np.ndarray:
-    """One frame ``[H, W, C]`` -> BGR uint8, dBZ colours for dBZ values, upscaled."""
-    if dbz:
+def retry_signature(error: ServingError, signature: str) -> str | None:
+    """The other physical signature when the server says ``signature`` is not there but
+    lists it (the local server's "not found in signature def (have [...])")."""
+    text = str(error)
+    if signature not in PHYSICAL_SIGNATURES or "not found in signature def" not in text:
+        return None
+    others = [name for name in PHYSICAL_SIGNATURES if name != signature and name in text]
+    return others[0] if others else None
+
+
+def frame_image(frame: np.ndarray, values: str, scale: int) -> np.ndarray:
+    """One frame ``[H, W, C]`` -> BGR uint8 (``values``: ``dBZ`` or ``mm/h`` colours, else
+    gray pixels), upscaled."""
+    if values == "mm/h":
+        image = plots.colorize_rain_rate(np.asarray(frame, np.float32)[..., 0])
+    elif values == "dBZ":
         image = plots.colorize_dbz(np.asarray(frame, np.float32)[..., 0])
     else:
         image = plots.frame_to_bgr(frame, None)
@@ -285,15 +322,15 @@ def frame_image(frame: np.ndarray, dbz: bool, scale: int) -> np.ndarray:
     return image
 
 
-def draw_sequences(inputs: np.ndarray, predictions: np.ndarray, dbz: bool,
+def draw_sequences(inputs: np.ndarray, predictions: np.ndarray, values: str,
                    gap: int = 4) -> np.ndarray:
     """One row per sequence: the input frames, a wider gap, then the forecast frames."""
     scale = plots.display_scale(inputs.shape[2])
     rows = []
     for sequence_inputs, sequence_predictions in zip(inputs, predictions):
-        tiles = [frame_image(frame, dbz, scale) for frame in sequence_inputs]
+        tiles = [frame_image(frame, values, scale) for frame in sequence_inputs]
         tiles.append(np.full((tiles[0].shape[0], 4 * gap, 3), 255, np.uint8))
-        tiles += [frame_image(frame, dbz, scale) for frame in sequence_predictions]
+        tiles += [frame_image(frame, values, scale) for frame in sequence_predictions]
         spaced = []
         for tile in tiles:
             spaced += [tile, np.full((tile.shape[0], gap, 3), 255, np.uint8)]
@@ -304,18 +341,19 @@ def draw_sequences(inputs: np.ndarray, predictions: np.ndarray, dbz: bool,
     image = np.concatenate(rows, axis=0)
     height = max(image.shape[0], 200)
     image = np.pad(image, ((0, height - image.shape[0]), (0, 0), (0, 0)), constant_values=255)
-    colorbar = (plots.draw_dbz_colorbar(height) if dbz else
-                plots.draw_gray_colorbar(height, 0.0, 1.0, "pixel"))
+    colorbar = {"dBZ": plots.draw_dbz_colorbar, "mm/h": plots.draw_rain_rate_colorbar}.get(
+        values, lambda rows: plots.draw_gray_colorbar(rows, 0.0, 1.0, "pixel"))(height)
     return np.concatenate([image, colorbar], axis=1)
 
 
-def animation_frames(inputs: np.ndarray, predictions: np.ndarray, dbz: bool) -> list[np.ndarray]:
+def animation_frames(inputs: np.ndarray, predictions: np.ndarray, values: str
+                     ) -> list[np.ndarray]:
     """GIF frames: every sequence side by side, one frame per step (inputs, then forecast)."""
     scale = plots.display_scale(inputs.shape[2])
     sequences = np.concatenate([inputs, predictions], axis=1)  # [B, T_in + T_out, H, W, C]
     frames = []
     for step in range(sequences.shape[1]):
-        tiles = [frame_image(sequence[step], dbz, scale) for sequence in sequences]
+        tiles = [frame_image(sequence[step], values, scale) for sequence in sequences]
         image = np.concatenate(tiles, axis=1)
         header = np.full((20, image.shape[1], 3), 255, np.uint8)
         label = (f"input {step + 1}" if step < inputs.shape[1]
@@ -325,8 +363,8 @@ def animation_frames(inputs: np.ndarray, predictions: np.ndarray, dbz: bool) -> 
     return frames
 
 
-def write_outputs(output_dir: str, inputs: np.ndarray, predictions: np.ndarray, dbz: bool,
-                  frames_per_second: float = 2.0) -> list[str]:
+def write_outputs(output_dir: str, inputs: np.ndarray, predictions: np.ndarray,
+                  values: str = "pixels", frames_per_second: float = 2.0) -> list[str]:
     """Writes predictions.npy, predictions.png and predictions.gif; returns the paths."""
     os.makedirs(output_dir, exist_ok=True)
     paths = []
@@ -336,10 +374,10 @@ def write_outputs(output_dir: str, inputs: np.ndarray, predictions: np.ndarray, 
     paths.append(npy_path)
     inputs = np.asarray(inputs, np.float32)
     png_path = os.path.join(output_dir, "predictions.png")
-    plots.write_image(png_path, draw_sequences(inputs, predictions, dbz))
+    plots.write_image(png_path, draw_sequences(inputs, predictions, values))
     paths.append(png_path)
     gif_path = os.path.join(output_dir, "predictions.gif")
-    if plots.write_gif(gif_path, animation_frames(inputs, predictions, dbz),
+    if plots.write_gif(gif_path, animation_frames(inputs, predictions, values),
                                   frames_per_second):
         paths.append(gif_path)
     return paths
@@ -355,6 +393,24 @@ def latency_line(latencies: list[float], batch_size: int) -> str:
             f"({batch_size / np.median(latencies):.2f} sequences/s at p50)")
 
 
+def first_prediction(frames: np.ndarray, options: ClientOptions, auto: bool
+                     ) -> tuple[np.ndarray, ClientOptions, float]:
+    """The first request ``(predictions, options, seconds)``; with ``--signature=auto`` a
+    physical signature the server lacks is retried once with the one it lists."""
+    start = time.perf_counter()
+    try:
+        return predict(frames, options), options, time.perf_counter() - start
+    except ServingError as error:
+        other = retry_signature(error, options.signature) if auto else None
+        if other is None:
+            raise
+    input_key, output_key = SIGNATURE_KEYS[other]
+    options = dataclasses.replace(options, signature=other, input_key=input_key,
+                                  output_key=output_key)
+    start = time.perf_counter()
+    return predict(frames, options), options, time.perf_counter() - start
+
+
 # --- entry point -----------------------------------------------------------------------------
 def define_flags() -> None:
     """Defines the client's flags (only when run as a program, so tests can import it)."""
@@ -364,8 +420,9 @@ def define_flags() -> None:
     flags.DEFINE_string("model_name", None, "Served model name.")
     flags.DEFINE_integer("model_version", 0, "Model version (0 = the newest loaded).")
     flags.DEFINE_string("signature", "auto",
-                        "serving_default ([0, 1] frames), predict_dbz (dBZ frames) or auto "
-                        "(predict_dbz for float values outside [0, 1]).")
+                        "serving_default ([0, 1] frames), predict_dbz (dBZ frames), "
+                        "predict_mm_per_hour (mm/h, NaN = no data) or auto (floats: the "
+                        "model's mm/h signature, else predict_dbz outside [0, 1]).")
     flags.DEFINE_string("input", None, "A .npy of frames or a folder of PNG frames.")
     flags.DEFINE_integer("last_frames", 0, "Send only the last N frames (0 = all).")
     flags.DEFINE_string("output_dir", "forecast", "Where predictions.npy/.png/.gif go.")
@@ -406,16 +463,18 @@ def run() -> None:
     signature = values.signature
     if signature == "auto":
         signature = "serving_default" if os.path.isdir(values.input) else \
-            choose_signature(array)
+            choose_signature(array, served_signatures(options_from_flags("serving_default")))
     options = options_from_flags(signature)
-    if options.signature == "predict_dbz" and os.path.isdir(values.input):
-        raise ServingError("--signature=predict_dbz takes dBZ values: give a .npy of dBZ, "
-                           "not PNG pixels")
+    if options.signature in PHYSICAL_SIGNATURES and os.path.isdir(values.input):
+        raise ServingError(f"--signature={options.signature} takes physical values: give a "
+                           f".npy of dBZ or mm/h, not PNG pixels")
     frames = prepare_frames(array, options.signature, values.last_frames, values.keep_dtype)
     if options.protocol == "grpc":
         import_tensorflow_quietly()
-    latencies = []
-    for _ in range(values.repeats):
+    predictions, options, latency = first_prediction(frames, options,
+                                                     values.signature == "auto")
+    latencies = [latency]
+    for _ in range(values.repeats - 1):
         start = time.perf_counter()
         predictions = predict(frames, options)
         latencies.append(time.perf_counter() - start)
@@ -423,8 +482,9 @@ def run() -> None:
           f"({options.signature}): sent {list(frames.shape)} {frames.dtype}, received "
           f"{list(predictions.shape)} {predictions.dtype}")
     print(latency_line(latencies, frames.shape[0]))
-    paths = write_outputs(values.output_dir, frames, predictions,
-                          dbz=options.signature == "predict_dbz",
+    scale_name = {"predict_dbz": "dBZ", "predict_mm_per_hour": "mm/h"}.get(options.signature,
+                                                                           "pixels")
+    paths = write_outputs(values.output_dir, frames, predictions, scale_name,
                           frames_per_second=values.frames_per_second)
     print(f"wrote {', '.join(paths)}")
 

@@ -23,6 +23,15 @@ DBZ_LEVELS = (
     (45, (253, 149, 0)), (50, (253, 0, 0)), (55, (212, 0, 0)), (60, (188, 0, 0)),
     (65, (248, 0, 253)), (70, (152, 84, 198)), (75, (40, 40, 40)),
 )  # 75 dBZ and more: near-black, never the white of the background (no echo)
+# pysteps' precipitation scale (``plot_precip_field``, colorscale "pysteps", mm/h): colour
+# of each interval [level_i, level_i+1); the last colour is every rate >= 160 mm/h.
+RAIN_RATE_LEVELS = (0.08, 0.16, 0.25, 0.4, 0.63, 1, 1.6, 2.5, 4, 6.3, 10, 16, 25, 40, 63,
+                    100, 160)
+RAIN_RATE_COLOURS = (
+    (156, 126, 148), (100, 0, 100), (175, 0, 175), (220, 0, 220), (50, 50, 200),
+    (0, 100, 255), (0, 150, 150), (0, 200, 50), (100, 255, 0), (150, 255, 0), (200, 255, 0),
+    (255, 255, 0), (255, 200, 0), (255, 160, 0), (255, 125, 0), (225, 25, 0), (139, 0, 0))
+NO_DATA_COLOUR = (192, 192, 192)  # pysteps' "bad" colour (gray, half transparent) on white
 DISPLAY_MIN_SIZE = 96
 NO_ECHO_DBZ = DBZ_LEVELS[0][0]
 
@@ -67,6 +76,36 @@ def draw_dbz_colorbar(height: int, width: int = 70) -> np.ndarray:
     return image
 
 
+def colorize_rain_rate(rate: np.ndarray) -> np.ndarray:
+    """Rain rate ``[H, W]`` in mm/h (NaN = no data) -> BGR in pysteps' precipitation scale:
+    white below 0.08 mm/h (dry), gray where there is no data."""
+    rate = np.asarray(rate, np.float64)
+    table = np.array([BACKGROUND] + [rgb[::-1] for rgb in RAIN_RATE_COLOURS], np.uint8)
+    indices = np.searchsorted(np.asarray(RAIN_RATE_LEVELS), np.nan_to_num(rate, nan=0.0),
+                              side="right")  # 0: below the first level
+    image = table[indices]
+    image[np.isnan(rate)] = NO_DATA_COLOUR[::-1]
+    return image
+
+
+def draw_rain_rate_colorbar(height: int, width: int = 70) -> np.ndarray:
+    """A vertical colour bar of pysteps' mm/h scale, each box labelled with its lower bound,
+    and a gray "no data" box under it."""
+    image = np.full((height, width, 3), BACKGROUND, np.uint8)
+    boxes = len(RAIN_RATE_COLOURS) + 1
+    top, bottom = 18, 10
+    box_height = max(4, (height - top - bottom) // boxes)
+    put_text(image, "mm/h", (6, 13), 0.42)
+    labelled = [(f"{level:g}", rgb) for level, rgb in zip(RAIN_RATE_LEVELS, RAIN_RATE_COLOURS)]
+    for index, (label, rgb) in enumerate([*reversed(labelled), ("n/a", NO_DATA_COLOUR)]):
+        y0 = top + index * box_height
+        cv2.rectangle(image, (6, y0), (22, y0 + box_height - 1), rgb[::-1], -1)
+        cv2.rectangle(image, (6, y0), (22, y0 + box_height - 1), GRID, 1)
+        if box_height >= 9 or index % 2 == 0 or label == "n/a":
+            put_text(image, label, (27, y0 + box_height - 1), 0.36)
+    return image
+
+
 def draw_gray_colorbar(height: int, low: float, high: float, label: str,
                        width: int = 70, ticks: Sequence[float] | None = None) -> np.ndarray:
     """A vertical gray bar from ``low`` (black, bottom) to ``high`` (white, top), labelled.
@@ -93,10 +132,8 @@ def draw_value_colorbar(height: int, value_mapping: dict[str, Any] | None) -> np
     """The colour bar of :func:`frame_to_bgr` in physical units: dBZ, other units, or pixels."""
     if value_mapping and str(value_mapping.get("units", "")).lower() == "dbz":
         return draw_dbz_colorbar(height)
-    if units.is_rain_rate_mapping({"value_mapping": value_mapping}):  # dBR pixels: mm/h ticks
-        ticks = units.pixels_to_rain_rate(np.array([0.0, 0.5, 1.0]), value_mapping)
-        return draw_gray_colorbar(height, float(ticks[0]), float(ticks[-1]), "mm/h",
-                                  ticks=[float(value) for value in ticks])
+    if units.is_rain_rate_mapping({"value_mapping": value_mapping}):
+        return draw_rain_rate_colorbar(height)
     if value_mapping:
         low = float(value_mapping["offset"])
         return draw_gray_colorbar(height, low, low + 255.0 * float(value_mapping["scale"]),
@@ -105,8 +142,13 @@ def draw_value_colorbar(height: int, value_mapping: dict[str, Any] | None) -> np
 
 
 def frame_to_bgr(frame01: np.ndarray, value_mapping: dict[str, Any] | None) -> np.ndarray:
-    """One [0, 1] frame ``[H, W, C]`` -> BGR: dBZ colours with a mapping, else gray/RGB."""
+    """One [0, 1] frame ``[H, W, C]`` -> BGR: dBZ colours with a dBZ mapping, pysteps'
+    precipitation colours with a rain-rate one (the no-data pixel gray), else gray/RGB."""
     frame01 = np.clip(np.asarray(frame01, np.float32), 0.0, 1.0)
+    if units.is_rain_rate_mapping({"value_mapping": value_mapping}):
+        rate = units.pixels_to_rain_rate(frame01[..., 0], value_mapping)
+        return colorize_rain_rate(np.where(units.valid_pixels(frame01[..., 0], value_mapping),
+                                           rate, np.nan))
     if value_mapping and str(value_mapping.get("units", "dBZ")).lower() == "dbz":
         return colorize_dbz(units.pixels_to_units(frame01[..., 0], value_mapping))
     pixels = (frame01 * 255.0).astype(np.uint8)

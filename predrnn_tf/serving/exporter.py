@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from predrnn_tf import files
+from predrnn_tf import files, units
 from predrnn_tf.config import PRECISIONS, Config
 from predrnn_tf.errors import ExportError
 from predrnn_tf.models.forecasting import make_forecast_function
@@ -114,7 +114,8 @@ def export_model(model, config: Config, export_dir: str, model_name: str,
       export_dir: the model base folder root (TF Serving's ``--model_base_path`` parent).
       model_name: the served model name (a folder under ``export_dir``).
       version: the version folder number; an existing version raises ExportError.
-      value_mapping: a dBZ value mapping to add the ``predict_dbz`` signature.
+      value_mapping: a dBZ value mapping (adds ``predict_dbz``) or a dBR rain-rate one (adds
+        ``predict_mm_per_hour``).
       reference_model: a float32 model with the same weights; with ``reference_frames``,
         the exported signature is compared against its forecast before publishing.
       reference_frames: inputs ``[N, input_length, W, W, C]`` for that comparison.
@@ -188,7 +189,8 @@ def export_workdir(workdir: str, export_dir: str, *, model_name: str | None = No
       warmup: write TF Serving warm-up requests.
       compare: check the exported signature against the float32 Keras model and report
         the relative L2 difference (the precision loss under a mixed policy).
-      value_mapping: the dataset's dBZ value mapping (adds ``predict_dbz``), or None.
+      value_mapping: the dataset's dBZ value mapping (adds ``predict_dbz``), or None: then
+        a rain-rate mapping of ``data_card`` adds ``predict_mm_per_hour``.
       reference_frames: inputs of the comparison (default: seeded random frames).
       reference_source: what ``reference_frames`` are, for the log (e.g. "2 test sequences").
       data_card: the work directory's ``data_card.json`` (units, grid, interval), kept in
@@ -202,6 +204,8 @@ def export_workdir(workdir: str, export_dir: str, *, model_name: str | None = No
                           f"got {precision!r}")
     checkpoint, version, model_name = export_destination(workdir, export_dir, model_name,
                                                          version, checkpoint)
+    if value_mapping is None and units.is_rain_rate_mapping(data_card):
+        value_mapping = units.mapping_of(data_card)
     model, config = WorkDir(workdir).restore_model(checkpoint, precision=precision)
     reference_model = None
     if compare:

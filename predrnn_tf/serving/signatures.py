@@ -6,6 +6,10 @@
   size-bound weights (``layer_norm``, ConvLSTM peepholes).
 - ``predict_dbz`` (datasets whose metadata maps pixels to dBZ): ``frames_dbz`` ->
   ``predictions_dbz``, the same forecast through the dataset's value mapping.
+- ``predict_mm_per_hour`` (rain-rate datasets, a dBR ``value_mapping``):
+  ``frames_mm_per_hour`` (rain rate >= 0, NaN = no data) -> ``predictions_mm_per_hour``
+  (NaN where the newest input frame has no data: outside radar coverage), converted as
+  :mod:`predrnn_tf.units` converts rain rate (the same numbers as ``predrnn-predict``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,18 @@ INPUT_KEY = "frames"
 OUTPUT_KEY = "predictions"
 DBZ_INPUT_KEY = "frames_dbz"
 DBZ_OUTPUT_KEY = "predictions_dbz"
+RAIN_RATE_SIGNATURE = "predict_mm_per_hour"
+RAIN_RATE_INPUT_KEY = "frames_mm_per_hour"
+RAIN_RATE_OUTPUT_KEY = "predictions_mm_per_hour"
+
+
+def physical_signature(value_mapping: dict[str, Any] | None) -> tuple[str, str, str] | None:
+    """``(signature, input key, output key)`` in the mapping's physical units, or None."""
+    if units.is_rain_rate_mapping(value_mapping):
+        return RAIN_RATE_SIGNATURE, RAIN_RATE_INPUT_KEY, RAIN_RATE_OUTPUT_KEY
+    if units.dbz_mapping(value_mapping):
+        return DBZ_SIGNATURE, DBZ_INPUT_KEY, DBZ_OUTPUT_KEY
+    return None
 
 
 def spatial_size_is_dynamic(config: Config) -> bool:
@@ -109,7 +125,8 @@ class ForecastModule(tf.Module):
     Args:
       model: a built :class:`~predrnn_tf.models.predrnn.PredRNN` (any precision policy).
       config: its configuration (input length, channels, frame size, patch size).
-      value_mapping: a dBZ ``value_mapping`` to add the ``predict_dbz`` function, or None.
+      value_mapping: a dBZ ``value_mapping`` (adds ``predict_dbz``), a dBR rain-rate one
+        (adds ``predict_mm_per_hour``), or None.
     """
 
     def __init__(self, model, config: Config, value_mapping: dict[str, Any] | None = None):
@@ -123,17 +140,20 @@ class ForecastModule(tf.Module):
 
         self.serve = tf.function(serve,
                                  input_signature=[tf.TensorSpec(shape, tf.float32, INPUT_KEY)])
-        self.serve_dbz = None
-        if value_mapping:
-            self.serve_dbz = tf.function(
-                make_dbz_function(model, value_mapping),
-                input_signature=[tf.TensorSpec(shape, tf.float32, DBZ_INPUT_KEY)])
+        self.serve_physical = None
+        self.physical = physical_signature(value_mapping)
+        if self.physical is not None:
+            make = (make_rain_rate_function if self.physical[0] == RAIN_RATE_SIGNATURE
+                    else make_dbz_function)
+            self.serve_physical = tf.function(
+                make(model, value_mapping),
+                input_signature=[tf.TensorSpec(shape, tf.float32, self.physical[1])])
 
     def signatures(self) -> dict[str, Any]:
         """The signature functions to pass to ``tf.saved_model.save``."""
         signatures = {SERVING_SIGNATURE: self.serve.get_concrete_function()}
-        if self.serve_dbz is not None:
-            signatures[DBZ_SIGNATURE] = self.serve_dbz.get_concrete_function()
+        if self.serve_physical is not None:
+            signatures[self.physical[0]] = self.serve_physical.get_concrete_function()
         return signatures
 
 
@@ -148,3 +168,52 @@ def make_dbz_function(model, value_mapping: dict[str, Any]):
         return {DBZ_OUTPUT_KEY: units.pixels_to_units(predictions, mapping)}
 
     return serve_dbz
+
+
+def rain_rate_to_pixels(rate: tf.Tensor, mapping: dict[str, Any]) -> tf.Tensor:
+    """mm/h (NaN = no data) -> [0, 1] pixels, as :func:`predrnn_tf.units.rain_rate_to_unit_pixels`
+    (below 0.1 mm/h: the no-rain pixel; NaN: the no-data pixel)."""
+    missing = tf.math.is_nan(rate)
+    rate = tf.where(missing, tf.zeros_like(rate), rate)
+    no_rain = float(mapping.get("no_rain_pixel", units.NO_RAIN_PIXEL))
+    dbr = 10.0 * tf.math.log(tf.maximum(rate, units.RAIN_RATE_FLOOR)) / tf.math.log(10.0)
+    pixels = tf.clip_by_value(units.units_to_pixels(dbr, mapping) * 255.0, no_rain, 255.0)
+    pixels = tf.where(rate < units.RAIN_RATE_FLOOR, no_rain, pixels)
+    pixels = tf.where(missing, float(mapping.get("no_data_pixel", units.NO_DATA_PIXEL)), pixels)
+    return pixels / 255.0
+
+
+def pixels_to_rain_rate(pixels01: tf.Tensor, mapping: dict[str, Any]) -> tf.Tensor:
+    """[0, 1] pixels -> mm/h, as :func:`predrnn_tf.units.pixels_to_rain_rate`."""
+    rate = tf.pow(10.0, units.pixels_to_units(pixels01, mapping) / 10.0)
+    dry_below = float(mapping.get("no_rain_pixel", units.NO_RAIN_PIXEL)) + units.NO_RAIN_MARGIN
+    return tf.where(pixels01 * 255.0 < dry_below, tf.zeros_like(rate), rate)
+
+
+def checked_rain_rates(frames: tf.Tensor) -> tf.Tensor:
+    """Rain rates behind a graph-side check: no infinity, nothing negative (NaN = no data)."""
+    finite_or_missing = tf.reduce_all(tf.logical_or(tf.math.is_finite(frames),
+                                                    tf.math.is_nan(frames)))
+    not_negative = tf.reduce_all(tf.logical_or(frames >= 0.0, tf.math.is_nan(frames)))
+    checks = [tf.debugging.Assert(finite_or_missing, [
+                  f"{RAIN_RATE_INPUT_KEY} must be rain rates in mm/h (NaN = no data), "
+                  f"never infinite"]),
+              tf.debugging.Assert(not_negative, [
+                  f"{RAIN_RATE_INPUT_KEY} must be rain rates >= 0 mm/h (NaN = no data)"])]
+    with tf.control_dependencies(checks):
+        return tf.identity(frames)
+
+
+def make_rain_rate_function(model, value_mapping: dict[str, Any]):
+    """``frames_mm_per_hour -> {predictions_mm_per_hour}``: the forecast in mm/h; NaN where
+    the newest input frame has no data."""
+    mapping = dict(value_mapping)
+
+    def serve_rain_rate(frames_mm_per_hour):
+        frames = checked_rain_rates(frames_mm_per_hour)
+        predictions = pixels_to_rain_rate(
+            served_forecast(model, rain_rate_to_pixels(frames, mapping)), mapping)
+        no_data = tf.math.is_nan(frames[:, -1:])  # [B, 1, H, W, C]
+        return {RAIN_RATE_OUTPUT_KEY: tf.where(no_data, float("nan"), predictions)}
+
+    return serve_rain_rate

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from predrnn_tf import files
 from predrnn_tf.config import Config
-from predrnn_tf.serving.signatures import DBZ_INPUT_KEY, DBZ_SIGNATURE, INPUT_KEY, SERVING_SIGNATURE
+from predrnn_tf.serving.signatures import INPUT_KEY, SERVING_SIGNATURE, physical_signature
 
 WARMUP_FILENAME = "tf_serving_warmup_requests"
 
@@ -71,9 +71,11 @@ def warmup_inputs(config: Config, value_mapping: dict[str, Any] | None,
     shape = (batch_size, config.input_length, config.img_width, config.img_width,
              config.img_channel)
     requests = {SERVING_SIGNATURE: {INPUT_KEY: np.zeros(shape, np.float32)}}
-    if value_mapping:
-        dbz = np.full(shape, float(value_mapping["offset"]), np.float32)
-        requests[DBZ_SIGNATURE] = {DBZ_INPUT_KEY: dbz}
+    physical = physical_signature(value_mapping)
+    if physical is not None:
+        signature, key, _ = physical
+        dry = 0.0 if signature != "predict_dbz" else float(value_mapping["offset"])
+        requests[signature] = {key: np.full(shape, dry, np.float32)}  # dry: no echo, 0 mm/h
     return requests
 
 

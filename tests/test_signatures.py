@@ -1,0 +1,68 @@
+"""The mm/h signature of a rain-rate export: the same numbers as predrnn-predict's numpy
+path, NaN for no data, any multiple of the patch size; dBZ exports keep predict_dbz."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from predrnn_tf import units
+from predrnn_tf.config import Config
+from predrnn_tf.inference.frames import physical_to_pixels
+from predrnn_tf.models.builder import build_model
+from predrnn_tf.models.forecasting import make_forecast_function
+from predrnn_tf.serving import signatures, warmup
+
+CONFIG = Config(num_hidden=(4,), filter_size=3, patch_size=4, img_width=16, input_length=3,
+                total_length=5)
+
+
+@pytest.fixture(scope="module")
+def rain_export(tmp_path_factory):
+    """(model, loaded SavedModel) of a tiny rain-rate model."""
+    model = build_model(CONFIG)
+    module = signatures.ForecastModule(model, CONFIG, units.rain_rate_mapping())
+    path = str(tmp_path_factory.mktemp("export") / "1")
+    tf.saved_model.save(module, path, signatures=module.signatures())
+    return model, tf.saved_model.load(path)
+
+
+def rain_rates(height: int, width: int) -> np.ndarray:
+    rates = np.random.default_rng(0).gamma(0.5, 3.0, (2, 3, height, width, 1))
+    rates[rates < 0.3] = 0.0
+    rates[:, :, :4, :4] = np.nan  # no data
+    return rates.astype(np.float32)
+
+
+@pytest.mark.parametrize("height, width", [(16, 16), (24, 32)])
+def test_mm_per_hour_signature_equals_the_numpy_path(rain_export, height, width):
+    model, loaded = rain_export
+    assert set(loaded.signatures) == {"serving_default", "predict_mm_per_hour"}
+    rates = rain_rates(height, width)
+    served = loaded.signatures["predict_mm_per_hour"](
+        frames_mm_per_hour=tf.constant(rates))["predictions_mm_per_hour"].numpy()
+    mapping = units.rain_rate_mapping()
+    pixels = physical_to_pixels(rates, mapping, "test")
+    expected = units.pixels_to_rain_rate(make_forecast_function(model, 2)(pixels).numpy(),
+                                         mapping)
+    assert served.shape == (2, 2, height, width, 1)
+    assert np.isnan(served[:, :, :4, :4]).all()  # no data in the newest input frame
+    np.testing.assert_allclose(served[:, :, 4:], expected[:, :, 4:], rtol=2e-4, atol=1e-5)
+
+
+def test_mm_per_hour_signature_refuses_negative_rates(rain_export):
+    _, loaded = rain_export
+    rates = rain_rates(16, 16)
+    rates[0, 0, 8, 8] = -1.0
+    with pytest.raises(tf.errors.InvalidArgumentError, match="rain rates >= 0"):
+        loaded.signatures["predict_mm_per_hour"](frames_mm_per_hour=tf.constant(rates))
+
+
+def test_physical_signature_and_warmup_follow_the_mapping():
+    assert signatures.physical_signature(units.rain_rate_mapping())[0] == "predict_mm_per_hour"
+    assert signatures.physical_signature(units.hko7_mapping())[0] == "predict_dbz"
+    assert signatures.physical_signature(None) is None
+    requests = warmup.warmup_inputs(CONFIG, units.rain_rate_mapping())
+    assert set(requests) == {"serving_default", "predict_mm_per_hour"}
+    assert (requests["predict_mm_per_hour"]["frames_mm_per_hour"] == 0).all()
+    dbz = warmup.warmup_inputs(CONFIG, units.hko7_mapping())["predict_dbz"]["frames_dbz"]
+    assert (dbz == units.hko7_mapping()["offset"]).all()
