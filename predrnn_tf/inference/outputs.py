@@ -1,6 +1,8 @@
 """What ``predrnn-predict`` writes: the forecast in physical units and pictures of it.
 
-``OUTPUT_DIR/``:
+The folder is published as a whole (:mod:`predrnn_tf.inference.publishing`): staged, every
+write checked, then renamed over ``OUTPUT_DIR`` (an earlier forecast there is replaced
+completely; a folder with other files is refused). ``OUTPUT_DIR/``:
 
 - ``predictions.npy``: ``[B, output_length, H, W, C]`` float32 in the model's physical units
   (its ``value_mapping``: e.g. dBZ, or mm/h for rain rate stored in dBR), or in [0, 1] when
@@ -10,7 +12,15 @@
   frames K = input_length + 1 ... (stored pixels, 0..255 gray or RGB);
 - ``predictions.png``: a strip per sequence (truth or inputs, forecast, persistence and,
   with pysteps, extrapolation) with a colour bar labelled in physical units;
-- ``predictions.gif``: the same as an animation (when a GIF writer is available).
+- ``predictions.gif``: the same as an animation (when a GIF writer is available);
+- a radar archive of a rain-rate model: ``forecast.nc`` (CF netCDF with the inputs, the
+  truth with ``--with_truth``, UTC times and map coordinates:
+  :mod:`~predrnn_tf.inference.forecast_netcdf`) and ``maps/`` (pysteps' precipitation scale,
+  :mod:`~predrnn_tf.inference.forecast_maps`);
+- ``predict_outputs.json``: the list of the files written.
+
+For a rain-rate model the forecast is NaN where the newest input frame has no data
+(outside radar coverage), as in the export's ``predict_mm_per_hour``.
 """
 
 from __future__ import annotations
@@ -21,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from predrnn_tf import files, units
+from predrnn_tf import units
+from predrnn_tf.inference import publishing
+from predrnn_tf.inference.forecast_netcdf import ForecastContext
 
 PREDICTIONS_FILENAME = "predictions.npy"
 STRIP_FILENAME = "predictions.png"
@@ -44,8 +56,6 @@ def to_physical(frames01: np.ndarray, mapping: dict[str, Any] | None) -> np.ndar
 def write_frame_folders(output_dir: str, inputs: np.ndarray, truth: np.ndarray | None,
                         predictions: np.ndarray) -> str:
     """``frames/N/gtI.png`` and ``pdK.png`` as the official test pass names them."""
-    from predrnn_tf.evaluation.plots import write_image
-
     root = os.path.join(output_dir, FRAMES_FOLDER)
     input_length = inputs.shape[1]
     for index in range(inputs.shape[0]):
@@ -59,7 +69,7 @@ def write_frame_folders(output_dir: str, inputs: np.ndarray, truth: np.ndarray |
         for name, frame in named:
             pixels = np.round(np.clip(frame, 0.0, 1.0) * 255.0).astype(np.uint8)
             image = pixels[..., 0] if pixels.shape[-1] == 1 else pixels[..., ::-1]
-            write_image(os.path.join(folder, name), np.ascontiguousarray(image))
+            publishing.write_png(os.path.join(folder, name), image)
     return root
 
 
@@ -75,37 +85,98 @@ def baseline_rows(inputs: np.ndarray, output_length: int) -> dict[str, np.ndarra
     return rows
 
 
+def physical_forecast(inputs: np.ndarray, predictions: np.ndarray,
+                      value_mapping: dict[str, Any] | None) -> np.ndarray:
+    """The forecast in physical units; rain rate: NaN where the newest input has no data."""
+    values = to_physical(predictions, value_mapping)
+    if not units.is_rain_rate_mapping(value_mapping):
+        return values
+    covered = units.valid_pixels(inputs[:, -1:], value_mapping)  # [B, 1, H, W, C]
+    return np.where(covered, values, np.nan).astype(np.float32)
+
+
+def observed_rain_rate(frames01: np.ndarray, value_mapping: dict[str, Any]) -> np.ndarray:
+    """Observed [0, 1] frames ``[T, H, W, 1]`` -> mm/h ``[T, H, W]``, NaN = no data."""
+    rate = to_physical(frames01, value_mapping)
+    return np.where(units.valid_pixels(frames01, value_mapping), rate, np.nan)[..., 0]
+
+
+def write_radar_products(folder: str, inputs: np.ndarray, forecast: np.ndarray,
+                         truth: np.ndarray | None, value_mapping: dict[str, Any] | None,
+                         context: ForecastContext | None) -> dict[str, str]:
+    """``forecast.nc`` and ``maps/`` of the first sequence of a rain-rate radar forecast."""
+    from predrnn_tf.inference import forecast_maps, forecast_netcdf
+
+    if context is None or not units.is_rain_rate_mapping(value_mapping):
+        return {}
+    observed = observed_rain_rate(inputs[0], value_mapping)
+    future = None if truth is None else observed_rain_rate(truth[0], value_mapping)
+    written = {"maps": forecast_maps.write_maps(folder, [*observed, *forecast[0, ..., 0]],
+                                                context, future)}
+    try:
+        written["netcdf"] = forecast_netcdf.write_netcdf(folder, forecast[0, ..., 0],
+                                                         observed, future, context)
+    except (ImportError, ValueError) as error:
+        logging.getLogger(__name__).warning("forecast.nc not written: %s", error)
+    return written
+
+
 def write_forecast(output_dir: str, inputs: np.ndarray, predictions: np.ndarray,
                    truth: np.ndarray | None = None,
                    value_mapping: dict[str, Any] | None = None, title: str = "",
-                   frames_per_second: float = 2.0) -> dict[str, str]:
-    """Writes every output of the module docstring; returns ``{kind: path}``.
+                   frames_per_second: float = 2.0,
+                   context: ForecastContext | None = None) -> dict[str, str]:
+    """Writes every output of the module docstring as one folder; returns ``{kind: path}``.
 
     Args:
-      output_dir: created if missing.
+      output_dir: new, empty, or an earlier forecast's folder (replaced as a whole).
       inputs: ``[B, input_length, H, W, C]`` in [0, 1].
       predictions: ``[B, output_length, H, W, C]`` in [0, 1].
       truth: the true future ``[B, T, H, W, C]`` in [0, 1], or None.
       value_mapping: the model's value mapping (units of the .npy and of the colour bar).
       title: drawn on the strip.
       frames_per_second: GIF frame rate.
+      context: the radar archive's times and grid (adds forecast.nc and maps/), or None.
+
+    Raises:
+      ConfigError: ``output_dir`` holds foreign files, or a write failed (nothing written).
     """
+    with publishing.staged_output_dir(output_dir) as staging:
+        written = write_outputs(staging, inputs, predictions, truth, value_mapping, title,
+                                frames_per_second, context)
+    final = os.path.abspath(output_dir)
+    return {kind: os.path.join(final, os.path.relpath(path, staging))
+            for kind, path in written.items()}
+
+
+def write_outputs(folder: str, inputs: np.ndarray, predictions: np.ndarray,
+                  truth: np.ndarray | None, value_mapping: dict[str, Any] | None,
+                  title: str, frames_per_second: float,
+                  context: ForecastContext | None) -> dict[str, str]:
+    """Writes the outputs into ``folder`` (the staging folder); returns ``{kind: path}``."""
     from predrnn_tf.evaluation import plots
 
-    os.makedirs(output_dir, exist_ok=True)
-    written = {}
-    path = os.path.join(output_dir, PREDICTIONS_FILENAME)
-    with files.atomic_path(path) as temporary, open(temporary, "wb") as stream:
-        np.save(stream, to_physical(predictions, value_mapping))
-    written["predictions"] = path
-    written["frames"] = write_frame_folders(output_dir, inputs, truth, predictions)
+    forecast = physical_forecast(inputs, predictions, value_mapping)
+    written = {"predictions": publishing.write_bytes_checked(
+        os.path.join(folder, PREDICTIONS_FILENAME), npy_bytes(forecast))}
+    written["frames"] = write_frame_folders(folder, inputs, truth, predictions)
     rows = baseline_rows(inputs, predictions.shape[1])
-    path = os.path.join(output_dir, STRIP_FILENAME)
-    plots.write_image(path, plots.draw_prediction_strips(
-        inputs, truth, predictions, value_mapping, title, baselines=rows))
-    written["strip"] = path
-    path = os.path.join(output_dir, GIF_FILENAME)
+    written["strip"] = publishing.write_png(
+        os.path.join(folder, STRIP_FILENAME), plots.draw_prediction_strips(
+            inputs, truth, predictions, value_mapping, title, baselines=rows))
+    path = os.path.join(folder, GIF_FILENAME)
     animation = plots.draw_animation_frames(inputs, truth, predictions, value_mapping)
     if plots.write_gif(path, animation, frames_per_second):
         written["gif"] = path
+    written.update(write_radar_products(folder, inputs, forecast, truth, value_mapping,
+                                        context))
     return written
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` in the .npy format, in memory."""
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()

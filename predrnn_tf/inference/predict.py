@@ -2,20 +2,29 @@
 
 Everything is read and checked (model, frames, shapes, units) and the forecast computed
 before the first file is written, so a bad input leaves nothing behind.
+
+A radar archive of a rain-rate model is forecast on the whole composite by default: its
+valid extent on the model's grid (the recipe's km/pixel), cut to a multiple of the patch
+size (:mod:`predrnn_tf.inference.radar_grid`); ``--crop`` keeps the old centred window. The
+files used (and their UTC times) are logged and listed in the summary; a file skipped
+between them (not on the model's interval) is warned about.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Any
 
 import numpy as np
 
 from predrnn_tf.errors import ConfigError, InputError
-from predrnn_tf.inference import forecaster
+from predrnn_tf.inference import forecaster, publishing, radar_grid
+from predrnn_tf.inference.forecast_netcdf import ForecastContext
 from predrnn_tf.inference.frames import RadarArchive, load_frames
 from predrnn_tf.inference.outputs import write_forecast
+from predrnn_tf.inference.radar_input import RadarSequence, read_radar_sequence
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,26 +94,81 @@ def frames_to_read(options: PredictOptions, model: forecaster.Forecaster) -> int
     return model.input_length + (options.output_length or model.trained_output_length)
 
 
+def quiet_pysteps() -> None:
+    """Imports pysteps (if installed) with its stdout banner sent to stderr, so that later
+    lazy imports print nothing and stdout stays one JSON line."""
+    try:
+        radar_grid.import_pysteps_quietly()
+    except ImportError:
+        pass
+
+
+def read_radar(options: PredictOptions, model: forecaster.Forecaster) -> RadarSequence:
+    """The radar archive's frames (the whole composite unless ``--crop``), files logged."""
+    sequence = read_radar_sequence(options.input, options.radar_archive, model.img_width,
+                                   model.data or model.value_mapping,
+                                   frames_to_read(options, model), patch_size=model.patch_size)
+    log = logging.getLogger(__name__)
+    stamps = [f"{time:%Y-%m-%d %H:%M}" for time in sequence.times or []]
+    log.warning("used %d files%s: %s", len(sequence.paths),
+                f" ({stamps[0]} .. {stamps[-1]} UTC)" if stamps else "",
+                ", ".join(os.path.basename(path) for path in sequence.paths))
+    if sequence.skipped:
+        log.warning("skipped %d files between them (not on the model's interval): %s",
+                    len(sequence.skipped),
+                    ", ".join(os.path.basename(path) for path in sequence.skipped))
+    return sequence
+
+
+def radar_context(sequence: RadarSequence, model: forecaster.Forecaster, input_length: int
+                  ) -> ForecastContext | None:
+    """The inputs' UTC times, interval and grid, or None without time stamps."""
+    interval = ((model.data or {}).get("grid") or {}).get("interval_minutes")
+    if not sequence.times or not interval:
+        return None
+    return ForecastContext(sequence.times[:input_length], float(interval),
+                           sequence.georeference)
+
+
+def files_summary(sequence: RadarSequence | None) -> dict[str, Any]:
+    """The files used and skipped (with their UTC times) for the JSON summary."""
+    if sequence is None:
+        return {}
+    times = sequence.times or [None] * len(sequence.paths)
+    used = [{"path": os.path.abspath(path),
+             "time_utc": None if time is None else f"{time:%Y-%m-%dT%H:%M:%SZ}"}
+            for path, time in zip(sequence.paths, times)]
+    return {"files": used, "skipped_files": [os.path.abspath(path) for path in
+                                             sequence.skipped],
+            "frame_size": list(sequence.pixels.shape[1:3])}
+
+
 def predict_files(options: PredictOptions) -> dict[str, Any]:
     """Forecasts from ``options.input`` and writes the outputs; returns a JSON-ready summary."""
     if not options.output_dir:
         raise ConfigError("--output_dir is required")
-    if os.path.isfile(options.output_dir):
-        raise ConfigError(f"--output_dir={options.output_dir} is a file")
+    publishing.check_output_dir(options.output_dir)
+    quiet_pysteps()
     model = load_forecaster(options)
-    frames = load_frames(options.input, model.value_mapping, channels=model.img_channel,
-                         input_units=options.input_units, radar_archive=options.radar_archive,
-                         image_size=model.img_width, metadata=model.data,
-                         last_frames=frames_to_read(options, model))
+    sequence = context = None
+    if options.radar_archive is not None:
+        sequence = read_radar(options, model)
+        frames = sequence.pixels[None]  # [1, T, H, W, 1]
+    else:
+        frames = load_frames(options.input, model.value_mapping, channels=model.img_channel,
+                             input_units=options.input_units, image_size=model.img_width,
+                             metadata=model.data)
     inputs, truth = split_sequence(frames, model.input_length, options.with_truth)
+    if sequence is not None:
+        context = radar_context(sequence, model, model.input_length)
     predictions = model.forecast(inputs, options.output_length)
     written = write_forecast(options.output_dir, inputs, predictions, truth,
                              model.value_mapping, title=os.path.basename(options.input),
-                             frames_per_second=options.frames_per_second)
+                             frames_per_second=options.frames_per_second, context=context)
     mapping = model.value_mapping or {}
     return {"model": model.source, "input": os.path.abspath(options.input),
             "sequences": int(inputs.shape[0]), "input_frames": int(inputs.shape[1]),
             "output_frames": int(predictions.shape[1]),
             "truth_frames": 0 if truth is None else int(truth.shape[1]),
-            "units": mapping.get("units", "[0, 1] pixels"),
-            "written": {key: os.path.abspath(path) for key, path in written.items()}}
+            "units": mapping.get("units", "[0, 1] pixels"), **files_summary(sequence),
+            "written": written}

@@ -36,6 +36,7 @@ import numpy as np
 
 from predrnn_tf import units
 from predrnn_tf.errors import InputError
+from predrnn_tf.inference import radar_grid
 
 # what the radar archive reading catches from the importers (DataError is a ValueError)
 IMPORT_ERRORS = (ValueError, OSError, KeyError)
@@ -204,19 +205,31 @@ def source_km(archive: RadarArchive, data: TrainingData, info: dict[str, Any],
     return source_pixel_km(shim, info, path)  # type: ignore[arg-type]
 
 
-def centre_square(field: np.ndarray, size: int, path: str, data: TrainingData) -> np.ndarray:
-    """The centred ``size`` square of a field on the recipe grid (InputError if smaller)."""
-    height, width = field.shape
-    if height < size or width < size:
-        raise InputError(f"{path}: the field is {height}x{width} pixels at "
-                         f"{data.pixel_km:g} km/pixel, smaller than the model's {size}x{size} "
-                         f"frame")
-    top, left = (height - size) // 2, (width - size) // 2
-    return field[top:top + size, left:left + size]
+@dataclasses.dataclass(frozen=True)
+class RadarSequence:
+    """The frames read from a radar archive, and where and when they lie.
+
+    Attributes:
+      pixels: ``[T, H, W, 1]`` float32 [0, 1] pixels of the model's storage.
+      paths: the files used, oldest first.
+      times: their UTC time stamps (from ``filename_pattern``), or None.
+      skipped: files between the first and the newest used that were not used (not on
+        the model's interval).
+      georeference: the frame's map coordinates, or None when the importer gives none.
+      window: the frame's window of the field on the model's grid (rain rate), or None.
+    """
+
+    pixels: np.ndarray
+    paths: list[str]
+    times: list[datetime.datetime] | None = None
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    georeference: radar_grid.Georeference | None = None
+    window: radar_grid.Window | None = None
 
 
 class _Converter:
-    """One file -> stored uint8 pixels ``[S, S]`` of the training storage, no-data counted."""
+    """One file -> a field of the training storage: rain rate on the model's grid (mm/h,
+    NaN = no data), or for dBZ the stored uint8 pixels ``[S, S]``; no-data counted."""
 
     def __init__(self, archive: RadarArchive, data: TrainingData, image_size: int):
         self.archive, self.data, self.size = archive, data, image_size
@@ -226,6 +239,7 @@ class _Converter:
         self.factor = 0.0
         self.no_data = 0
         self.valid = 0
+        self.georeference: radar_grid.Georeference | None = None
 
     def __call__(self, path: str) -> np.ndarray:
         from predrnn_tf.data.converters import imaging
@@ -259,25 +273,58 @@ class _Converter:
             self.factor = self.data.pixel_km / source_km(self.archive, self.data, info, path)
         field = imaging.prepare_rain_rate_field(values, info, self.factor, self.archive.crop,
                                                 self.data.zr_a, self.data.zr_b)
-        tile = centre_square(field, self.size, path, self.data)
-        self.no_data += int(np.isnan(tile).sum())
-        self.valid += int(np.isfinite(tile).sum())
-        return units.rain_rate_to_pixels(tile)
+        if self.georeference is None:
+            self.georeference = self._georeference(info, path, np.shape(values), field.shape)
+        return field
+
+    def _georeference(self, info: dict[str, Any], path: str, source_shape: tuple[int, ...],
+                      shape: tuple[int, ...]) -> radar_grid.Georeference | None:
+        """The source grid's georeference through the crop and the resampling."""
+        source_shape = (int(source_shape[0]), int(source_shape[1]))
+        georeference = radar_grid.georeference_from(info, source_shape) or (
+            radar_grid.pysteps_georeference(self.archive.importer, path,
+                                            dict(self.archive.importer_kwargs), source_shape))
+        if georeference is None:
+            return None
+        if self.archive.crop is not None:
+            georeference = georeference.window(radar_grid.Window(*self.archive.crop))
+        return georeference.resampled(int(shape[0]), int(shape[1]))
 
 
-def read_radar_archive(pattern: str, archive: RadarArchive, image_size: int,
-                       metadata: dict[str, Any] | None, count: int | None = None
-                       ) -> np.ndarray:
-    """Radar files (a glob or a folder) -> [0, 1] pixels ``[T, S, S, 1]`` like the training data.
+def rain_rate_window(fields: np.ndarray, data: TrainingData, image_size: int,
+                     patch_size: int | None, crop: bool, path: str) -> radar_grid.Window:
+    """The frame's window: the centred square (``crop`` or no ``patch_size``), else the
+    composite's valid extent cut to a multiple of ``patch_size``."""
+    if crop or not patch_size:
+        return radar_grid.centre_window(fields.shape[1:], image_size, path, data.pixel_km)
+    return radar_grid.cut_to_multiple(radar_grid.valid_extent(fields, path), patch_size, path,
+                                      float(data.pixel_km))
+
+
+def skipped_files(paths: list[str], used: list[str]) -> list[str]:
+    """The files between the first and the newest used file that were not used."""
+    if not used:
+        return []
+    first, last = paths.index(used[0]), paths.index(used[-1])
+    chosen = set(used)
+    return [path for path in paths[first:last + 1] if path not in chosen]
+
+
+def read_radar_sequence(pattern: str, archive: RadarArchive, image_size: int,
+                        metadata: dict[str, Any] | None, count: int | None = None,
+                        patch_size: int | None = None) -> RadarSequence:
+    """Radar files (a glob or a folder) -> frames like the training data, and their files.
 
     Args:
       pattern: ``--input``: a glob (``**`` allowed) or a folder of radar files.
       archive: the importer options.
-      image_size: the model's frame side ``S``.
+      image_size: the model's frame side ``S`` (the centred square's side).
       metadata: the training data's metadata (its ``value_mapping``, ``grid`` and
         ``details``), or a bare ``value_mapping``.
       count: the newest frames to read (None: every file, or with an interval the newest
         gap-free chain).
+      patch_size: rain rate without ``archive.crop``: the frame is the whole composite's
+        valid extent cut to a multiple of this; None: the centred ``S`` square.
 
     Raises:
       InputError: one line naming the file, flag or value.
@@ -288,16 +335,37 @@ def read_radar_archive(pattern: str, archive: RadarArchive, image_size: int,
         raise InputError(f"--filename_pattern is required: the model was trained on frames "
                          f"every {data.interval_minutes:g} min, picked by the files' time "
                          f"stamps")
+    used = pick_frames(paths, times, data.interval_minutes, count)
     convert = _Converter(archive, data, image_size)
-    stored = np.stack([convert(path) for path in pick_frames(paths, times,
-                                                             data.interval_minutes, count)])
+    fields = np.stack([convert(path) for path in used])
+    window = georeference = None
+    if data.storage == "rain_rate":
+        window = rain_rate_window(fields, data, image_size, patch_size,
+                                  archive.crop is not None, pattern)
+        fields = window.cut(fields)  # [T, h, w] mm/h, NaN = no data
+        convert.no_data, convert.valid = int(np.isnan(fields).sum()), int(
+            np.isfinite(fields).sum())
+        fields = units.rain_rate_to_pixels(fields)
+        if convert.georeference is not None:
+            georeference = convert.georeference.window(window)
     if not convert.valid:
         raise InputError(f"--input={pattern!r}: no valid pixel in any frame (all no data)")
     if convert.no_data:
         meaning = "no data (pixel 0)" if data.storage == "rain_rate" else "no echo (pixel 0)"
         logging.getLogger(__name__).warning("%s: %d no-data pixels read as %s", pattern,
                                             convert.no_data, meaning)
-    return stored_to_model_pixels(stored, data)[..., None]
+    used_times = None if times is None else [times[paths.index(path)] for path in used]
+    return RadarSequence(stored_to_model_pixels(fields, data)[..., None], used, used_times,
+                         skipped_files(paths, used), georeference, window)
+
+
+def read_radar_archive(pattern: str, archive: RadarArchive, image_size: int,
+                       metadata: dict[str, Any] | None, count: int | None = None,
+                       patch_size: int | None = None) -> np.ndarray:
+    """The pixels ``[T, H, W, 1]`` of :func:`read_radar_sequence` (the centred ``S`` square
+    unless ``patch_size`` is given)."""
+    return read_radar_sequence(pattern, archive, image_size, metadata, count,
+                               patch_size).pixels
 
 
 def stored_to_model_pixels(stored: np.ndarray, data: TrainingData) -> np.ndarray:
