@@ -6,7 +6,9 @@ Sources:
   ``[B, T, H, W, C]``. uint8 arrays are stored pixels (0..255). Float arrays are in the
   physical units of the model's ``value_mapping`` (e.g. dBZ) when it has one, else in
   [0, 1]; ``input_units="pixels"`` reads floats as [0, 1] pixels whatever the mapping.
-- a folder of PNG frames (sorted by file name), stored pixels 0..255, gray or RGB.
+- a folder of PNG frames, stored pixels 0..255, gray or RGB, in natural order of their
+  names (``2.png`` before ``10.png``); names whose order is ambiguous (``1.png`` and
+  ``01.png``) are refused, and the files used are logged.
 - a radar archive: a glob of radar files read through the converters' importers
   (``tools/make_radar.py``'s ``--importer``), converted like the model's training data
   (:mod:`predrnn_tf.inference.radar_input`: units, grid spacing, interval, frame size).
@@ -24,6 +26,9 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import pickle
+import re
+import stat
 from typing import Any
 
 import numpy as np
@@ -76,6 +81,20 @@ def physical_to_pixels(values: np.ndarray, mapping: dict[str, Any], source: str
     return np.clip(pixels, 0.0, 1.0).astype(np.float32)
 
 
+def _range_hint(array: np.ndarray) -> str:
+    """The remedy for floats outside [0, 1] when the model has no value_mapping.
+
+    "divide by 255" only for whole numbers up to 255 (stored pixels saved as floats): for
+    physical values (e.g. rain rates of a work directory that lost its data_card.json) it
+    would give a wrong forecast, so the card is named instead.
+    """
+    card = ("; physical values? the model has no value_mapping: restore its work "
+            "directory's data_card.json")
+    if array.max() <= 255 and np.array_equal(array, np.round(array)):
+        return f" (0-255 pixels? divide by 255{card})"
+    return f" ({card[2:]})"
+
+
 def scale_to_pixels(array: np.ndarray, mapping: dict[str, Any] | None, input_units: str,
                     source: str) -> np.ndarray:
     """Stored uint8 pixels, physical floats or [0, 1] floats -> float32 [0, 1] pixels."""
@@ -93,28 +112,85 @@ def scale_to_pixels(array: np.ndarray, mapping: dict[str, Any] | None, input_uni
     if not np.isfinite(array).all():
         raise InputError(f"{source} holds NaN or infinite values: replace no-data pixels by 0")
     if array.size and (array.min() < 0 or array.max() > 1):
-        hint = " (0-255 values? divide by 255)" if array.max() <= 255 else ""
         raise InputError(f"{source} must be in [0, 1], received values in "
-                         f"[{array.min():g}, {array.max():g}]{hint}")
+                         f"[{array.min():g}, {array.max():g}]{_range_hint(array)}")
     return array.astype(np.float32)
 
 
+def _npy_problem(path: str) -> str | None:
+    """Why ``path`` cannot be a .npy array, read from its header only; None if it may be."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        return "is not a regular file (a device, pipe or socket)"
+    with open(path, "rb") as stream:
+        if stream.read(4) == b"PK\x03\x04":
+            return "is a .npz archive (zip), not a .npy array: save one array with np.save"
+        stream.seek(0)
+        try:
+            major, _ = np.lib.format.read_magic(stream)
+            read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(stream, max_header_size=100_000)
+        except (ValueError, OSError, EOFError, SyntaxError) as error:
+            return f"is not a .npy array ({' '.join(str(error).split())[:160]})"
+        if dtype.hasobject:
+            return "holds Python objects (pickles), which are never loaded: save numbers"
+        needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        available = os.path.getsize(path) - stream.tell()
+    if needed > available:
+        return (f"header claims shape {tuple(shape)} ({needed} bytes) but the file holds "
+                f"{available}: truncated or damaged")
+    return None
+
+
 def read_npy(path: str) -> np.ndarray:
-    """``np.load`` without pickles; InputError naming the file when it is not an array."""
+    """``np.load`` without pickles; InputError naming the file when it is not an array.
+
+    The header is checked first, so a .npz, a device such as ``/dev/zero`` or a header
+    claiming more data than the file holds is named without reading (or allocating) it.
+    """
     try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise InputError(f"--input={path} is not a readable .npy array: "
-                         f"{' '.join(str(error).split())[:200]}") from None
+        problem = _npy_problem(path)
+        if problem is None:
+            return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, MemoryError) as error:
+        problem = f"is not a readable .npy array: {' '.join(str(error).split())[:200]}"
+    raise InputError(f"--input={path} {problem}")
+
+
+def natural_key(name: str) -> tuple[Any, ...]:
+    """Sort key reading digit runs as numbers: ``2.png`` < ``10.png``; case folded."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in re.split(r"(\d+)", name.casefold()) if part)
+
+
+def png_frame_paths(folder: str) -> list[str]:
+    """The folder's ``*.png`` in natural order (numbers as numbers); logs which were used.
+
+    Raises:
+      InputError: no PNG, or two names of the same place in the order (``1.png``, ``01.png``).
+    """
+    paths = glob.glob(os.path.join(glob.escape(folder), "*.png"))
+    if not paths:
+        raise InputError(f"--input={folder} holds no .png frames")
+    keyed = sorted((natural_key(os.path.basename(path)), path) for path in paths)
+    for (key, first), (next_key, second) in zip(keyed, keyed[1:]):
+        if key == next_key:
+            raise InputError(f"--input={folder}: the order of {os.path.basename(first)} and "
+                             f"{os.path.basename(second)} is ambiguous: rename the frames "
+                             f"so their numbers give the time order")
+    ordered = [path for _, path in keyed]
+    names = [os.path.basename(path) for path in ordered]
+    listed = ", ".join(names) if len(names) <= 6 else f"{names[0]}, {names[1]} ... {names[-1]}"
+    logging.getLogger(__name__).warning("--input=%s: read %d frames, oldest to newest: %s",
+                                        folder, len(names), listed)
+    return ordered
 
 
 def read_png_folder(folder: str, channels: int) -> np.ndarray:
-    """A folder of PNG frames (sorted by name) -> uint8 ``[T, H, W, C]``."""
+    """A folder of PNG frames (natural order of names) -> uint8 ``[T, H, W, C]``."""
     import cv2
 
-    paths = sorted(glob.glob(os.path.join(folder, "*.png")))
-    if not paths:
-        raise InputError(f"--input={folder} holds no .png frames")
+    paths = png_frame_paths(folder)
     mode = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
     frames = []
     for path in paths:
@@ -127,6 +203,22 @@ def read_png_folder(folder: str, channels: int) -> np.ndarray:
                              f"{frames[0].shape[:2]}")
         frames.append(image)
     return np.stack(frames)  # [T, H, W, C]
+
+
+def read_archive(path: str, archive: RadarArchive, image_size: int,
+                 metadata: dict[str, Any] | None, last_frames: int | None) -> np.ndarray:
+    """:func:`read_radar_archive`, with an importer's own errors as one InputError line.
+
+    An importer called without its required ``--importer_kwargs`` raises TypeError, and the
+    ``npy`` importer given PNG files an unpickling error; both name the importer here.
+    """
+    try:
+        return read_radar_archive(path, archive, image_size, metadata, last_frames)
+    except (TypeError, pickle.UnpicklingError, UnicodeDecodeError) as error:
+        raise InputError(f"--input={path} cannot be read with --importer={archive.importer} "
+                         f"({' '.join(str(error).split())[:200]}): check that the files are "
+                         f"of that format and pass the importer's required --importer_kwargs"
+                         ) from None
 
 
 def load_frames(path: str, value_mapping: dict[str, Any] | None = None, *,
@@ -157,8 +249,8 @@ def load_frames(path: str, value_mapping: dict[str, Any] | None = None, *,
     if radar_archive is not None:
         if not image_size:
             raise InputError("reading a radar archive needs image_size (the model's img_width)")
-        return read_radar_archive(path, radar_archive, image_size, metadata or value_mapping,
-                                  last_frames)[None]
+        return read_archive(path, radar_archive, image_size, metadata or value_mapping,
+                            last_frames)[None]
     if os.path.isdir(path):
         return read_png_folder(path, channels or 1)[None].astype(np.float32) / 255.0
     if not os.path.exists(path):
