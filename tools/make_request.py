@@ -30,7 +30,6 @@ from predrnn_tf.data import schema
 from predrnn_tf.data.sources import resolve_data_dir
 from predrnn_tf.errors import ConfigError, DataError
 from predrnn_tf.inference.forecaster import workdir_metadata
-from predrnn_tf.serving import signatures
 from predrnn_tf.workdir import WorkDir
 
 SIGNATURE_KEYS = {"serving_default": "frames", "predict_dbz": "frames_dbz",
@@ -70,10 +69,11 @@ def test_sequences(workdir: str, first: int, count: int):
 def choose_signature(flag: str, mapping, dataset_name: str) -> str:
     """``--signature``, or with ``auto`` the physical signature of ``mapping`` (ConfigError
     when the asked physical signature does not fit the data)."""
-    physical = signatures.physical_signature(mapping)
+    physical = ("predict_mm_per_hour" if units.is_rain_rate_mapping(mapping) else
+                "predict_dbz" if units.dbz_mapping(mapping) else None)
     if flag == "auto":
-        return physical[0] if physical else "serving_default"
-    if flag != "serving_default" and (physical is None or physical[0] != flag):
+        return physical or "serving_default"
+    if flag != "serving_default" and physical != flag:
         raise ConfigError(f"--signature={flag}: dataset {dataset_name!r} has no "
                           f"{'dBZ' if flag == 'predict_dbz' else 'rain-rate (dBR)'} "
                           f"value_mapping")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import warnings
 
 import numpy as np
 
@@ -51,8 +52,10 @@ def _pysteps_png(rate: np.ndarray, title: str, geodata: dict | None) -> bytes:
     visualization = import_pysteps_quietly("pysteps.visualization")
     figure = pyplot.figure(figsize=(6, 6 * rate.shape[0] / max(rate.shape[1], 1) + 0.6))
     try:
-        visualization.plot_precip_field(rate, geodata=geodata, units="mm/h",
-                                        colorscale="pysteps", title=title)
+        with warnings.catch_warnings():  # "cartopy package is required": no map, same plot
+            warnings.filterwarnings("ignore", message=".*cartopy.*")
+            visualization.plot_precip_field(rate, geodata=geodata, units="mm/h",
+                                            colorscale="pysteps", title=title)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     finally:

@@ -116,8 +116,12 @@ def write_radar_products(folder: str, inputs: np.ndarray, forecast: np.ndarray,
     try:
         written["netcdf"] = forecast_netcdf.write_netcdf(folder, forecast[0, ..., 0],
                                                          observed, future, context)
-    except (ImportError, ValueError) as error:
-        logging.getLogger(__name__).warning("forecast.nc not written: %s", error)
+    except (ImportError, ValueError, KeyError) as error:  # KeyError: pysteps' projection
+        partial = os.path.join(folder, forecast_netcdf.NETCDF_FILENAME)
+        if os.path.exists(partial):
+            os.remove(partial)
+        logging.getLogger(__name__).warning("forecast.nc not written: %s %s",
+                                            type(error).__name__, error)
     return written
 
 

@@ -100,7 +100,8 @@ def test_command_line_forecast_from_an_archive_is_in_mm_per_hour(rain_workdir, t
          f"--output_dir={tmp_path / 'out'}"], cwd=REPO, env=ENV, capture_output=True,
         text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(result.stdout.splitlines()) == 1, result.stdout  # no pysteps banner
+    summary = json.loads(result.stdout)
     assert summary["units"] == "mm/h" and summary["input_frames"] == 3
     model = forecaster.from_workdir(workdir)
     frames = load_frames(os.path.join(archive, "*.pgm.gz"), model.value_mapping,
