@@ -12,6 +12,6 @@ from predrnn_tf.masks import forecast_mask, mask_length
 from predrnn_tf.models.predrnn import PredRNN
 from predrnn_tf.models.registry import get_model, model_names
 
-# Names, and the public modules tools import (``builder``, ``forecasting``).
-__all__ = ["PredRNN", "builder", "forecast_mask", "forecasting", "get_model", "mask_length",
-           "model_names"]
+# Names, and the public modules tools import (``builder``, ``ensemble``, ``forecasting``).
+__all__ = ["PredRNN", "builder", "ensemble", "forecast_mask", "forecasting", "get_model",
+           "mask_length", "model_names"]
