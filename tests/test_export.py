@@ -11,8 +11,9 @@ from predrnn_tf import checkpoints, units
 from predrnn_tf.cli import export
 from predrnn_tf.config import Config
 from predrnn_tf.data import schema, synthetic_radar
+from predrnn_tf.errors import ConfigError
 from predrnn_tf.models.builder import build_model
-from predrnn_tf.serving import exporter, graph_ops, publishing, signatures, warmup
+from predrnn_tf.serving import exporter, graph_ops, local_server, publishing, signatures, warmup
 from predrnn_tf.workdir import WorkDir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -262,6 +263,21 @@ def test_relative_l2_and_model_names():
     assert publishing.default_model_name("/runs/my run/", TINY) == "my_run"
     with pytest.raises(exporter.ExportError, match="model_name"):
         publishing.check_model_name("a/b")
+
+
+@pytest.mark.parametrize("name", ["_under", "a..b", "-dash", ".hidden", "ä", "x" * 101, ""])
+def test_export_refuses_the_names_the_server_refuses(name, tmp_path):
+    with pytest.raises(exporter.ExportError, match="start with a letter or digit"):
+        publishing.version_path(str(tmp_path), name, 1)
+    with pytest.raises(ConfigError, match="start with a letter or digit"):
+        local_server.load_newest_version(str(tmp_path), name)
+
+
+def test_the_default_name_of_any_workdir_is_servable():
+    for workdir, expected in [("/runs/気象レーダー/", TINY.model_name), ("/runs/_a..b_/", "a.b"),
+                              ("/runs/räin run/", "r_in_run"), ("/runs/____", TINY.model_name)]:
+        name = publishing.default_model_name(workdir, TINY)
+        assert name == expected and publishing.model_name_problem(name) is None
 
 
 def test_layer_norm_model_is_exported_at_its_trained_size():

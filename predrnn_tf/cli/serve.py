@@ -34,7 +34,6 @@ _MAX_REQUEST_BYTES = flags.DEFINE_integer(
 
 MAX_REQUEST_BYTES = 2**31 - 1  # what one HTTP request body may hold (2 GiB)
 _HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*")
-_MODEL_NAME_CHARACTERS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def check_address() -> None:
@@ -59,15 +58,16 @@ def check_export() -> None:
     """--export_dir holds --model_name with at least one version (saved_model.pb)."""
     from predrnn_tf import files
     from predrnn_tf.errors import ConfigError
+    from predrnn_tf.serving import publishing
 
     export_dir, name = _EXPORT_DIR.value, _MODEL_NAME.value
     if not export_dir:
         raise ConfigError("--export_dir is required")
     if not os.path.isdir(export_dir):
         raise ConfigError(f"--export_dir={export_dir} is not a folder")
-    if not _MODEL_NAME_CHARACTERS.fullmatch(name or "") or ".." in name:
-        raise ConfigError(f"--model_name={name!r} must be a folder name of --export_dir: "
-                          f"letters, digits, '_', '.', '-'")
+    problem = publishing.model_name_problem(name)
+    if problem:
+        raise ConfigError(f"--model_name={name!r} {problem}")
     if not files.saved_model_versions(os.path.join(export_dir, name)):
         present = sorted(os.listdir(export_dir))
         raise ConfigError(f"--export_dir={export_dir} has no model --model_name={name!r} "

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from predrnn_tf import files
 from predrnn_tf.errors import ConfigError, RequestError
+from predrnn_tf.serving import publishing
 
 PATH_PATTERN = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(:predict)?$")
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
@@ -55,6 +56,9 @@ class ServedModel:
 
 def load_newest_version(export_dir: str, model_name: str) -> ServedModel:
     """Loads ``EXPORT_DIR/MODEL_NAME/<newest version>`` (ConfigError naming what is missing)."""
+    problem = publishing.model_name_problem(model_name)
+    if problem:
+        raise ConfigError(f"--model_name={model_name!r} {problem}")
     base = os.path.join(export_dir, model_name)
     if not os.path.isdir(base):
         present = sorted(os.listdir(export_dir)) if os.path.isdir(export_dir) else []

@@ -16,21 +16,41 @@ from predrnn_tf import files
 from predrnn_tf.config import Config
 from predrnn_tf.errors import ExportError
 
-MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def model_name_problem(model_name: str | None) -> str | None:
+    """None if ``model_name`` is servable, else why not: the ONE rule of export and server.
+
+    A served name becomes a folder of ``--export_dir`` and a URL path segment: ASCII letters,
+    digits, ``_``, ``.`` and ``-``, starting with a letter or digit, no ``..``, at most 100
+    characters.
+    """
+    if not MODEL_NAME_PATTERN.match(model_name or "") or ".." in model_name:
+        return ("must be ASCII letters, digits, '_', '.' or '-', start with a letter or digit, "
+                "hold no '..' and have at most 100 characters (it becomes a folder and a URL "
+                "path segment)")
+    return None
 
 
 def check_model_name(model_name: str) -> str:
     """Returns ``model_name`` if usable in a TF Serving path and URL, else ExportError."""
-    if not MODEL_NAME_PATTERN.match(model_name or ""):
-        raise ExportError(f"--model_name={model_name!r} must be letters, digits, '_', '.' or "
-                          "'-' (it becomes a folder and a URL path segment)")
+    problem = model_name_problem(model_name)
+    if problem:
+        raise ExportError(f"--model_name={model_name!r} {problem}")
     return model_name
 
 
 def default_model_name(workdir: str, config: Config) -> str:
-    """The work directory's folder name made URL-safe, else the architecture name."""
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.basename(os.path.normpath(workdir)))
-    return name if MODEL_NAME_PATTERN.match(name) else config.model_name
+    """The work directory's folder name made servable, else the architecture name.
+
+    Characters outside the rule become ``_`` (runs collapsed), leading and trailing
+    ``_.-`` are dropped; a name left empty or invalid (e.g. an all non-ASCII folder name)
+    gives ``config.model_name``.
+    """
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(os.path.normpath(workdir)))
+    name = re.sub(r"\.{2,}", ".", name).strip("_.-")[:100]
+    return name if model_name_problem(name) is None else check_model_name(config.model_name)
 
 
 def version_path(export_dir: str, model_name: str, version: int) -> str:
