@@ -13,4 +13,6 @@ cli/ or absl flags.
 
 from predrnn_tf.inference.frames import load_frames
 
-__all__ = ["load_frames"]
+# load_frames, and the public modules tools may import (listed, not imported here).
+__all__ = ["load_frames", "forecaster", "frames", "outputs", "predict", "pretrained_models",
+           "radar_input"]
