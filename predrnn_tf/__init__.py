@@ -25,7 +25,7 @@ from predrnn_tf.errors import ConfigError, DataError, InputError, PredRNNError
 _LAZY = {
     "build_model": "predrnn_tf.models.builder",
     "PredRNN": "predrnn_tf.models.predrnn",
-    "restore": "predrnn_tf.checkpoints",
+    "restore": "predrnn_tf.workdir",
     "train_and_evaluate": "predrnn_tf.training.loop",
     "load_frames": "predrnn_tf.inference.frames",
     "RadarArchive": "predrnn_tf.inference.frames",
