@@ -9,7 +9,9 @@ Float .npy values are in the physical units the model was trained on (e.g. dBZ; 
 dataset's value_mapping), uint8 values and PNG frames are stored pixels (0..255). Writes
 predictions.npy (physical units), frames/N/gt*.png and pd*.png per sequence (the official
 code's names), predictions.png (with persistence and extrapolation beside the forecast and
-a colour bar in physical units) and predictions.gif; prints a JSON summary line.
+a colour bar in physical units) and predictions.gif; for a radar archive of a rain-rate
+model the whole composite, forecast.nc (CF netCDF, UTC times, map coordinates) and maps/.
+The folder is replaced as a whole. Prints one JSON summary line (files used, UTC times).
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ _IMPORTER_KWARGS = flags.DEFINE_string("importer_kwargs", "{}",
 _FILENAME_PATTERN = flags.DEFINE_string(
     "filename_pattern", None, "strftime pattern of the radar file names (sort by time; "
     "default: by name).")
-_CROP = flags.DEFINE_string("crop", None, "Radar crop top,left,height,width (default: the "
-                            "largest centred square).")
+_CROP = flags.DEFINE_string(
+    "crop", None, "Radar crop top,left,height,width in source pixels; the model then sees "
+    "its centred training-size window (default: the whole composite's valid extent, cut to "
+    "a multiple of the patch size).")
 _SOURCE_PIXEL_KM = flags.DEFINE_float(
     "source_pixel_km", 0.0, "Radar files' grid spacing in km (0: the importer's metadata, "
     "else the training data's for the same importer; needed for npy/pgm/png radar files).")
