@@ -8,8 +8,10 @@ directory's data card) records it:
 
 - ``rain_rate`` storage (a dBR ``value_mapping`` and a ``grid``): each field becomes rain
   rate in mm/h (the recorded Z-R relation), is cropped at source resolution when
-  ``crop`` is given, area-averaged to the recorded km/pixel, and its centred
-  ``image_size`` square (the model's frame) is stored in dBR; frames are picked every
+  ``crop`` is given, area-averaged to the recorded km/pixel; the frame is the whole
+  composite's valid extent cut to a multiple of the patch size (``read_radar_sequence``
+  with ``patch_size``, ``predrnn-predict``'s default) or, with ``crop`` or without
+  ``patch_size``, the centred ``image_size`` square; it is stored in dBR; frames are picked every
   recorded ``interval_minutes`` back from the newest file (time stamps from
   ``filename_pattern``; a missing time is refused, never interpolated).
 - ``hko7_dbz`` storage (a dBZ ``value_mapping``): dBZ, the largest centred square (or
