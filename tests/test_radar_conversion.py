@@ -285,3 +285,33 @@ def test_killed_conversion_leaves_no_finished_looking_shard(tmp_path):
     assert not os.path.exists(schema.metadata_path(str(out), "fmi"))
     visible = [name for name in os.listdir(out) if not name.startswith(".")]
     assert visible == []
+
+
+def test_whole_test_frames_keep_every_valid_pixel(tmp_path):
+    """Train tiles, test whole composites: valid extent grown to the multiple, read back."""
+    os.makedirs(tmp_path / "npy")
+    field = np.full((30, 26), np.nan)
+    field[3:24, 5:22] = 2.0  # the valid extent: 21 x 17 pixels
+    for minute in range(0, 60, 10):
+        np.save(tmp_path / "npy" / f"rate_202001010{minute:03d}.npy", field + minute / 10)
+    metadata = radar_conversion.convert_radar(radar_conversion.RadarOptions(
+        input_glob=str(tmp_path / "npy" / "*.npy"), output_dir=str(tmp_path / "out"),
+        filename_pattern="rate_%Y%m%d%H%M", importer="npy", importer_kwargs='{"unit": "mm/h"}',
+        timestep_minutes=10, image_size=8, total_length=2, storage="rain_rate",
+        pixel_km=2.0, source_pixel_km=2.0, min_valid_fraction=0.5,
+        test_after=datetime.datetime(2020, 1, 1, 0, 30), whole_test_frames=True,
+        whole_frame_multiple=8))
+    assert (metadata["image_height"], metadata["image_width"]) == (8, 8)
+    assert (metadata["test_image_height"], metadata["test_image_width"]) == (24, 24)
+    assert metadata["whole_test_frames"]["box_on_recipe_grid"] == {
+        "top": 2, "left": 2, "height": 24, "width": 24}
+    frames, sequence_id = read_split(str(tmp_path / "out"), "radar", "test")[0]
+    assert frames.shape == (2, 24, 24, 1) and sequence_id.endswith(":whole")
+    assert (frames > 0).sum() == 2 * 21 * 17  # every valid pixel, nothing else
+    assert frames[0, 1, 3, 0] > 0 and frames[0, 0, 3, 0] == 0 and frames[0, 1, 2, 0] == 0
+    train, _ = read_split(str(tmp_path / "out"), "radar", "train")[0]
+    assert train.shape == (2, 8, 8, 1)
+    from predrnn_tf.data import reader
+    dataset = reader.make_dataset(str(tmp_path / "out"), "radar", "test", 1, 2, shuffle=False,
+                                  repeat=False, drop_remainder=False)
+    assert next(iter(dataset)).shape == (1, 2, 24, 24, 1)

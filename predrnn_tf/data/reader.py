@@ -11,6 +11,13 @@ from predrnn_tf.data import augmentation, mixing, schema
 from predrnn_tf.errors import DataError
 
 
+def frame_shape(metadata: dict[str, Any], split: str) -> tuple[int, int, int]:
+    """``(height, width, channels)`` of one split's frames (whole test composites: their own)."""
+    if split == "test" and metadata.get("test_image_height"):
+        return metadata["test_image_height"], metadata["test_image_width"], metadata["channels"]
+    return metadata["image_height"], metadata["image_width"], metadata["channels"]
+
+
 def check_metadata(metadata: dict[str, Any], config, split: str,
                    sequence_length: int | None = None) -> None:
     """Checks a dataset's metadata against the configuration; DataError names both values.
@@ -25,7 +32,8 @@ def check_metadata(metadata: dict[str, Any], config, split: str,
         raise DataError(f"the metadata of dataset {config.dataset_name!r} must be a JSON "
                         f"object, found {type(metadata).__name__}")
     name = metadata.get("name", config.dataset_name)
-    for key in ("image_height", "image_width", "channels", f"{split}_sequence_length",
+    for key in ("image_height", "image_width", "test_image_height", "test_image_width",
+                "channels", f"{split}_sequence_length",
                 "sequence_length", f"num_{split}"):
         value = metadata.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)
@@ -34,8 +42,13 @@ def check_metadata(metadata: dict[str, Any], config, split: str,
                             f"integer, found {value!r}")
     needed = sequence_length or config.total_length
     height, width = metadata.get("image_height"), metadata.get("image_width")
+    if split == "test" and metadata.get("test_image_height"):  # whole composites
+        height, width = metadata["test_image_height"], metadata.get("test_image_width")
+        if height % config.patch_size or width % config.patch_size:
+            raise DataError(f"dataset {name!r} has {height}x{width} whole test frames, not "
+                            f"multiples of --patch_size={config.patch_size}")
     # Larger frames are cropped to --img_width by the reader (centred; random with --augment).
-    if not (isinstance(height, int) and isinstance(width, int)
+    elif not (isinstance(height, int) and isinstance(width, int)
             and min(height, width) >= config.img_width
             and ((height, width) == (config.img_width, config.img_width) or height == width)):
         raise DataError(f"dataset {name!r} has {height}x{width} frames but "
@@ -181,12 +194,12 @@ def _sequences(data_dir: str, name: str, split: str, sequence_length: int, *, sh
         records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if skip_records:
         records = records.skip(skip_records)
-    frame_shape = (metadata["image_height"], metadata["image_width"], metadata["channels"])
-    sequences = records.map(_decoder(sequence_length, *frame_shape),
+    shape = frame_shape(metadata, split)
+    sequences = records.map(_decoder(sequence_length, *shape),
                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if skip_corrupt:
         sequences = sequences.ignore_errors(log_warning=True)
-    transform = augmentation.make_frame_transform(frame_shape, frame_size, augment,
+    transform = augmentation.make_frame_transform(shape, frame_size, augment,
                                                   augment_time_reversal)
     if transform is not None:
         sequences = sequences.map(transform, num_parallel_calls=tf.data.AUTOTUNE,
@@ -286,10 +299,10 @@ def scan_split(data_dir: str, name: str, split: str, sequence_length: int) -> di
       holds the count, else the number of corrupt shards (a lower bound).
     """
     metadata = schema.read_metadata(data_dir, name)
-    frame_shape = (metadata["image_height"], metadata["image_width"], metadata["channels"])
     readable, corrupt = 0, []
     for path in schema.shard_paths(data_dir, name, split):
-        count, failed = count_readable_records(path, sequence_length, frame_shape)
+        count, failed = count_readable_records(path, sequence_length,
+                                               frame_shape(metadata, split))
         readable += count
         if failed:
             corrupt.append(path)

@@ -27,7 +27,7 @@ import numpy as np
 from absl import logging
 
 from predrnn_tf import units
-from predrnn_tf.data.converters import checks, imaging, publishing, radar, windows
+from predrnn_tf.data.converters import checks, imaging, publishing, radar, whole_frames, windows
 from predrnn_tf.errors import ConfigError, DataError
 
 STORAGES = ("hko7_dbz", "rain_rate")
@@ -43,7 +43,9 @@ class RadarOptions:
     ``timestep_minutes`` is the source's interval; ``interval_minutes`` the recipe's
     (``rain_rate`` storage: must be a whole multiple of the source's, frames in between are
     skipped; 0 = the source's). ``pixel_km`` is the recipe's grid spacing; the source's
-    comes from the importer's metadata or ``source_pixel_km``.
+    comes from the importer's metadata or ``source_pixel_km``. ``whole_test_frames``
+    (``rain_rate``): the test split holds whole composites whose height and width are
+    multiples of ``whole_frame_multiple`` (:mod:`.whole_frames`) instead of tiles.
     """
 
     input_glob: str
@@ -74,6 +76,8 @@ class RadarOptions:
     tile_stride: int = 0
     min_valid_fraction: float = 0.5
     min_wet_fraction: float = 0.0
+    whole_test_frames: bool = False
+    whole_frame_multiple: int = 16
 
 
 def list_radar_files(options: RadarOptions) -> tuple[list[str], list[datetime.datetime]]:
@@ -137,6 +141,7 @@ def convert_radar(options: RadarOptions) -> dict[str, Any]:
             metadata["value_mapping"] = units.rain_rate_mapping()
             metadata["schema_version"] = SCHEMA_VERSION_NO_DATA
             metadata["grid"] = stats.pop("grid")
+            metadata.update(stats.pop("whole_frames"))
             metadata["details"].update(stats)
         else:
             metadata["value_mapping"] = units.hko7_mapping()
@@ -151,6 +156,7 @@ def _check_radar_options(options: RadarOptions) -> None:
     checks.integer("total_length", options.total_length, 1, checks.MAX_FRAMES)
     checks.integer("stride", options.stride, 1, checks.MAX_STRIDE)
     checks.integer("tile_stride", options.tile_stride, 0, checks.MAX_IMAGE_SIZE)
+    checks.integer("whole_frame_multiple", options.whole_frame_multiple, 1, 256)
     if options.no_data_pixel is not None:
         checks.integer("no_data_pixel", options.no_data_pixel, 0, 65535)
     if options.storage not in STORAGES:
@@ -233,6 +239,9 @@ class _RainRateWriter:
         self.kept = {"train": 0, "test": 0}
         self.dropped = 0
         self.field_shape: tuple[int, int] | None = None
+        self.whole = whole_frames.WholeFrameCutter(
+            options.whole_frame_multiple, options.min_valid_fraction,
+            options.min_wet_fraction) if options.whole_test_frames else None
 
     def load(self, path: str) -> np.ndarray:
         """One file -> rain rate on the recipe grid (checks units and spacing)."""
@@ -264,7 +273,11 @@ class _RainRateWriter:
                                         self.load)
         with publishing.ProgressBar(total, f"{options.name} windows") as progress:
             for split, first, frames in stream:
-                self._write_tiles(staging, split, np.stack(frames[::step]), times[first])
+                window = np.stack(frames[::step])  # [T, H, W] mm/h, NaN = no data
+                if split == "test" and self.whole is not None:
+                    self._write_whole(staging, window, times[first])
+                else:
+                    self._write_tiles(staging, split, window, times[first])
                 progress.update()
         if not self.valid_seen:
             raise DataError(f"--input_glob={options.input_glob!r}: no valid pixel in any frame "
@@ -276,10 +289,21 @@ class _RainRateWriter:
                             f"--min_wet_fraction={options.min_wet_fraction:g}")
         return {"no_data_pixels": self.no_data, "tiles_kept": dict(self.kept),
                 "tiles_dropped": self.dropped, "source_pixel_km": self.source_km,
+                "whole_frames": self.whole.metadata() if self.whole is not None else {},
                 "grid": {"pixel_km": options.pixel_km,
                          "interval_minutes": options.timestep_minutes * step,
                          "source_timestep_minutes": options.timestep_minutes,
                          "frames_skipped_between": step - 1}}
+
+    def _write_whole(self, staging: publishing.DatasetStaging, window: np.ndarray,
+                     start: datetime.datetime) -> None:
+        frames = self.whole(window)  # [T, h, w] or None (dropped)
+        if frames is None:
+            self.dropped += 1
+            return
+        pixels = units.rain_rate_to_pixels(frames)[..., np.newaxis]  # [T, h, w, 1]
+        staging.writer("test").write(pixels, f"{start:%Y%m%d%H%M}:whole")
+        self.kept["test"] += 1
 
     def _write_tiles(self, staging: publishing.DatasetStaging, split: str, window: np.ndarray,
                      start: datetime.datetime) -> None:
