@@ -82,12 +82,14 @@ class PerturbedMotionHead(RadarHead):
       interval_minutes: time between frames.
       parallel, perpendicular: BPS parameters of the two components.
       seed: seed of the members' Laplace draws.
+      num_members: the batch holds each sequence this many times in a row (tiled with
+        ``tf.repeat``): the motion is estimated once per sequence, then repeated.
       **kwargs: :class:`RadarHead` arguments (``advection_prior`` must be True).
     """
 
     def __init__(self, input_length: int, pixel_km: float, interval_minutes: float,
                  parallel=BPS_PARALLEL, perpendicular=BPS_PERPENDICULAR,
-                 seed: int | None = 0, **kwargs):
+                 seed: int | None = 0, num_members: int = 1, **kwargs):
         super().__init__(**kwargs)
         if not self.advection_prior:
             raise ValueError("a motion ensemble needs a radar head with advection_prior=True")
@@ -95,13 +97,14 @@ class PerturbedMotionHead(RadarHead):
         self.pixel_km, self.interval_minutes = float(pixel_km), float(interval_minutes)
         self.parallel = tuple(float(value) for value in parallel)
         self.perpendicular = tuple(float(value) for value in perpendicular)
-        self.seed = seed
+        self.seed, self.num_members = seed, int(num_members)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._steps, self._epsilon = 0, None
 
     def input_motion(self, input_frames: tf.Tensor) -> tf.Tensor:
         """The inputs' motion; draws each row's Laplace pair and restarts the step count."""
-        motion = super().input_motion(input_frames)  # [B, H, W, 2]
+        unique = input_frames[::self.num_members]  # [B / N, T, H, W, C]: one per sequence
+        motion = tf.repeat(super().input_motion(unique), self.num_members, axis=0)  # [B, H, W, 2]
         self._epsilon = laplace_draws(tf.stack([tf.shape(motion)[0], 2]), self.seed_generator)
         self._steps = 0
         return motion
@@ -121,7 +124,8 @@ class PerturbedMotionHead(RadarHead):
         config.update({"input_length": self.input_length, "pixel_km": self.pixel_km,
                        "interval_minutes": self.interval_minutes,
                        "parallel": list(self.parallel),
-                       "perpendicular": list(self.perpendicular), "seed": self.seed})
+                       "perpendicular": list(self.perpendicular), "seed": self.seed,
+                       "num_members": self.num_members})
         return config
 
 
@@ -178,7 +182,7 @@ class MotionEnsemble(keras.Model):
                        if key in ("advection_prior", "dry_below", "zero_mean_change")}
         self.member_head = PerturbedMotionHead(
             model.input_length, pixel_km, interval_minutes, parallel, perpendicular, seed,
-            name="perturbed_radar_head", **head_config)
+            self.num_members, name="perturbed_radar_head", **head_config)
         self.members = member_model(model, self.member_head)
 
     def build(self, frames_shape):
