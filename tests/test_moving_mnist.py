@@ -314,3 +314,59 @@ def test_a_canvas_smaller_than_the_digits_is_refused_before_any_write(tmp_path):
         convert.convert_moving_mnist(convert.MovingMnistOptions(
             output_dir=str(output), num_train=1, num_test=1, image_size=16))
     assert not output.exists()
+
+
+def scrambled_official_npz(path, num_sequences: int = 5) -> dict[str, np.ndarray]:
+    """An official-layout npz whose frame k holds the value k/255 everywhere, with the
+    input and output parts of each sequence stored apart and the sequences out of order."""
+    rng = np.random.default_rng(3)
+    frames = (np.arange(20 * num_sequences) % 256).astype(np.float32) / 255.0
+    frames = np.broadcast_to(frames[:, None, None, None], (len(frames), 1, 8, 8)).copy()
+    frames[:, :, 0, 1] = 1.0  # not symmetric: a swapped height and width would show
+    blocks = rng.permutation(2 * num_sequences)  # 10-frame blocks, shuffled
+    clips = np.zeros((2, num_sequences, 2), np.int32)
+    clips[0, :, 0], clips[1, :, 0] = 10 * blocks[::2], 10 * blocks[1::2]
+    clips[:, :, 1] = 10
+    np.savez(path, clips=clips, dims=np.array([[1, 8, 8]], np.int32), input_raw_data=frames)
+    return {"clips": clips, "input_raw_data": frames}
+
+
+def test_official_npz_batch_is_the_official_input_then_output_frames(tmp_path):
+    from predrnn_tf.analysis import fidelity
+
+    content = scrambled_official_npz(tmp_path / "official.npz")
+    batch = fidelity.official_npz_batch(content, [3, 0])
+    assert batch.shape == (2, 20, 8, 8, 1) and batch.dtype == np.float32
+    for row, index in enumerate([3, 0]):
+        first_in, first_out = content["clips"][0, index, 0], content["clips"][1, index, 0]
+        expected = np.concatenate([np.arange(first_in, first_in + 10),
+                                   np.arange(first_out, first_out + 10)]) % 256 / 255.0
+        np.testing.assert_array_equal(batch[row, :, 3, 5, 0], expected.astype(np.float32))
+        np.testing.assert_array_equal(batch[row, :, 0, 1, 0], 1.0)
+        np.testing.assert_array_equal(batch[row, :, 1, 0, 0], expected.astype(np.float32))
+
+
+def test_our_reading_of_the_official_npz_is_what_the_official_loader_feeds(tmp_path):
+    """--from_official_npz then our readers: the official batches, sequence by sequence."""
+    from predrnn_tf.analysis import fidelity
+    from predrnn_tf.data import reader
+
+    content = scrambled_official_npz(tmp_path / "official.npz")
+    out = str(tmp_path / "out")
+    for split in ("train", "test"):
+        convert.import_moving_mnist(convert.MovingMnistImportOptions(
+            output_dir=out, split=split, from_official_npz=str(tmp_path / "official.npz"),
+            sequences_per_shard=2))
+    official = fidelity.official_npz_batch(content, range(5))
+    tool = fidelity.load_split(out, "mnist", "test", 20)  # what tools/fidelity.py scores
+    np.testing.assert_array_equal(tool.astype(np.float32) / 255.0, official)
+    stream = reader.make_dataset(out, "mnist", "train", 1, 20, shuffle=False, repeat=False,
+                                 deterministic=True)
+    trained = np.concatenate(list(stream.as_numpy_iterator()))
+    # Three shards read interleaved, so match by content: the frame values name the frames.
+    keys = [tuple(sequence[:, 3, 5, 0]) for sequence in official]
+    assert len(trained) == 5
+    for sequence in trained:
+        match = official[keys.index(tuple(np.float32(np.rint(sequence[:, 3, 5, 0] * 255)
+                                                     / np.float32(255.0))))]
+        np.testing.assert_allclose(sequence, match, rtol=0, atol=6e-8)  # x * (1/255): 1 ulp

@@ -157,3 +157,32 @@ def format_summary(summary: dict[str, dict[str, Any]], iterations: int,
                      f"{row['mean']:.2f} +- {std} | {row['min']:.2f} .. {row['max']:.2f} | "
                      f"{gap} |")
     return lines
+
+
+def official_npz_batch(content: dict[str, np.ndarray], indices: Sequence[int]) -> np.ndarray:
+    """``InputHandle.get_batch`` of the official ``core/data_provider/mnist.py``.
+
+    The official loader keeps the npz in memory; a batch is, per index ``i``, the frames
+    ``input_raw_data[start:start + length]`` of ``clips[0, i]`` (input part) followed by
+    those of ``clips[1, i]`` (output part), each ``[T, C, H, W]`` transposed to
+    ``[T, H, W, C]``, as float32 (the stored values, not rescaled).
+
+    Args:
+      content: the npz arrays ``clips`` ``[2, N, 2]`` and ``input_raw_data`` ``[F, C, H, W]``.
+      indices: the sequences of the batch (``current_batch_indices``).
+
+    Returns:
+      float32 ``[B, T_in + T_out, H, W, C]``, what ``run.py`` passes to ``reshape_patch``.
+    """
+    clips, frames = content["clips"], content["input_raw_data"]
+    parts = []
+    for part in range(2):  # input_batch(), then output_batch()
+        length = max(int(clips[part, index, 1]) for index in indices)
+        batch = np.zeros((len(indices), length, *frames.shape[1:]), np.float32)
+        batch = np.transpose(batch, (0, 1, 3, 4, 2))
+        for row, index in enumerate(indices):
+            begin = int(clips[part, index, 0])
+            data_slice = frames[begin:begin + int(clips[part, index, 1])]
+            batch[row, :data_slice.shape[0]] = np.transpose(data_slice, (0, 2, 3, 1))
+        parts.append(batch)
+    return np.concatenate(parts, axis=1).astype(np.float32)
