@@ -18,6 +18,12 @@ uint8 with dBZ = 70 * pixel / 255 - 10 (kept in the metadata as value_mapping). 
 starting at or after --test_after are test (default: the last 20% of the timeline) and no
 window straddles the split.
 
+--num_workers=N converts N shards at a time in N processes (0 = one per core); the output is
+the same for any N. The conversion is resumable: shards are staged in OUTPUT/.NAME.resumable
+and a killed run (even kill -9), started again with the same flags, keeps every finished
+shard. Each record stores its wet fraction (share of pixels >= 0.1 mm/h) for wet-sequence
+sampling in training (--wet_sampling); the metadata's wet_sampling summarises it.
+
 The real-radar recipe (--storage=rain_rate; its settings in configs/radar_real_data.flags)
 stores rain rate instead: any source's unit -> mm/h, area-averaged to --pixel_km, sampled
 every --interval_minutes, tiled into --image_size squares, dBR with pixel 0 = no data:
@@ -38,7 +44,8 @@ from predrnn_tf.cli import flag_parsing
 
 flag_parsing.import_tensorflow_quietly()
 
-from predrnn_tf.data.converters import imaging, publishing, radar, radar_conversion
+from predrnn_tf.data import wetness
+from predrnn_tf.data.converters import imaging, publishing, radar, radar_conversion, radar_shards
 from predrnn_tf.errors import ConfigError, DataError
 
 _INPUT_GLOB = flags.DEFINE_string("input_glob", None, "Glob of the radar files ('**' ok).",
@@ -100,6 +107,21 @@ _MIN_WET_FRACTION = flags.DEFINE_float(
     "min_wet_fraction", 0.0, "rain_rate: tiles whose valid pixels over the window have "
     "less than this share >= 0.1 mm/h are dropped (both splits alike).")
 
+_WHOLE_TEST_FRAMES = flags.DEFINE_bool(
+    "whole_test_frames", False, "rain_rate: the test split holds whole composites (the valid "
+    "extent, grown to a multiple of --whole_frame_multiple) instead of tiles.")
+_WHOLE_FRAME_MULTIPLE = flags.DEFINE_integer(
+    "whole_frame_multiple", 16, "rain_rate: whole test frames' sides are multiples of it.")
+_NUM_WORKERS = flags.DEFINE_integer(
+    "num_workers", 1, "Processes converting shards in parallel (0 = one per CPU core); the "
+    "output does not depend on it.")
+_WET_SAMPLING_FLOOR = flags.DEFINE_float(
+    "wet_sampling_floor", 0.05, "The wet-sampling rule recorded in the metadata: acceptance "
+    "of a dry sequence (training may override it).")
+_WET_SAMPLING_SCALE = flags.DEFINE_float(
+    "wet_sampling_scale", 0.1, "The wet-sampling rule: weight = max(floor, 1 - exp(-wet "
+    "fraction / scale)).")
+
 
 def run_conversion() -> None:
     """Runs the conversion and prints the summary line."""
@@ -128,8 +150,11 @@ def run_conversion() -> None:
         sequences_per_shard=_SEQUENCES_PER_SHARD.value, storage=_STORAGE.value,
         pixel_km=_PIXEL_KM.value, source_pixel_km=_SOURCE_PIXEL_KM.value,
         interval_minutes=_INTERVAL_MINUTES.value, tile_stride=_TILE_STRIDE.value,
-        min_valid_fraction=_MIN_VALID_FRACTION.value, min_wet_fraction=_MIN_WET_FRACTION.value)
-    metadata = radar_conversion.convert_radar(options)
+        min_valid_fraction=_MIN_VALID_FRACTION.value, min_wet_fraction=_MIN_WET_FRACTION.value,
+        whole_test_frames=_WHOLE_TEST_FRAMES.value,
+        whole_frame_multiple=_WHOLE_FRAME_MULTIPLE.value)
+    sampling = wetness.WetSampling(_WET_SAMPLING_FLOOR.value, _WET_SAMPLING_SCALE.value)
+    metadata = radar_shards.convert(options, _NUM_WORKERS.value, sampling)
     print(publishing.format_summary(metadata, _OUTPUT_DIR.value, time.monotonic() - start))
 
 

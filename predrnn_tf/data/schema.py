@@ -11,6 +11,9 @@ A dataset NAME in a folder is:
   ``frames``      bytes       raw uint8 pixels, C-order ``[T, H, W, C]``
   ``shape``       int64 x 4   ``[T, H, W, C]``
   ``sequence_id`` bytes       free text naming the source (file, time stamp), may be empty
+  ``wet_fraction`` float      optional (radar): share of valid pixels >= 0.1 mm/h, for
+                              wet-sequence sampling (:mod:`predrnn_tf.data.wetness`);
+                              absent = unknown (read as -1, weight 1)
   ==============  ==========  ==========================================================
 
 - ``NAME-metadata.json``: ``schema_version``, ``name``, ``image_height``, ``image_width``,
@@ -51,10 +54,19 @@ _FEATURES = {
     "shape": tf.io.FixedLenFeature([4], tf.int64),
     "sequence_id": tf.io.FixedLenFeature([], tf.string, default_value=b""),
 }
+UNKNOWN_WET_FRACTION = -1.0
+_WET_FEATURES = {
+    "wet_fraction": tf.io.FixedLenFeature([], tf.float32, default_value=UNKNOWN_WET_FRACTION),
+}
 
 
-def serialize_sequence(frames: np.ndarray, sequence_id: str = "") -> bytes:
-    """Encodes one uint8 sequence ``[T, H, W, C]`` as a serialized ``tf.train.Example``."""
+def serialize_sequence(frames: np.ndarray, sequence_id: str = "",
+                       wet_fraction: float | None = None) -> bytes:
+    """Encodes one uint8 sequence ``[T, H, W, C]`` as a serialized ``tf.train.Example``.
+
+    ``wet_fraction`` (optional) is stored as a float feature; without it the record holds
+    exactly the three original features.
+    """
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4:
         raise ValueError(
@@ -65,8 +77,13 @@ def serialize_sequence(frames: np.ndarray, sequence_id: str = "") -> bytes:
         "sequence_id": tf.train.Feature(
             bytes_list=tf.train.BytesList(value=[sequence_id.encode("utf-8")])),
     }
+    if wet_fraction is not None:
+        feature["wet_fraction"] = tf.train.Feature(
+            float_list=tf.train.FloatList(value=[float(wet_fraction)]))
     example = tf.train.Example(features=tf.train.Features(feature=feature))
-    return example.SerializeToString()
+    # deterministic: the feature map in key order, so the bytes never depend on the process
+    # (a map's order follows the per-process string hash seed otherwise).
+    return example.SerializeToString(deterministic=True)
 
 
 def parse_sequence(serialized: tf.Tensor) -> tf.Tensor:
@@ -74,6 +91,11 @@ def parse_sequence(serialized: tf.Tensor) -> tf.Tensor:
     parsed = tf.io.parse_single_example(serialized, _FEATURES)
     pixels = tf.io.decode_raw(parsed["frames"], tf.uint8)
     return tf.reshape(pixels, parsed["shape"])
+
+
+def parse_wet_fraction(serialized: tf.Tensor) -> tf.Tensor:
+    """The record's float32 ``wet_fraction`` (-1 when it has none), without the pixels."""
+    return tf.io.parse_single_example(serialized, _WET_FEATURES)["wet_fraction"]
 
 
 def parse_sequence_numpy(serialized: bytes) -> tuple[np.ndarray, str]:
@@ -167,8 +189,9 @@ class ShardedWriter:
     def _temporary_path(self, index: int) -> str:
         return os.path.join(self.data_dir, f".{self.name}-{self.split}-{index:05d}.tfrecord.tmp")
 
-    def write(self, frames: np.ndarray, sequence_id: str = "") -> None:
-        """Appends one uint8 sequence ``[T, H, W, C]``."""
+    def write(self, frames: np.ndarray, sequence_id: str = "",
+              wet_fraction: float | None = None) -> None:
+        """Appends one uint8 sequence ``[T, H, W, C]`` (and its optional wet fraction)."""
         if self.count % self.sequences_per_shard == 0:
             if self._writer is not None:
                 self._writer.close()
@@ -177,7 +200,7 @@ class ShardedWriter:
             self._writer = tf.io.TFRecordWriter(path)
         if self.frame_shape is None:
             self.frame_shape = tuple(frames.shape[1:])
-        self._writer.write(serialize_sequence(frames, sequence_id))
+        self._writer.write(serialize_sequence(frames, sequence_id, wet_fraction))
         self.count += 1
 
     def close(self) -> list[str]:

@@ -6,5 +6,5 @@ Per-dataset modules (``moving_mnist``, ``kth``, ``radar``) only decode bytes; ``
 """
 
 # The public modules, which tools may import; listed, not imported here (no import circle).
-__all__ = ["convert", "imaging", "kth", "moving_mnist", "publishing", "radar", "radar_conversion",
-           "windows"]
+__all__ = ["beam_pipeline", "convert", "imaging", "kth", "moving_mnist", "parallel", "publishing",
+           "radar", "radar_conversion", "radar_shards", "resumable", "whole_frames", "windows"]

@@ -115,7 +115,7 @@ def span_length(options: RadarOptions) -> int:
 
 def convert_radar(options: RadarOptions) -> dict[str, Any]:
     """Converts a time-stamped radar archive; returns the metadata written."""
-    _check_radar_options(options)
+    check_radar_options(options)
     importer = radar.make_importer(
         options.importer, radar.parse_importer_kwargs(options.importer_kwargs),
         use_pysteps=options.use_pysteps, pixel_scale=options.pixel_scale,
@@ -136,7 +136,7 @@ def convert_radar(options: RadarOptions) -> dict[str, Any]:
         source = f"{options.importer} files {options.input_glob}"
         metadata = publishing.common_metadata(size, size, 1, source, False, "make_radar")
         metadata["no_data_pixels"] = stats.pop("no_data_pixels")
-        metadata["details"] = _radar_details(options, paths, times, test_after, segments)
+        metadata["details"] = radar_details(options, paths, times, test_after, segments)
         if options.storage == "rain_rate":
             metadata["value_mapping"] = units.rain_rate_mapping()
             metadata["schema_version"] = SCHEMA_VERSION_NO_DATA
@@ -149,7 +149,7 @@ def convert_radar(options: RadarOptions) -> dict[str, Any]:
         return staging.commit(metadata, lengths)
 
 
-def _check_radar_options(options: RadarOptions) -> None:
+def check_radar_options(options: RadarOptions) -> None:
     """ConfigError naming the first flag whose value is out of range (before any file)."""
     checks.output(options.output_dir, options.name, options.sequences_per_shard)
     checks.integer("image_size", options.image_size, 1, checks.MAX_IMAGE_SIZE)
@@ -354,8 +354,9 @@ def _write_hko7_windows(staging: publishing.DatasetStaging, options: RadarOption
     return no_data[0]
 
 
-def _radar_details(options: RadarOptions, paths: list[str], times: list[datetime.datetime],
-                   test_after: datetime.datetime, segments: list[windows.Segment]) -> dict:
+def radar_details(options: RadarOptions, paths: list[str], times: list[datetime.datetime],
+                  test_after: datetime.datetime, segments: list[windows.Segment]) -> dict:
+    """The ``details`` field of the metadata: importer, files, times, split, segments."""
     details = {
         "importer": options.importer, "importer_kwargs": options.importer_kwargs,
         "filename_pattern": options.filename_pattern, "files": len(paths),
