@@ -110,3 +110,69 @@ def test_a_baseline_failing_on_a_sequence_is_named_and_the_run_goes_on(tmp_path)
         "ValueError: x contains non-finite values"]
     saved = np.load(tmp_path / "predictions.npz")
     assert np.isnan(saved["sprog"][1]).all() and np.isfinite(saved["sprog"][[0, 2]]).all()
+
+
+def _write_whole_composite_archive(folder) -> np.ndarray:
+    """An npy archive: a 20 x 28 composite (2 km), no data outside rows 2-17 x columns 3-25,
+    a rain cell moving right; returns the fields ``[8, 20, 28]`` in mm/h."""
+    rows, cols = np.mgrid[0:20, 0:28]
+    fields = []
+    for step in range(8):
+        rate = 12.0 * np.exp(-((rows - 9) ** 2 + (cols - 6 - 2 * step) ** 2) / 18.0)
+        rate[np.abs(cols - 20 + step) < 2] += 2.0  # a line moving left
+        rate[:2], rate[18:], rate[:, :3], rate[:, 26:] = np.nan, np.nan, np.nan, np.nan
+        np.save(folder / f"rate_20200101{step // 6:02d}{step % 6}0.npy", rate)
+        fields.append(rate)
+    return np.stack(fields)
+
+
+def test_whole_composite_scores_equal_pysteps(tmp_path):
+    """Whole test frames are scored whole (every valid pixel) and equal pysteps' functions."""
+    verification = pytest.importorskip("pysteps.verification")
+    import datetime
+
+    from predrnn_tf.config import Config
+    from predrnn_tf.data.converters import radar_conversion
+    from predrnn_tf.evaluation import run
+
+    (tmp_path / "npy").mkdir()
+    fields = _write_whole_composite_archive(tmp_path / "npy")
+    data_dir = str(tmp_path / "data")
+    radar_conversion.convert_radar(radar_conversion.RadarOptions(
+        input_glob=str(tmp_path / "npy" / "*.npy"), output_dir=data_dir, name="whole",
+        filename_pattern="rate_%Y%m%d%H%M", importer="npy", importer_kwargs='{"unit": "mm/h"}',
+        timestep_minutes=10, image_size=8, total_length=5, storage="rain_rate",
+        source_pixel_km=2.0, test_after=datetime.datetime(2020, 1, 1, 0, 20),
+        whole_test_frames=True, whole_frame_multiple=4))
+    config = Config(input_length=3, total_length=5, data_dir=data_dir, dataset_name="whole",
+                    img_width=8, batch_size=2)
+    options = run.EvaluateOptions(output_dir=str(tmp_path / "eval"), save_predictions=True,
+                                  baselines=("persistence", "extrapolation"))
+    result = run.evaluate(config, None, options)
+    saved = np.load(tmp_path / "eval" / "predictions.npz")
+    assert saved["truth"].shape == saved["extrapolation"].shape == (2, 2, 16, 24, 1)
+    mapping = {"value_mapping": units.rain_rate_mapping()}
+    valid = units.valid_pixels(saved["truth"], mapping)[..., 0]
+    assert valid[0, 0].sum() == np.isfinite(fields[3]).sum() == 16 * 23  # every valid pixel
+    truth = units.pixels_to_rain_rate(saved["truth"], mapping)[..., 0]
+    for name in ("persistence", "extrapolation"):
+        forecast = units.pixels_to_rain_rate(saved[name], mapping)[..., 0]
+        per_frame = result["forecasters"][name]["per_frame"]
+        for lead in range(2):
+            mask = valid[:, lead]
+            pred, obs = forecast[:, lead], truth[:, lead]
+            for threshold in (0.5, 1.0, 5.0):
+                reference = verification.det_cat_fct(pred[mask], obs[mask], threshold,
+                                                     scores=["CSI", "BIAS", "ETS"])
+                for score in ("CSI", "BIAS", "ETS"):
+                    np.testing.assert_allclose(
+                        per_frame[f"{score.lower()}_{threshold:g}mmh"][lead], reference[score],
+                        atol=1e-6)
+            state = verification.spatialscores.fss_init(1.0, 2)
+            for sample in range(2):
+                verification.spatialscores.fss_accum(
+                    state, np.where(mask[sample], pred[sample], np.nan),
+                    np.where(mask[sample], obs[sample], np.nan))
+            np.testing.assert_allclose(per_frame["fss_1mmh_4km"][lead],
+                                       verification.spatialscores.fss_compute(state), atol=1e-6)
+    assert np.any(saved["extrapolation"] != saved["persistence"])  # it advected the field

@@ -199,8 +199,11 @@ def _sequences(data_dir: str, name: str, split: str, sequence_length: int, *, sh
                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if skip_corrupt:
         sequences = sequences.ignore_errors(log_warning=True)
-    transform = augmentation.make_frame_transform(shape, frame_size, augment,
-                                                  augment_time_reversal)
+    if frame_size is None and not augment:  # as stored: whole composites need not be square
+        transform = augmentation.reverse_time_at_random if augment_time_reversal else None
+    else:
+        transform = augmentation.make_frame_transform(shape, frame_size, augment,
+                                                      augment_time_reversal)
     if transform is not None:
         sequences = sequences.map(transform, num_parallel_calls=tf.data.AUTOTUNE,
                                   deterministic=deterministic)

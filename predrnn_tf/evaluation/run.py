@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from absl import logging
 
 from predrnn_tf import units
@@ -53,7 +54,10 @@ class EvaluateOptions:
       lpips_unscaled_inputs: feed LPIPS [0, 1] frames as the official trainer does.
       num_strips: sequences drawn in ``predictions.png`` / ``.gif``.
       frames_per_second: GIF frame rate.
-      crop_to_model: read frames at ``config.img_width`` (False: as stored, baselines alone).
+      crop_to_model: read frames at ``config.img_width`` (False: as stored, baselines alone);
+        whole test composites (``test_image_height`` in the metadata) are never cropped.
+      probability_matching: also score ``model_pm``, the model's forecast matched to the last
+        input's rain-rate distribution (:mod:`predrnn_tf.models.probability_matching`).
     """
 
     output_dir: str
@@ -74,6 +78,7 @@ class EvaluateOptions:
     num_strips: int = 3
     frames_per_second: float = 2.0
     crop_to_model: bool = True
+    probability_matching: bool = False
 
 
 def restore_model(config: Config, workdir: str, checkpoint: str | None) -> tuple[Any, str]:
@@ -103,10 +108,15 @@ def open_test_set(config: Config, workdir: str | None, needed: int, check_agains
                         f"(--output_length={needed - config.input_length})")
     if check_against_model:
         reader.check_metadata(metadata, config, "test", sequence_length=needed)
+    whole = bool(metadata.get("test_image_height"))
+    if whole:
+        logging.info("Whole test composites of %dx%d pixels: every forecaster sees them whole.",
+                     metadata["test_image_height"], metadata["test_image_width"])
     dataset = reader.make_dataset(data_dir, config.dataset_name, "test", config.batch_size,
                                   needed, shuffle=False, repeat=False, deterministic=True,
                                   drop_remainder=False,
-                                  frame_size=config.img_width if crop_to_model else None)
+                                  frame_size=config.img_width if crop_to_model and not whole
+                                  else None)
     if metadata.get("synthetic"):
         logging.info("Evaluating on SYNTHETIC data %r (generated, not observed).",
                      config.dataset_name)
@@ -182,7 +192,9 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
                           f"{', '.join(baselines.BASELINES)}")
     forecasters = {}
     if model is not None:
-        forecasters["model"] = evaluator.as_forecaster(model, output_length)
+        forecasters["model"] = LastForecast(evaluator.as_forecaster(model, output_length))
+        if options.probability_matching:
+            forecasters["model_pm"] = ProbabilityMatched(forecasters["model"], metadata)
     for name in options.baselines:
         forecasters[name] = baselines.make_baseline(name, output_length, metadata)
     if not forecasters:
@@ -195,6 +207,35 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
               "every_kth_sequence": options.every_kth_sequence},
         thresholds=options.rain_thresholds, fss_thresholds=options.fss_thresholds,
         fss_scales_km=options.fss_scales_km)
+
+
+class LastForecast:
+    """A forecaster that remembers its last inputs and forecast (derived forecasters reuse it)."""
+
+    def __init__(self, forecaster: Callable[[Any], Any]):
+        self.forecaster = forecaster
+        self.inputs: Any = None
+        self.forecast: Any = None
+
+    def __call__(self, inputs: Any) -> Any:
+        if self.inputs is None or self.inputs.shape != np.shape(inputs) or not np.array_equal(
+                self.inputs, inputs):
+            self.inputs = np.array(inputs, np.float32)
+            self.forecast = np.asarray(self.forecaster(inputs), np.float32)
+        return self.forecast
+
+
+class ProbabilityMatched:
+    """``base``'s forecast matched to the last input's rain-rate distribution."""
+
+    def __init__(self, base: LastForecast, metadata: dict[str, Any]):
+        self.base = base
+        self.metadata = metadata
+
+    def __call__(self, inputs: Any) -> np.ndarray:
+        from predrnn_tf.models import probability_matching
+
+        return probability_matching.match_forecast(inputs, self.base(inputs), self.metadata)
 
 
 def summary(result: dict[str, Any], output_dir: str) -> str:
