@@ -7,15 +7,17 @@ For every source S (the datasets made with tools/make_radar.py
 --flagfile=configs/radar_real_data.flags into --data_root): trains
 ``configs/radar_real.flags`` (or --train_flagfile) on the other sources
 (``--dataset_name=A,B``), then evaluates the model and the baselines on S's test split in one
-run (``python -m predrnn_tf.evaluate ... --baselines=persistence,extrapolation,sprog,advection``).
-Writes OUTPUT_DIR/S/{run,eval}/ and OUTPUT_DIR/loso.md: per source and lead time MSE (mm/h)^2
-and CSI at 1 mm/h of every forecaster, and the issue's checks (model vs extrapolation on MSE
-averaged over the lead times and on CSI at 1 mm/h over lead times >= 30 min; never worse
-than persistence). A fold whose evaluation exists is not run again.
+run (``predrnn_tf.evaluation.run.evaluate``, baselines persistence, extrapolation, sprog,
+advection; with --probability_matching also ``model_pm``). Datasets converted with whole test
+frames (``whole_test_frames``) are scored on whole composites. Writes OUTPUT_DIR/S/{run,eval}/
+and OUTPUT_DIR/loso.md: per source and lead time MSE (mm/h)^2, CSI and frequency bias at
+1 mm/h of every forecaster, and issue 29's goals a-e with their margins
+(:mod:`predrnn_tf.evaluation.skill_goals`). A fold whose evaluation exists is not run again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -25,6 +27,7 @@ from absl import flags
 
 from predrnn_tf import files
 from predrnn_tf.cli import flag_parsing
+from predrnn_tf.evaluation import skill_goals
 
 _DATA_ROOT = flags.DEFINE_string("data_root", None, "Folder of the converted sources.",
                                  required=True)
@@ -43,6 +46,9 @@ _BASELINES = flags.DEFINE_string("baselines", "persistence,extrapolation,sprog,a
                                  "Baselines scored beside the model ('advection': the "
                                  "recipe's advection prior alone, the untrained model).")
 _EVERY = flags.DEFINE_integer("every_kth_sequence", 1, "Score every k-th test sequence.")
+_PROBABILITY_MATCHING = flags.DEFINE_bool(
+    "probability_matching", True, "Also score model_pm: the model's forecast matched to the "
+    "last input's rain-rate distribution.")
 _MIN_LEAD_MINUTES = flags.DEFINE_float("csi_min_lead_minutes", 30.0,
                                        "Lead times averaged for the CSI check.")
 
@@ -105,39 +111,28 @@ def run_fold(held_out: str) -> dict:
                   *scaled_schedule_flags(recipe, _MAX_ITERATIONS.value, _EXTRA_TRAIN_FLAGS.value)]
     print(f"[{held_out}] training on {others}: {workdir}", flush=True)
     run_command(train, os.path.join(folder, "train.log"))
-    evaluate = [sys.executable, "-m", "predrnn_tf.evaluate", f"--workdir={workdir}",
-                f"--data_dir={_DATA_ROOT.value}", f"--dataset_name={held_out}",
-                f"--output_dir={os.path.join(folder, 'eval')}", f"--baselines={_BASELINES.value}",
-                f"--every_kth_sequence={_EVERY.value}"]
     print(f"[{held_out}] evaluating on {held_out}", flush=True)
-    run_command(evaluate, os.path.join(folder, "evaluate.log"))
-    with open(metrics_path) as handle:
-        return json.load(handle)
+    return evaluate_fold(held_out, workdir, os.path.join(folder, "eval"))
 
 
-def fold_checks(content: dict) -> dict[str, float | bool]:
-    """The issue's tests on one fold's metrics.json."""
-    results = content["forecasters"]
-    leads = content["lead_minutes"]
-    late = [index for index, minutes in enumerate(leads) if minutes >= _MIN_LEAD_MINUTES.value]
+def evaluate_fold(held_out: str, workdir: str, output_dir: str) -> dict:
+    """The model and the baselines on ``held_out``'s test split (whole composites if stored)."""
+    from predrnn_tf.evaluation.run import EvaluateOptions, evaluate
+    from predrnn_tf.workdir import WorkDir
 
-    def late_csi(name: str) -> float:
-        values = [results[name]["per_frame"]["csi_1mmh"][index] for index in late]
-        values = [value for value in values if value is not None]
-        return sum(values) / len(values) if values else float("nan")
+    config = dataclasses.replace(WorkDir(workdir).config, data_dir=_DATA_ROOT.value,
+                                 dataset_name=held_out, batch_size=1)
+    options = EvaluateOptions(
+        output_dir=output_dir, every_kth_sequence=_EVERY.value,
+        baselines=tuple(name for name in _BASELINES.value.split(",") if name),
+        probability_matching=_PROBABILITY_MATCHING.value)
+    return evaluate(config, workdir, options)
 
-    model, persistence = results["model"]["per_frame"], results["persistence"]["per_frame"]
-    checks = {f"{name}_mse": results[name]["metrics"]["mse_mmh"] for name in results}
-    checks.update({f"{name}_csi_late": late_csi(name) for name in results})
-    checks["beats_extrapolation_mse"] = checks["model_mse"] < checks.get("extrapolation_mse", 0)
-    checks["beats_extrapolation_csi"] = checks["model_csi_late"] > checks.get(
-        "extrapolation_csi_late", 1)
-    checks["never_worse_than_persistence_mse"] = all(
-        m <= p for m, p in zip(model["mse_mmh"], persistence["mse_mmh"], strict=True))
-    checks["never_worse_than_persistence_csi"] = all(
-        (m or 0) >= (p or 0) for m, p in zip(model["csi_1mmh"], persistence["csi_1mmh"],
-                                             strict=True))
-    return checks
+
+def fold_checks(content: dict) -> dict[str, dict]:
+    """Issue 29's goals a-e (and the stretch) of every model candidate on one fold."""
+    return {name: skill_goals.goal_margins(content, name, _MIN_LEAD_MINUTES.value)
+            for name in content["forecasters"] if name.startswith("model")}
 
 
 def format_report(folds: dict[str, dict]) -> str:
@@ -150,12 +145,12 @@ def format_report(folds: dict[str, dict]) -> str:
         lines += [f"### test on {held_out} (trained on the others)", "",
                   "| forecaster | metric | mean | " + " | ".join(f"{m:g}" for m in leads) + " |",
                   "|---|---|---|" + "---|" * len(leads)]
-        for metric in ("mse_mmh", "csi_1mmh"):
+        for metric in ("mse_mmh", "csi_1mmh", "bias_1mmh"):
             for name, result in content["forecasters"].items():
                 values = [result["metrics"][metric], *result["per_frame"][metric]]
                 text = " | ".join("nan" if value is None else f"{value:.3f}" for value in values)
                 lines.append(f"| {name} | {metric} | {text} |")
-        lines += ["", "checks: " + json.dumps(fold_checks(content)), ""]
+        lines += ["", skill_goals.format_goals(fold_checks(content)), ""]
     return "\n".join(lines) + "\n"
 
 
