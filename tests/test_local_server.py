@@ -1,10 +1,14 @@
 """predrnn-serve's local TF Serving REST stand-in, driven over HTTP on 127.0.0.1."""
 
 import json
+import logging
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -149,3 +153,113 @@ def test_missing_model_is_one_line(export_dir, tmp_path):
                             cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: ")
     assert result.stderr.strip().count("\n") == 0, result.stderr
+
+
+# --- hostile clients (issue 31): every client error a 4xx with one JSON line --------------
+def raw_exchange(address, request: bytes, timeout=20):
+    """(status, JSON body) of a hand-written HTTP request."""
+    host, port = address.split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as connection:
+        connection.sendall(request)
+        reply = b""
+        while chunk := connection.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def post(path, body: bytes, length=None):
+    length = str(len(body)) if length is None else length
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode()
+            + body)
+
+
+PREDICT = f"/v1/models/{MODEL}:predict"
+
+
+@pytest.mark.parametrize("request_bytes,status,fragment", [
+    (post(PREDICT, b"[" * 100_000 + b"]" * 100_000), 400, "RecursionError"),
+    (post(PREDICT, b'{"inputs": ' + b"7" * 5000 + b"}"), 400, "ValueError"),
+    (post(PREDICT, b'{"inputs": [[[[[' + str(10**400).encode() + b"]]]]]}"), 400, "float32"),
+    (post(PREDICT, b"{}", length="12abc"), 400, "malformed Content-Length"),
+    (post(PREDICT, b"{}", length="\u0661\u0662".encode("utf-8").decode("latin-1")), 400,
+     "malformed Content-Length"),
+    (f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 411, "Content-Length"),
+    (f"PUT {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode(), 501, "PUT"),
+    (b"BREW /coffee HTTP/1.1\r\n\r\n", 501, "BREW"),
+    (b"GET /" + b"x" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, "URI Too Long"),
+])
+def test_hostile_requests_are_4xx_with_one_json_line(address, served, request_bytes, status,
+                                                     fragment):
+    code, reply = raw_exchange(address, request_bytes)
+    assert code == status and fragment in reply["error"] and "\n" not in reply["error"], reply
+    frames = frames01()
+    np.testing.assert_allclose(client.predict(frames, client.ClientOptions(
+        server=address, model_name=MODEL)), direct(served, frames), atol=1e-6)
+
+
+def test_a_short_body_times_out_and_frees_its_thread(served):
+    server = local_server.make_server(served, "127.0.0.1", 0, read_timeout_seconds=1.0,
+                                      concurrency=1)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        started = time.monotonic()
+        code, reply = raw_exchange(address, post(PREDICT, b'{"inputs": [', length="100"))
+        assert code == 408 and "did not arrive within 1 s" in reply["error"]
+        assert time.monotonic() - started < 10
+        frames = frames01()  # the one slot of the gate is free again
+        np.testing.assert_allclose(client.predict(frames, client.ClientOptions(
+            server=address, model_name=MODEL)), direct(served, frames), atol=1e-6)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_frames_beyond_the_max_frame_size_are_refused_at_once(served):
+    server = local_server.make_server(served, "127.0.0.1", 0, max_frame_size=8)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        status, reply = send(f"127.0.0.1:{server.server_address[1]}", PREDICT,
+                             {"inputs": frames01().tolist()})
+        assert status == 400 and "16x16 pixels, more than this server's --max_frame_size=8" \
+            in reply["error"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def dead_pid():
+    process = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                             capture_output=True, text=True, check=True)
+    return int(process.stdout)
+
+
+def test_damaged_versions_are_passed_over_for_the_newest_intact_one(export_dir, tmp_path,
+                                                                     caplog):
+    base = tmp_path / MODEL
+    shutil.copytree(os.path.join(export_dir, MODEL, "2"), base / "2")
+    for version in ("3", "4", "5", "\u0667"):  # 7 in Arabic-Indic digits
+        shutil.copytree(base / "2", base / version)
+    data = next((base / "3" / "variables").glob("variables.data-*"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])  # truncated variables
+    flipped = next((base / "4" / "variables").glob("variables.data-*"))
+    content = bytearray(flipped.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    flipped.write_bytes(bytes(content))  # a bit-flipped tensor: its CRC fails
+    (base / "5" / "saved_model.pb").write_bytes(b"not a protobuf")
+    shutil.copytree(base / "2", base / "6")
+    shutil.rmtree(base / "6" / "variables")  # missing variables/
+    killed, live = base / f".8.tmp-{dead_pid()}", base / f".9.tmp-{os.getpid()}"
+    killed.mkdir()
+    live.mkdir()
+    with caplog.at_level(logging.WARNING):
+        model = local_server.load_newest_version(str(tmp_path), MODEL)
+    assert model.version == 2 and not killed.exists() and live.exists()
+    for version, file in (("6", "variables/variables.index is missing"), ("5", "saved_model.pb"),
+                          ("4", "variables/"), ("3", "variables/"), ("\u0667", "ASCII digits")):
+        assert f"{base / version}" in caplog.text and file in caplog.text
+    shutil.rmtree(base / "2")
+    with pytest.raises(ConfigError) as raised:
+        local_server.load_newest_version(str(tmp_path), MODEL)
+    assert "holds no intact version" in str(raised.value) and "\n" not in str(raised.value)

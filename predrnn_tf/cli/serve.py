@@ -6,7 +6,10 @@
 
 Serves the newest version of EXPORT_DIR/MODEL_NAME at
 http://HOST:PORT/v1/models/MODEL_NAME[/versions/N]:predict (and the model status at
-GET /v1/models/MODEL_NAME) until Ctrl-C. ``--port=0`` picks a free port; the first line
+GET /v1/models/MODEL_NAME) until Ctrl-C. A damaged newer version is passed over for the
+newest intact one (with a warning), as TF Serving does; staging folders of killed exports
+are removed. Requests are bounded: --max_request_bytes, --max_frame_size, --concurrency,
+--read_timeout_seconds. ``--port=0`` picks a free port; the first line
 printed names the address. For production use TF Serving (see README, "Serving").
 """
 
@@ -30,6 +33,15 @@ _PORT = flags.DEFINE_integer("port", 8501, "TCP port (TF Serving's REST port is 
                              "free port).")
 _MAX_REQUEST_BYTES = flags.DEFINE_integer(
     "max_request_bytes", 64 * 1024 * 1024, "Largest request body accepted (413 above).")
+_MAX_FRAME_SIZE = flags.DEFINE_integer(
+    "max_frame_size", 1024, "Largest frame side in pixels a request may send (400 above, "
+    "before any compute); the default fits a whole 1024x1024 composite.")
+_READ_TIMEOUT = flags.DEFINE_float(
+    "read_timeout_seconds", 30.0, "A request's headers and body must arrive within this "
+    "many seconds (408 otherwise), so a stalled client never holds a thread.")
+_CONCURRENCY = flags.DEFINE_integer(
+    "concurrency", 2, "Requests read, parsed and run at once; others wait. Memory is about "
+    "this many times (--max_request_bytes + the parsed arrays).")
 
 
 MAX_REQUEST_BYTES = 2**31 - 1  # what one HTTP request body may hold (2 GiB)
@@ -49,6 +61,11 @@ def check_address() -> None:
                               f"or a host name") from None
     if not 0 <= _PORT.value <= 65535:
         raise ConfigError(f"--port must be in 0..65535, received {_PORT.value}")
+    for flag, low, high in ((_MAX_FRAME_SIZE, 1, 65536), (_CONCURRENCY, 1, 64),
+                            (_READ_TIMEOUT, 0.1, 3600.0)):
+        if not low <= flag.value <= high:
+            raise ConfigError(f"--{flag.name} must be in {low:g}..{high:g}, received "
+                              f"{flag.value}")
     if not 1 <= _MAX_REQUEST_BYTES.value <= MAX_REQUEST_BYTES:
         raise ConfigError(f"--max_request_bytes must be in 1..{MAX_REQUEST_BYTES}, received "
                           f"{_MAX_REQUEST_BYTES.value}")
@@ -84,8 +101,10 @@ def run() -> None:
     check_export()
     model = local_server.load_newest_version(_EXPORT_DIR.value, _MODEL_NAME.value)
     try:
-        server = local_server.make_server(model, _HOST.value, _PORT.value,
-                                          _MAX_REQUEST_BYTES.value)
+        server = local_server.make_server(
+            model, _HOST.value, _PORT.value, _MAX_REQUEST_BYTES.value,
+            max_frame_size=_MAX_FRAME_SIZE.value, read_timeout_seconds=_READ_TIMEOUT.value,
+            concurrency=_CONCURRENCY.value)
     except OSError as error:
         raise ConfigError(f"cannot listen on {_HOST.value}:{_PORT.value}: "
                           f"{error.strerror or error}") from None

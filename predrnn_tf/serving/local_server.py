@@ -23,17 +23,22 @@ import logging
 import os
 import re
 import threading
+import time
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from predrnn_tf import files
-from predrnn_tf.errors import ConfigError, RequestError
+from predrnn_tf.errors import ConfigError, ExportError, RequestError
 from predrnn_tf.serving import publishing
 
 PATH_PATTERN = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(:predict)?$")
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_FRAME_SIZE = 1024  # pixels per side: a whole national composite
+DEFAULT_READ_TIMEOUT_SECONDS = 30.0
+DISCARD_LIMIT_BYTES = 256 * 1024 * 1024
+CONTENT_LENGTH = re.compile(r"^[0-9]{1,19}$")
 MAX_ERROR_CHARACTERS = RequestError.MAX_CHARACTERS
 _log = logging.getLogger(__name__)
 
@@ -55,7 +60,14 @@ class ServedModel:
 
 
 def load_newest_version(export_dir: str, model_name: str) -> ServedModel:
-    """Loads ``EXPORT_DIR/MODEL_NAME/<newest version>`` (ConfigError naming what is missing)."""
+    """Loads the newest intact version of ``EXPORT_DIR/MODEL_NAME`` (as TF Serving would).
+
+    Staging folders of killed exports are removed first; a damaged newer version is passed
+    over with a warning naming its file.
+
+    Raises:
+      ConfigError: a bad name, a missing model, or no intact version (one line each).
+    """
     problem = publishing.model_name_problem(model_name)
     if problem:
         raise ConfigError(f"--model_name={model_name!r} {problem}")
@@ -64,13 +76,15 @@ def load_newest_version(export_dir: str, model_name: str) -> ServedModel:
         present = sorted(os.listdir(export_dir)) if os.path.isdir(export_dir) else []
         raise ConfigError(f"--export_dir={export_dir} has no model {model_name!r} "
                           f"(folders: {', '.join(present) or 'none'})")
-    versions = files.saved_model_versions(base)
-    if not versions:
+    publishing.remove_abandoned_staging(base)
+    if not files.saved_model_versions(base):
         raise ConfigError(f"{base} holds no version folder with a saved_model.pb "
                           f"(export with predrnn-export)")
-    version = versions[-1]
-    path = os.path.join(base, str(version))
-    return ServedModel(model_name, version, path, tf.saved_model.load(path).signatures)
+    try:
+        version, path, loaded = publishing.load_newest_intact(base, tf.saved_model.load)
+    except ExportError as error:
+        raise ConfigError(str(error)) from None
+    return ServedModel(model_name, version, path, loaded.signatures)
 
 
 def _as_inputs(value: Any, keys: list[str], what: str) -> dict[str, Any]:
@@ -105,14 +119,23 @@ def parse_inputs(body: dict[str, Any], specs: dict[str, tf.TensorSpec]
     for key, value in columns.items():
         try:
             arrays[key] = np.asarray(value, specs[key].dtype.as_numpy_dtype)
-        except (ValueError, TypeError) as error:
-            raise RequestError(400, f"input {key!r} is not a rectangular array of numbers "
-                                    f"({error})") from None
+        except (ValueError, TypeError, OverflowError, RecursionError) as error:
+            raise RequestError(400, f"input {key!r} is not a rectangular array of float32 "
+                                    f"numbers ({error})") from None
     return arrays, rows
 
 
-def run_signature(model: ServedModel, signature_name: str, body: dict[str, Any]
-                  ) -> dict[str, Any]:
+def check_frame_size(arrays: dict[str, np.ndarray], max_frame_size: int) -> None:
+    """400 at once for frames larger than ``max_frame_size`` (before any compute)."""
+    for key, array in arrays.items():
+        if array.ndim >= 3 and max(array.shape[-3:-1]) > max_frame_size:
+            raise RequestError(400, f"input {key!r} has frames of {array.shape[-3]}x"
+                                    f"{array.shape[-2]} pixels, more than this server's "
+                                    f"--max_frame_size={max_frame_size}")
+
+
+def run_signature(model: ServedModel, signature_name: str, body: dict[str, Any],
+                  max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> dict[str, Any]:
     """One predict request against ``model``: the JSON-ready response body."""
     if signature_name not in model.signatures:
         raise RequestError(400, f'Serving signature name: "{signature_name}" not found in '
@@ -120,6 +143,7 @@ def run_signature(model: ServedModel, signature_name: str, body: dict[str, Any]
     function = model.signatures[signature_name]
     specs = function.structured_input_signature[1]
     arrays, rows = parse_inputs(body, specs)
+    check_frame_size(arrays, max_frame_size)
     for key, array in arrays.items():
         if specs[key].shape.rank is not None and array.ndim != specs[key].shape.rank:
             raise RequestError(400, f"input {key!r} must have rank {specs[key].shape.rank} "
@@ -150,11 +174,20 @@ def model_status(model: ServedModel) -> dict[str, Any]:
 
 
 class ForecastRequestHandler(http.server.BaseHTTPRequestHandler):
-    """The REST API of one loaded model (``model``, limits set by :func:`make_handler`)."""
+    """The REST API of one loaded model (``model``, limits set by :func:`make_handler`).
+
+    Bounds: every socket read times out after ``timeout`` seconds and a body must arrive
+    within ``timeout`` seconds in all (408 otherwise); bodies are read and parsed inside the
+    ``gate`` (at most ``concurrency`` at once), so memory is bounded by ``concurrency``
+    times (``max_request_bytes`` + the parsed arrays); frames beyond ``max_frame_size`` get
+    400 before any compute. Every error, also http.server's own, is a one-line JSON body.
+    """
 
     server_version = "predrnn-serve"
     model: ServedModel
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    timeout: float = DEFAULT_READ_TIMEOUT_SECONDS  # StreamRequestHandler's socket timeout
     gate: threading.BoundedSemaphore
 
     def log_message(self, format_string, *args):  # noqa: A002 (http.server's name)
@@ -165,8 +198,20 @@ class ForecastRequestHandler(http.server.BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        if status >= 400:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
-        self.wfile.write(payload)
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def send_error(self, code, message=None, explain=None):  # noqa: ARG002 (http.server's)
+        """http.server's own errors (bad request line, 501 method...) as one-line JSON."""
+        text = message or self.responses.get(code, ("error",))[0]
+        try:
+            self.reply(code, {"error": " ".join(str(text).split())[:MAX_ERROR_CHARACTERS]})
+        except OSError:
+            self.close_connection = True
 
     def route(self, predict: bool) -> int:
         """The requested version (0: newest); RequestError for a wrong path or model."""
@@ -180,26 +225,51 @@ class ForecastRequestHandler(http.server.BaseHTTPRequestHandler):
         return version
 
     def discard_body(self, length: int) -> None:
-        """Reads and drops an oversized body in 1 MiB chunks (bounded memory)."""
-        while length > 0:
+        """Reads and drops up to ``length`` bytes of an oversized body, so the client reads
+        the 413 rather than a reset (bounded: 1 MiB reads, ``timeout`` seconds in all)."""
+        deadline = time.monotonic() + self.timeout
+        while length > 0 and time.monotonic() < deadline:
             chunk = self.rfile.read(min(length, 1 << 20))
             if not chunk:
                 break
             length -= len(chunk)
 
-    def read_body(self) -> dict[str, Any]:
-        """The JSON object of the request body (411, 413 or 400 otherwise)."""
+    def content_length(self) -> int:
+        """The declared body size: 411 when absent, 400 when malformed, 413 when too large."""
         length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
+        if length is None:
             raise RequestError(411, "a predict request needs a Content-Length header")
+        if not CONTENT_LENGTH.match(length.strip()):
+            raise RequestError(400, f"malformed Content-Length {length[:40]!r}: a decimal "
+                                    f"byte count")
         if int(length) > self.max_request_bytes:
-            self.discard_body(int(length))
+            self.discard_body(min(int(length), DISCARD_LIMIT_BYTES))
             raise RequestError(413, f"request of {int(length)} bytes exceeds the limit of "
                                     f"{self.max_request_bytes} bytes (--max_request_bytes)")
+        return int(length)
+
+    def read_exactly(self, length: int) -> bytes:
+        """The body, in 1 MiB reads, within ``timeout`` seconds in all (408 otherwise)."""
+        deadline, chunks, remaining = time.monotonic() + self.timeout, [], length
+        while remaining > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError
+            chunk = self.rfile.read(min(remaining, 1 << 20))
+            if not chunk:
+                raise RequestError(400, f"the body ended after {length - remaining} of the "
+                                        f"{length} bytes its Content-Length declares")
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def read_body(self) -> dict[str, Any]:
+        """The JSON object of the request body (400, 408, 411 or 413 otherwise)."""
+        raw = self.read_exactly(self.content_length())
         try:
-            body = json.loads(self.rfile.read(int(length)))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise RequestError(400, f"the request body is not JSON: {error}") from None
+            body = json.loads(raw)
+        except (ValueError, RecursionError) as error:  # JSONDecodeError, > 4300 digits
+            raise RequestError(400, f"the request body is not JSON this server accepts: "
+                                    f"{type(error).__name__}: {str(error)[:200]}") from None
         if not isinstance(body, dict):
             raise RequestError(400, "the request body must be a JSON object")
         return body
@@ -209,7 +279,12 @@ class ForecastRequestHandler(http.server.BaseHTTPRequestHandler):
         try:
             self.reply(200, work())
         except RequestError as error:
-            self.reply(error.status, {"error": error.message})
+            self.reply(error.status, {"error": " ".join(error.message.split())})
+        except TimeoutError:
+            self.reply(408, {"error": f"the request body did not arrive within "
+                                      f"{self.timeout:g} s"})
+        except (ConnectionError, BrokenPipeError):
+            self.close_connection = True
         except Exception as error:  # noqa: BLE001 (a request never kills the server)
             _log.exception("request failed")
             self.reply(500, {"error": " ".join(f"{type(error).__name__}: {error}"
@@ -225,26 +300,38 @@ class ForecastRequestHandler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         def work():
             self.route(predict=True)
-            body = self.read_body()
-            signature = body.get("signature_name") or "serving_default"
-            with self.gate:
-                return run_signature(self.model, str(signature), body)
+            with self.gate:  # read, parse and run within the concurrency limit
+                body = self.read_body()
+                signature = body.get("signature_name") or "serving_default"
+                return run_signature(self.model, str(signature), body, self.max_frame_size)
 
         self.handle_safely(work)
 
+    def refuse_method(self):
+        self.reply(501, {"error": f"method {self.command} is not supported: use GET (model "
+                                  f"status) or POST (:predict)"})
 
-def make_handler(model: ServedModel, max_request_bytes: int, concurrency: int = 2):
-    """A :class:`ForecastRequestHandler` class bound to one loaded model."""
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_TRACE = do_CONNECT = refuse_method
+
+
+def make_handler(model: ServedModel, max_request_bytes: int, concurrency: int = 2,
+                 max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+                 read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS):
+    """A :class:`ForecastRequestHandler` class bound to one loaded model and its limits."""
     return type("BoundForecastRequestHandler", (ForecastRequestHandler,), {
         "model": model, "max_request_bytes": max_request_bytes,
+        "max_frame_size": max_frame_size, "timeout": read_timeout_seconds,
         "gate": threading.BoundedSemaphore(concurrency)})
 
 
 def make_server(model: ServedModel, host: str = "127.0.0.1", port: int = 8501,
-                max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-                ) -> http.server.ThreadingHTTPServer:
+                max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, *,
+                max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+                read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS,
+                concurrency: int = 2) -> http.server.ThreadingHTTPServer:
     """A ``ThreadingHTTPServer`` (not started; ``port=0`` picks a free port)."""
-    server = http.server.ThreadingHTTPServer((host, port),
-                                             make_handler(model, max_request_bytes))
+    handler = make_handler(model, max_request_bytes, concurrency, max_frame_size,
+                           read_timeout_seconds)
+    server = http.server.ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
