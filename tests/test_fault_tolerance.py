@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from predrnn_tf.config import Config
 from predrnn_tf.data import schema, synthetic_radar
-from predrnn_tf.errors import WorkdirError
+from predrnn_tf.errors import DataError, WorkdirError
 from predrnn_tf.training import fault_tolerance, loop
 from predrnn_tf.training.fault_tolerance import LossLog, WorkdirLock, read_loss_log
 
@@ -276,3 +276,26 @@ def test_corrupt_shard_with_skip_corrupt_is_counted_in_tensorboard(data_dir, tmp
                     skipped = float(tf.make_ndarray(value.tensor))
     total = schema.read_metadata(str(copy), "synthetic_radar")["num_train"]
     assert skipped is not None and 1 <= skipped < total
+
+
+def test_train_shards_deleted_during_training_checkpoint_then_one_line(tmp_path, monkeypatch):
+    data = str(tmp_path / "data")
+    synthetic_radar.ensure_synthetic_dataset(data, 16, 6, num_train=8, num_test=4)
+    shards = schema.shard_paths(data, "synthetic_radar", "train")
+    original_log = loop.reporting.ProgressLogger.log
+
+    def log_then_delete(self, step, *args, **kwargs):  # the data vanish after step 3
+        original_log(self, step, *args, **kwargs)
+        if step == 3:
+            for path in shards:
+                os.remove(path)
+    monkeypatch.setattr(loop.reporting.ProgressLogger, "log", log_then_delete)
+    workdir = str(tmp_path / "run")
+    config = TINY.replace(data_dir=data, max_iterations=40, snapshot_interval=100,
+                          deterministic=False, shuffle_buffer=2)
+    with pytest.raises(DataError) as raised:
+        loop.train_and_evaluate(config, workdir)
+    message = str(raised.value)
+    assert "\n" not in message and "disappeared" in message and shards[0] in message
+    saved = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    assert saved is not None and int(saved.rsplit("-", 1)[1]) >= 3 and saved in message

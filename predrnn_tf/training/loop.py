@@ -138,13 +138,28 @@ def _train(config: Config, workdir: str, is_chief: bool,
             _record_units(config, workdir, metadata)
         return _train_loop(_make_run(trainer, data_dir, metadata, start_step, shutdown),
                            start_step)
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError,
+            tf.errors.NotFoundError) as error:
         named = data_checks.name_corrupt_shard(error, data_dir, config)
         if named is error:
             raise
-        raise named from error
+        raise DataError(f"{named}{_checkpoint_before_stopping(trainer)}") from error
     finally:
         trainer.close()
+
+
+def _checkpoint_before_stopping(trainer: Trainer) -> str:
+    """Saves the steps trained since the last checkpoint; the clause saying so (or why not)."""
+    if not trainer.is_chief:
+        return ""
+    step, latest = int(trainer.step.numpy()), trainer.manager.latest_checkpoint
+    if latest and checkpoints.checkpoint_step(latest) >= step or not latest and step == 0:
+        return f"; the last checkpoint is {latest}" if latest else ""
+    try:
+        path = trainer.save()
+    except (WorkdirError, NonFiniteLossError) as error:
+        return f"; the steps since {latest or 'step 0'} are lost ({error})"
+    return f"; saved checkpoint {path} at step {step}: run the same command to resume"
 
 
 def _record_units(config: Config, workdir: str, metadata: dict[str, Any]) -> None:
