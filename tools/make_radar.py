@@ -18,6 +18,8 @@ uint8 with dBZ = 70 * pixel / 255 - 10 (kept in the metadata as value_mapping). 
 starting at or after --test_after are test (default: the last 20% of the timeline) and no
 window straddles the split.
 
+--engine=beam runs the same conversion as an Apache Beam pipeline (--beam_options picks the
+runner: DirectRunner by default, or Dataflow, Flink, Spark); its output is byte-identical.
 --num_workers=N converts N shards at a time in N processes (0 = one per core); the output is
 the same for any N. The conversion is resumable: shards are staged in OUTPUT/.NAME.resumable
 and a killed run (even kill -9), started again with the same flags, keeps every finished
@@ -45,7 +47,14 @@ from predrnn_tf.cli import flag_parsing
 flag_parsing.import_tensorflow_quietly()
 
 from predrnn_tf.data import wetness
-from predrnn_tf.data.converters import imaging, publishing, radar, radar_conversion, radar_shards
+from predrnn_tf.data.converters import (
+    beam_pipeline,
+    imaging,
+    publishing,
+    radar,
+    radar_conversion,
+    radar_shards,
+)
 from predrnn_tf.errors import ConfigError, DataError
 
 _INPUT_GLOB = flags.DEFINE_string("input_glob", None, "Glob of the radar files ('**' ok).",
@@ -115,6 +124,14 @@ _WHOLE_FRAME_MULTIPLE = flags.DEFINE_integer(
 _NUM_WORKERS = flags.DEFINE_integer(
     "num_workers", 1, "Processes converting shards in parallel (0 = one per CPU core); the "
     "output does not depend on it.")
+_ENGINE = flags.DEFINE_enum(
+    "engine", "processes", ["processes", "beam"],
+    "processes: --num_workers processes on this machine; beam: an Apache Beam pipeline "
+    "(pip install apache-beam) run by --beam_options (default the DirectRunner).")
+_BEAM_OPTIONS = flags.DEFINE_string(
+    "beam_options", "", "--engine=beam: Beam pipeline options as one string, e.g. "
+    "'--runner=FlinkRunner --flink_master=host:8081' or '--runner=DataflowRunner "
+    "--project=P --region=R --temp_location=gs://B/tmp'.")
 _WET_SAMPLING_FLOOR = flags.DEFINE_float(
     "wet_sampling_floor", 0.05, "The wet-sampling rule recorded in the metadata: acceptance "
     "of a dry sequence (training may override it).")
@@ -154,7 +171,10 @@ def run_conversion() -> None:
         whole_test_frames=_WHOLE_TEST_FRAMES.value,
         whole_frame_multiple=_WHOLE_FRAME_MULTIPLE.value)
     sampling = wetness.WetSampling(_WET_SAMPLING_FLOOR.value, _WET_SAMPLING_SCALE.value)
-    metadata = radar_shards.convert(options, _NUM_WORKERS.value, sampling)
+    if _ENGINE.value == "beam":
+        metadata = beam_pipeline.convert(options, _BEAM_OPTIONS.value, sampling)
+    else:
+        metadata = radar_shards.convert(options, _NUM_WORKERS.value, sampling)
     print(publishing.format_summary(metadata, _OUTPUT_DIR.value, time.monotonic() - start))
 
 

@@ -7,4 +7,5 @@ Per-dataset modules (``moving_mnist``, ``kth``, ``radar``) only decode bytes; ``
 
 # The public modules, which tools may import; listed, not imported here (no import circle).
 __all__ = ["beam_pipeline", "convert", "imaging", "kth", "moving_mnist", "parallel", "publishing",
-           "radar", "radar_conversion", "radar_shards", "resumable", "whole_frames", "windows"]
+           "radar", "radar_conversion", "radar_shards", "resumable", "shard_metadata",
+           "whole_frames", "windows"]

@@ -30,6 +30,7 @@ from predrnn_tf.data.converters import (
     radar,
     radar_conversion,
     resumable,
+    shard_metadata,
     whole_frames,
 )
 from predrnn_tf.errors import DataError
@@ -251,6 +252,63 @@ def first_test_box(options: radar_conversion.RadarOptions, tasks: list[resumable
     return box, int(footprint.sum())
 
 
+@dataclasses.dataclass(frozen=True)
+class Conversion:
+    """A planned conversion: what any engine needs to write its shards and publish them.
+
+    Attributes:
+      options: the conversion's options.
+      paths: the archive's files, sorted by time.
+      times: their time stamps.
+      tasks: every shard task.
+      facts: split time and segments (for the metadata).
+      folder: the staging folder (on a file system every worker sees).
+      writer: the picklable shard writer.
+    """
+
+    options: radar_conversion.RadarOptions
+    paths: list[str]
+    times: list[datetime.datetime]
+    tasks: list[resumable.ShardTask]
+    facts: dict[str, Any]
+    folder: str
+    writer: RadarShardWriter
+
+    def pending(self) -> list[resumable.ShardTask]:
+        """The tasks whose shard is not finished yet."""
+        return [task for task in self.tasks
+                if resumable.finished_manifest(self.folder, self.options.name, task) is None]
+
+
+def prepare(options: radar_conversion.RadarOptions) -> Conversion:
+    """Checks the options, lists the files, plans the shards and opens the staging folder."""
+    radar_conversion.check_radar_options(options)
+    paths, times = radar_conversion.list_radar_files(options)
+    tasks, facts = plan(options, paths, times)
+    folder = resumable.open_staging(options.output_dir, options.name,
+                                    plan_fingerprint(options, paths))
+    box, footprint = first_test_box(options, tasks)
+    return Conversion(options, paths, times, tasks, facts, folder,
+                      RadarShardWriter(options, box, footprint))
+
+
+def finish(conversion: Conversion, manifests: list[dict[str, Any]],
+           sampling: wetness.WetSampling | None = None) -> dict[str, Any]:
+    """Publishes the finished shards with their metadata; returns the metadata."""
+    options, writer = conversion.options, conversion.writer
+    metadata = shard_metadata.radar_metadata(options, conversion.paths, conversion.times,
+                                             conversion.facts, manifests, sampling)
+    if writer.whole_box is not None:
+        box = writer.whole_box
+        metadata.update({"test_image_height": box.height, "test_image_width": box.width,
+                         "whole_test_frames": {"box_on_recipe_grid": box.as_dict(),
+                                               "multiple": options.whole_frame_multiple,
+                                               "footprint_pixels": writer.footprint_pixels}})
+    lengths = {"train": options.total_length, "test": options.total_length}
+    return resumable.publish(conversion.folder, options.output_dir, options.name, manifests,
+                             metadata, lengths)
+
+
 def convert(options: radar_conversion.RadarOptions, num_workers: int = 1,
             sampling: wetness.WetSampling | None = None) -> dict[str, Any]:
     """Converts a radar archive shard by shard with ``num_workers`` processes, resumably.
@@ -261,24 +319,11 @@ def convert(options: radar_conversion.RadarOptions, num_workers: int = 1,
     Returns:
       The metadata written.
     """
-    radar_conversion.check_radar_options(options)
     parallel.check_num_workers(num_workers)
-    paths, times = radar_conversion.list_radar_files(options)
-    tasks, facts = plan(options, paths, times)
-    folder = resumable.open_staging(options.output_dir, options.name,
-                                    plan_fingerprint(options, paths))
-    box, footprint = first_test_box(options, tasks)
-    manifests = resumable.run_shards(RadarShardWriter(options, box, footprint), folder,
-                                     options.name, tasks, num_workers, f"{options.name} windows")
-    metadata = shard_metadata(options, paths, times, facts, manifests, sampling)
-    if box is not None:
-        metadata.update({"test_image_height": box.height, "test_image_width": box.width,
-                         "whole_test_frames": {"box_on_recipe_grid": box.as_dict(),
-                                               "multiple": options.whole_frame_multiple,
-                                               "footprint_pixels": footprint}})
-    lengths = {"train": options.total_length, "test": options.total_length}
-    return resumable.publish(folder, options.output_dir, options.name, manifests, metadata,
-                             lengths)
+    conversion = prepare(options)
+    manifests = resumable.run_shards(conversion.writer, conversion.folder, options.name,
+                                     conversion.tasks, num_workers, f"{options.name} windows")
+    return finish(conversion, manifests, sampling)
 
 
 def plan_fingerprint(options: radar_conversion.RadarOptions, paths: list[str]) -> str:
@@ -295,70 +340,3 @@ def _size(path: str) -> int:
         return int(tf.io.gfile.stat(path).length)
     except tf.errors.OpError:
         return -1
-
-
-def shard_metadata(options: radar_conversion.RadarOptions, paths: list[str],
-                   times: list[datetime.datetime], facts: dict[str, Any],
-                   manifests: list[dict[str, Any]],
-                   sampling: wetness.WetSampling | None = None) -> dict[str, Any]:
-    """The dataset metadata from the shards' manifests (same fields as the one-process run)."""
-    stats = [manifest["stats"] for manifest in manifests]
-    metadata = publishing.common_metadata(options.image_size, options.image_size, 1,
-                                          f"{options.importer} files {options.input_glob}",
-                                          False, "make_radar")
-    metadata["no_data_pixels"] = int(resumable.summed_stats(manifests, "no_data_pixels"))
-    metadata["details"] = radar_conversion.radar_details(
-        options, paths, times, facts["test_after"], facts["segments"])
-    metadata["wet_sampling"] = _wet_metadata(manifests, sampling or wetness.WetSampling())
-    if options.storage != "rain_rate":
-        metadata["value_mapping"] = units.hko7_mapping()
-        return metadata
-    _check_same_source(stats)
-    if not resumable.summed_stats(manifests, "valid_seen"):
-        raise DataError(f"--input_glob={options.input_glob!r}: no valid pixel in any frame "
-                        f"(every value is no data)")
-    kept = {split: sum(m["stats"]["tiles_kept"] for m in manifests if m["split"] == split)
-            for split in ("train", "test")}
-    if not sum(kept.values()):
-        raise DataError(f"no tile of --image_size={options.image_size} kept: fields are "
-                        f"{stats[0]['field_shape']} pixels at --pixel_km={options.pixel_km:g}, "
-                        f"--min_valid_fraction={options.min_valid_fraction:g}, "
-                        f"--min_wet_fraction={options.min_wet_fraction:g}")
-    step = radar_conversion.time_factor(options)
-    metadata["value_mapping"] = units.rain_rate_mapping()
-    metadata["schema_version"] = radar_conversion.SCHEMA_VERSION_NO_DATA
-    metadata["grid"] = {"pixel_km": options.pixel_km,
-                        "interval_minutes": options.timestep_minutes * step,
-                        "source_timestep_minutes": options.timestep_minutes,
-                        "frames_skipped_between": step - 1}
-    metadata["details"].update({
-        "tiles_kept": kept,
-        "tiles_dropped": int(resumable.summed_stats(manifests, "tiles_dropped")),
-        "source_pixel_km": stats[0]["source_pixel_km"]})
-    return metadata
-
-
-def _check_same_source(stats: list[dict[str, Any]]) -> None:
-    """DataError if two shards saw different units or grid spacings."""
-    first = stats[0]
-    for other in stats[1:]:
-        for key in ("unit", "source_pixel_km"):
-            if other[key] != first[key]:
-                raise DataError(f"mixed units in one dataset: {other['first_path']} holds "
-                                f"{key}={other[key]} but {first['first_path']} holds "
-                                f"{first[key]}")
-
-
-def _wet_metadata(manifests: list[dict[str, Any]], sampling: wetness.WetSampling
-                  ) -> dict[str, Any]:
-    """The wet-sampling rule and each split's wet-fraction summary."""
-    summary: dict[str, Any] = sampling.as_dict()
-    summary["feature"] = "wet_fraction"
-    for split in ("train", "test"):
-        counts = np.zeros(len(wetness.HISTOGRAM_EDGES) - 1, np.int64)
-        for manifest in manifests:
-            if manifest["split"] == split:
-                counts += np.asarray(manifest["stats"]["wet_histogram"], np.int64)
-        summary[split] = wetness.summary(counts.tolist(), sampling)
-    return summary
-
