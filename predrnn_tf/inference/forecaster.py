@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from predrnn_tf import files
-from predrnn_tf.errors import ConfigError, DataError, InputError
+from predrnn_tf.errors import ConfigError, DataError, ExportError, InputError, PredRNNError
 from predrnn_tf.workdir import WorkDir
 
 
@@ -110,6 +110,51 @@ def saved_model_version_dir(path: str) -> str:
     return os.path.join(path, str(versions[-1]))
 
 
+def load_export(path: str) -> tuple[str, dict[str, Any], Any]:
+    """``(version folder, export_info, loaded SavedModel)`` of ``--saved_model=path``.
+
+    A version folder is loaded as given (one line naming its damaged file otherwise); a
+    model folder gives its newest intact version, a damaged newer one passed over with a
+    warning, as TF Serving does.
+    """
+    import tensorflow as tf
+
+    from predrnn_tf import checkpoints
+    from predrnn_tf.serving import publishing
+
+    def load(folder: str) -> tuple[dict[str, Any], Any]:
+        problem = publishing.version_problem(folder)
+        if problem:
+            raise ExportError(f"--saved_model={folder} is damaged: {problem}")
+        return read_export_info(folder), tf.saved_model.load(folder)
+
+    folder = saved_model_version_dir(path)
+    if folder == path:
+        try:
+            info, loaded = load(folder)
+        except PredRNNError:
+            raise
+        except Exception as error:  # noqa: BLE001 (any failure to load: a damaged export)
+            raise ExportError(f"--saved_model={folder} is damaged: saved_model.pb: "
+                              f"{checkpoints.error_line(error, limit=200)}") from None
+        return folder, info, loaded
+    _, folder, (info, loaded) = publishing.load_newest_intact(path, load)
+    return folder, info, loaded
+
+
+def read_export_info(folder: str) -> dict[str, Any]:
+    """``assets.extra/export_info.json`` of a version folder (DataError when unreadable)."""
+    info_path = os.path.join(folder, "assets.extra", "export_info.json")
+    try:
+        with open(info_path) as stream:
+            info = json.load(stream)
+        info["config"]  # noqa: B018 (checked to exist)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(f"{info_path} is missing or unreadable ({error}): export with "
+                        f"predrnn-export") from None
+    return info
+
+
 def export_metadata(info: dict[str, Any]) -> dict[str, Any] | None:
     """The training data's metadata an export records (its data card, or its value_mapping).
 
@@ -133,16 +178,9 @@ def from_saved_model(path: str) -> Forecaster:
 
     from predrnn_tf.serving.signatures import INPUT_KEY, OUTPUT_KEY, SERVING_SIGNATURE
 
-    folder = saved_model_version_dir(path)
-    info_path = os.path.join(folder, "assets.extra", "export_info.json")
-    try:
-        with open(info_path) as stream:
-            info = json.load(stream)
-        config = info["config"]
-    except (OSError, json.JSONDecodeError, KeyError) as error:
-        raise DataError(f"{info_path} is missing or unreadable ({error}): export with "
-                        f"predrnn-export") from None
-    signature = tf.saved_model.load(folder).signatures[SERVING_SIGNATURE]
+    folder, info, loaded = load_export(path)
+    config = info["config"]
+    signature = loaded.signatures[SERVING_SIGNATURE]
     metadata = export_metadata(info)
 
     def run(frames01: np.ndarray, output_length: int) -> np.ndarray:

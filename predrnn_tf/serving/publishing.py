@@ -21,7 +21,7 @@ from typing import Any
 
 from predrnn_tf import checkpoints, files
 from predrnn_tf.config import Config
-from predrnn_tf.errors import ExportError
+from predrnn_tf.errors import ExportError, PredRNNError
 
 _log = logging.getLogger(__name__)
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -141,6 +141,8 @@ def load_newest_intact(model_dir: str, load: Callable[[str], Any]
         if problem is None:
             try:
                 return _served(version, path, load(path), problems)
+            except PredRNNError as error:  # the loader's own check (e.g. its metadata)
+                problem = checkpoints.error_line(error, limit=200)
             except Exception as error:  # noqa: BLE001 (any failure to load: a broken version)
                 problem = f"saved_model.pb: {checkpoints.error_line(error, limit=200)}"
         problems.append((path, problem))
