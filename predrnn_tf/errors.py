@@ -73,3 +73,7 @@ class NonFiniteLossError(NumericsError):
 
 class ExportError(PredRNNError):
     """A SavedModel cannot be exported, published or verified."""
+
+
+class OutputError(PredRNNError):
+    """An output cannot be written: read-only folder, full disk, file size limit, quota."""

@@ -284,3 +284,48 @@ def test_layer_norm_model_is_exported_at_its_trained_size():
     config = TINY.replace(layer_norm=True)  # layer norm weights are (H, W, C): size-bound
     module = signatures.ForecastModule(build_model(config), config)
     assert module.serve.input_signature[0].shape.as_list() == [None, 3, 16, 16, 1]
+
+
+def test_a_file_size_limit_is_one_line_and_publishes_nothing(workdir, tmp_path):
+    import resource
+
+    def limit_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))  # ulimit -f 2 (KiB)
+
+    result = subprocess.run([sys.executable, "-m", "predrnn_tf.export", f"--workdir={workdir}",
+                             f"--export_dir={tmp_path}", "--model_name=m", "--nocompare",
+                             "--nowarmup"], cwd=REPO, env=ENV, capture_output=True, text=True,
+                            timeout=300, preexec_fn=limit_files)
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [result.stderr.strip().splitlines()[-1]], result.stderr[-2000:]
+    assert errors[0].startswith(f"error: writing --export_dir={tmp_path} failed: File too large")
+    assert "Traceback" not in result.stderr
+    assert os.listdir(tmp_path / "m") == []  # no version, no staging folder
+
+
+def test_write_failures_become_one_output_line_and_others_pass(tmp_path):
+    import errno
+
+    from predrnn_tf.cli import flag_parsing
+    from predrnn_tf.errors import OutputError
+
+    for failure in (OSError(errno.ENOSPC, "No space left on device", "/elsewhere/x"),
+                    OSError(errno.EROFS, "Read-only file system", str(tmp_path / "x")),
+                    PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "x")),
+                    tf.errors.ResourceExhaustedError(None, None, "x; No space left on device")):
+        with pytest.raises(OutputError, match=f"writing --export_dir={tmp_path} failed"):
+            with flag_parsing.writing_to("--export_dir", str(tmp_path)):
+                raise failure
+    unreadable_input = PermissionError(errno.EACCES, "Permission denied", "/runs/ckpt")
+    with pytest.raises(PermissionError):
+        with flag_parsing.writing_to("--export_dir", str(tmp_path)):
+            raise unreadable_input
+
+
+def test_staging_folders_of_killed_exports_are_removed_at_export(workdir, tmp_path):
+    killed = tmp_path / "m" / ".3.tmp-999999999"  # no such process
+    os.makedirs(killed / "variables")
+    export.export_workdir(workdir, str(tmp_path), model_name="m", version=4, compare=False,
+                          warmup=False)
+    assert sorted(os.listdir(tmp_path / "m")) == ["4"]

@@ -179,7 +179,8 @@ def evaluate_from_flags() -> None:
     check_flags()
     options = evaluate_options()
     flag_parsing.resolve_path_flags("workdir")
-    result = run.evaluate(evaluation_config(), _WORKDIR.value, options, on_start=log_start)
+    with flag_parsing.writing_to("--output_dir", options.output_dir or os.getcwd()):
+        result = run.evaluate(evaluation_config(), _WORKDIR.value, options, on_start=log_start)
     print(run.summary(result, options.output_dir))
 
 

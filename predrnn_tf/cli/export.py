@@ -103,14 +103,15 @@ def export_workdir(workdir: str, export_dir: str, *, compare: bool = True,
       compare: compare against the float32 model on the first test sequences.
       **options: model_name, precision, version, checkpoint, warmup.
     """
-    from predrnn_tf.serving import exporter
+    from predrnn_tf.serving import exporter, publishing
     from predrnn_tf.workdir import WorkDir
 
     options["checkpoint"], options["version"], options["model_name"] = (
         exporter.export_destination(workdir, export_dir, options.get("model_name"),
                                     options.get("version"), options.get("checkpoint")))
-    version_dir = os.path.join(flag_parsing.absolute_path(export_dir), options["model_name"],
-                               str(options["version"]))
+    model_dir = os.path.join(flag_parsing.absolute_path(export_dir), options["model_name"])
+    publishing.remove_abandoned_staging(model_dir)  # of exports killed before
+    version_dir = os.path.join(model_dir, str(options["version"]))
     flag_parsing.log_workdir(workdir, f"exporting "
                              f"{flag_parsing.describe_checkpoint(options['checkpoint'])} "
                              f"to {version_dir}")
@@ -139,10 +140,11 @@ def run() -> None:
     if not os.path.isdir(parent):
         raise ConfigError(f"--export_dir={_EXPORT_DIR.value} cannot be a folder: {parent} is a "
                           f"file")
-    summary = export_workdir(
-        _WORKDIR.value, _EXPORT_DIR.value, model_name=_MODEL_NAME.value,
-        precision=_PRECISION.value, version=_VERSION.value, checkpoint=_CHECKPOINT.value,
-        warmup=_WARMUP.value, compare=_COMPARE.value)
+    with flag_parsing.writing_to("--export_dir", _EXPORT_DIR.value):
+        summary = export_workdir(
+            _WORKDIR.value, _EXPORT_DIR.value, model_name=_MODEL_NAME.value,
+            precision=_PRECISION.value, version=_VERSION.value, checkpoint=_CHECKPOINT.value,
+            warmup=_WARMUP.value, compare=_COMPARE.value)
     print(json.dumps(summary, sort_keys=True))
 
 

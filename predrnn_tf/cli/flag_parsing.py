@@ -9,15 +9,18 @@ stderr and exit status 2.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import os
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from absl import flags
 
 from predrnn_tf.config import Config, parse_num_hidden, validate_config
-from predrnn_tf.errors import PredRNNError
+from predrnn_tf.errors import OutputError, PredRNNError
 
 HELP = {
     "model_name": "predrnn_v2 | predrnn | predrnn_m_only | convlstm | mim.",
@@ -281,3 +284,58 @@ def run_tool(work: Callable[[], object],
         run_or_exit(work, errors=errors)
 
     run_app(main)
+
+
+_WRITE_FAILURE = re.compile(r"No space left|File too large|Read-only file system|Disk quota "
+                            r"exceeded|Permission denied", re.IGNORECASE)
+_ANYWHERE = (errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT)
+
+
+def _write_failure_reason(error: BaseException, folder: str) -> str | None:
+    """``"No space left on device (ENOSPC)"`` for a failed write, else None.
+
+    A full disk, a file size limit, a read-only file system or a quota count wherever they
+    happen; a permission error only for a path under ``folder`` (an unreadable input is not
+    an output problem). TensorFlow's file system raises ``tf.errors.OpError`` whose message
+    holds the same text.
+    """
+    if isinstance(error, OSError) and error.errno is not None:
+        inside = os.path.abspath(str(error.filename or "")).startswith(folder)
+        if error.errno in _ANYWHERE or (error.errno in (errno.EACCES, errno.EPERM) and inside):
+            return f"{error.strerror or os.strerror(error.errno)} " \
+                   f"({errno.errorcode.get(error.errno, error.errno)})"
+        return None
+    text = getattr(error, "message", None) or str(error)
+    match = _WRITE_FAILURE.search(text)
+    if not match or not type(error).__module__.startswith("tensorflow"):
+        return None
+    if match.group(0).lower() == "permission denied" and folder not in text:
+        return None
+    return match.group(0)
+
+
+@contextlib.contextmanager
+def writing_to(flag: str, folder: str) -> Iterator[None]:
+    """Turns a failed write (read-only folder, full disk, ``ulimit -f``) into one line.
+
+    Python ignores SIGXFSZ, so a file size limit surfaces as EFBIG like a full disk.
+
+    Args:
+      flag: the flag naming the output, e.g. ``--export_dir``.
+      folder: its value.
+
+    Raises:
+      OutputError: naming the flag, the folder, the reason and its errno.
+    """
+    folder = os.path.abspath(folder)
+    try:
+        yield
+    except PredRNNError:
+        raise
+    except Exception as error:
+        reason = _write_failure_reason(error, folder)
+        if reason is None:
+            raise
+        raise OutputError(f"writing {flag}={folder} failed: {reason}: free space, raise the "
+                          f"file size limit (ulimit -f) or choose a writable folder; nothing "
+                          f"was published") from None
