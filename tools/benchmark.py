@@ -9,7 +9,9 @@ achieved GFLOP/s, the conv peak measured in the same run at the model's own laye
 forward + backward + Adam step on ``batch_size`` sequences of ``total_length`` frames (the
 benchmark times single updates; ``--reverse_input`` in a flagfile doubles the work of an
 iteration, not of an update). Absolute times on shared machines vary up to 2x from day to
-day: compare the ratios.
+day: compare the ratios. On a CPU without AVX512_BF16/AMX, bfloat16 is emulated (about 13x
+slower than float32): its rows are skipped with a note unless ``--emulated_bfloat16``.
+TensorFlow is imported after predrnn_tf/training/cpu_features.py chose its environment.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from predrnn_tf.cli.flag_parsing import (
     run_app,
     run_or_exit,
 )
+from predrnn_tf.training import cpu_features
 
 define_config_flags()
 flags.DEFINE_string("precisions", "", "Comma-separated precisions to compare in one run "
@@ -35,6 +38,8 @@ flags.DEFINE_integer("warmup_steps", 1, "Untimed updates (tracing and first-call
 flags.DEFINE_integer("steps", 3, "Timed updates.")
 flags.DEFINE_integer("peak_repeats", 3, "Repetitions of each conv when measuring the peak.")
 flags.DEFINE_string("workdir", None, "Unused (accepted so training flagfiles work).")
+flags.DEFINE_boolean("emulated_bfloat16", False, "Also time mixed_bfloat16 on a CPU without "
+                     "AVX512_BF16/AMX (emulated: about 13x slower than float32).")
 flags.DEFINE_integer("forecast_steps", 0, "If > 0, also time this many calls of the compiled "
                      "forecast per precision against the forward-only conv peak.")
 flags.DEFINE_list("memory_sizes", [], "Image sizes (e.g. 128,512) at which to measure the "
@@ -56,6 +61,17 @@ def memory_table(base) -> list[str]:
     plain, remat = memory_probes.measure(sizes, flags.FLAGS.memory_plain_max_size,
                                          flags.FLAGS.memory_warmup, command)
     return memory_probes.table(base, sizes, plain, remat)
+
+
+def timed_precisions(precisions: list[str]) -> tuple[list[str], list[str]]:
+    """``(precisions to time, note lines)``: emulated bfloat16 is left out unless asked for."""
+    if benchmarking.native_bfloat16() or flags.FLAGS.emulated_bfloat16:
+        return precisions, []
+    kept = [precision for precision in precisions if "bfloat16" not in precision]
+    notes = [f"{precision} skipped: emulated on this CPU (no AVX512_BF16/AMX), about "
+             f"{cpu_features.EMULATED_BFLOAT16_SLOWDOWN}x slower than float32; "
+             f"--emulated_bfloat16 times it" for precision in precisions if precision not in kept]
+    return kept, notes
 
 
 def speed_table(base, precisions: list[str]) -> list[str]:
@@ -116,14 +132,20 @@ def main(argv):
             memory_probes.print_probe(base, flags.FLAGS.memory_probe,
                                          flags.FLAGS.memory_warmup)
             return
-        precisions = [p for p in (flags.FLAGS.precisions or base.precision).split(",") if p]
+        asked = [p for p in (flags.FLAGS.precisions or base.precision).split(",") if p]
+        precisions, notes = timed_precisions(asked)
+        cpu = cpu_features.cpu_flags()
         print(f"model {base.model_name} {','.join(map(str, base.num_hidden))} "
               f"k={base.filter_size} {base.img_width}x{base.img_width} p={base.patch_size} "
               f"T={base.total_length} batch={base.batch_size} remat={base.remat}  "
-              f"load={os.getloadavg()[0]:.2f}  native bfloat16: {benchmarking.native_bfloat16()}")
-        if flags.FLAGS.steps > 0:
+              f"load={os.getloadavg()[0]:.2f}  native bfloat16: {benchmarking.native_bfloat16()}"
+              f"  cpu {cpu_features.cpu_kind(cpu)} ({cpu_features.describe_flags(cpu)})  TF "
+              f"convolutions: {'oneDNN' if benchmarking.onednn_convolutions() else 'Eigen'}")
+        if notes:
+            print("\n".join(notes))
+        if flags.FLAGS.steps > 0 and precisions:
             print("\n".join(speed_table(base, precisions)))
-        if flags.FLAGS.forecast_steps > 0:
+        if flags.FLAGS.forecast_steps > 0 and precisions:
             print("\n".join(forecast_table(base, precisions)))
         if flags.FLAGS.memory_sizes:
             print("\n".join(memory_table(base)))
@@ -132,5 +154,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    cpu_features.apply_tensorflow_environment()  # before TensorFlow is imported
     import_tensorflow_quietly()
     run_app(main)

@@ -2,7 +2,11 @@
 
     python tools/benchmark_official.py --flagfile=configs/mnist.flags --steps=2 --warmup_steps=1
 
-On a CPU without AVX512_BF16/AMX the bfloat16 rows still run and are labelled "emulated".
+On a CPU without AVX512_BF16/AMX (bfloat16 emulated, about 13x slower than float32) the
+bfloat16 rows measure only their conv peak, labelled "emulated", unless
+``--emulated_bfloat16_updates`` times the updates too. TensorFlow is imported after
+predrnn_tf/training/cpu_features.py chose its environment (oneDNN on every AVX2 kind); the
+output starts with the CPU's kind, its ``lscpu`` flags and whether oneDNN runs the convolutions.
 
 In one process, alternating in rounds to cancel the drift of a shared machine (TF float32,
 TF mixed_bfloat16, official float32, official bfloat16 autocast; then again), times:
@@ -50,6 +54,8 @@ flags.DEFINE_string("workdir", None, "Unused (accepted so training flagfiles wor
 flags.DEFINE_integer("rounds", 2, "Alternating rounds; each times every row --steps times.")
 flags.DEFINE_integer("torch_threads", 0, "PyTorch intra-op threads (0 = the usable cores).")
 flags.DEFINE_boolean("remat_row", True, "Also time our float32 update with --remat.")
+flags.DEFINE_boolean("emulated_bfloat16_updates", False, "Also time the bfloat16 updates "
+                     "on a CPU without AVX512_BF16/AMX (emulated: about 13x slower).")
 flags.DEFINE_boolean("forecast_row", True, "Also time our compiled float32 forecast (no "
                      "gradient) against the TF forward-only conv peak.")
 
@@ -64,6 +70,7 @@ class Row:
     precision: str
     remat: bool = False
     forecast: bool = False
+    peak_only: bool = False
     seconds: list[float] = dataclasses.field(default_factory=list)
     peaks: list[float] = dataclasses.field(default_factory=list)
     error: str = ""
@@ -143,6 +150,8 @@ def measure_tf(row: Row, config, warmup: int, steps: int, repeats: int) -> None:
     precise = config.replace(precision=row.precision, remat=row.remat)
     row.peaks.append(benchmarking.measure_conv_peak(precise, row.precision, repeats,
                                                  backward=not row.forecast))
+    if row.peak_only:
+        return
     timer = benchmarking.time_forecasts if row.forecast else benchmarking.time_updates
     row.seconds.append(timer(precise, warmup, steps))
     keras.config.set_dtype_policy("float32")
@@ -152,6 +161,8 @@ def measure_torch(row: Row, config, warmup: int, steps: int, repeats: int) -> No
     dtype_name = TORCH_DTYPES[row.precision]
     try:
         row.peaks.append(torch_conv_peak(config, dtype_name, repeats))
+        if row.peak_only:
+            return
         row.seconds.append(time_official_updates(config, dtype_name, warmup, steps))
     except RuntimeError as error:  # e.g. an op without a bfloat16 CPU kernel
         row.error = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
@@ -159,13 +170,15 @@ def measure_torch(row: Row, config, warmup: int, steps: int, repeats: int) -> No
 
 def compare(config, precisions: list[str], rounds: int, warmup: int, steps: int,
             repeats: int, torch_threads: int = 0, log=print, on_round=None,
-            remat: bool = False, forecast: bool = False) -> list[Row]:
+            remat: bool = False, forecast: bool = False,
+            peak_only: tuple[str, ...] = ()) -> list[Row]:
     """Times every row ``rounds`` times, alternating TF and PyTorch within each round.
 
     Args:
       log: called with one progress line per measurement.
       on_round: if given, called with the rows after each round (partial results of a long
         run on a loaded machine).
+      peak_only: precisions whose rows measure only the conv peak (emulated bfloat16).
     """
     import torch
 
@@ -177,6 +190,8 @@ def compare(config, precisions: list[str], rounds: int, warmup: int, steps: int,
         tf_rows.append(Row("TF predrnn_tf", "float32", forecast=True))
     torch_rows = [Row("PyTorch official", precision) for precision in precisions
                   if precision in TORCH_DTYPES]
+    for row in tf_rows + torch_rows:
+        row.peak_only = row.precision in peak_only
     schedule = []
     for index in range(max(len(tf_rows), len(torch_rows))):
         schedule += [(row, measure_tf) for row in tf_rows[index:index + 1]]
@@ -186,8 +201,9 @@ def compare(config, precisions: list[str], rounds: int, warmup: int, steps: int,
             if row.error:
                 continue
             measure(row, config, warmup, steps, repeats)
-            last = (f"{row.seconds[-1]:.4g} s/update, conv peak {row.peaks[-1]:.4g} GFLOP/s"
-                    if not row.error else row.error)
+            last = row.error or f"conv peak {row.peaks[-1]:.4g} GFLOP/s"
+            if row.seconds:
+                last = f"{row.seconds[-1]:.4g} s/update, {last}"
             log(f"round {round_index + 1}/{rounds} {row.label}: {last}, "
                 f"load {os.getloadavg()[0]:.2f}")
         if on_round is not None:
@@ -227,7 +243,10 @@ def format_table(rows: list[Row], flops: float) -> list[str]:
         name = f"{row.framework} / {precision_name(row)}"
         if row.error or not row.seconds:
             status = f"failed: {row.error}" if row.error else "not measured"
-            lines.append(f"| {name} | {status} |" + " |" * 5)
+            peak = f"{row.mean_peak:.4g}" if row.peaks and not row.error else ""
+            if row.peak_only and peak:
+                status = "skipped (emulated; --emulated_bfloat16_updates times it)"
+            lines.append(f"| {name} | {status} | | | {peak} | | |")
             continue
         achieved = row_flops(row, flops) / row.mean_seconds / 1e9
         speedup = "n/a"
@@ -287,6 +306,18 @@ def describe(config) -> str:
             f"p={config.patch_size} T={config.total_length} batch={config.batch_size}")
 
 
+def describe_cpu() -> str:
+    """The CPU's kind, its deciding ``lscpu`` flags and TF's convolution library here."""
+    from predrnn_tf.training import cpu_features
+
+    flags_found = cpu_features.cpu_flags()
+    library = "oneDNN" if benchmarking.onednn_convolutions() else "Eigen"
+    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset")
+    return (f"cpu kind {cpu_features.cpu_kind(flags_found)}, flags: "
+            f"{cpu_features.describe_flags(flags_found)}; TF convolutions: {library} "
+            f"(TF_ENABLE_ONEDNN_OPTS={setting})")
+
+
 def format_load(load: tuple[float, float, float]) -> str:
     return "/".join(f"{value:.2f}" for value in load)
 
@@ -304,6 +335,8 @@ def main(argv):
         config = config_from_flags()
         FLAGS = flags.FLAGS
         precisions = [p for p in FLAGS.precisions.split(",") if p]
+        emulated = not benchmarking.native_bfloat16() and not FLAGS.emulated_bfloat16_updates
+        peak_only = ("mixed_bfloat16",) if emulated else ()
         for name in ("rounds", "steps", "warmup_steps", "peak_repeats"):
             minimum = 0 if name == "warmup_steps" else 1
             if FLAGS[name].value < minimum:
@@ -321,10 +354,11 @@ def main(argv):
         rows = compare(config, precisions, FLAGS.rounds, FLAGS.warmup_steps, FLAGS.steps,
                        FLAGS.peak_repeats, FLAGS.torch_threads, log=log,
                        on_round=log_table if FLAGS.rounds > 1 else None,
-                       remat=FLAGS.remat_row, forecast=FLAGS.forecast_row)
+                       remat=FLAGS.remat_row, forecast=FLAGS.forecast_row, peak_only=peak_only)
         import torch
 
         print(f"{describe(config)}  TFLOP/update={flops / 1e12:.3f}")
+        print(describe_cpu())
         print(f"cores={usable_cores()} torch threads={torch.get_num_threads()} "
               f"rounds={FLAGS.rounds} steps={FLAGS.steps} warmup_steps={FLAGS.warmup_steps} "
               f"tensorflow {tf.__version__} torch {torch.__version__}")
@@ -337,5 +371,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from predrnn_tf.training import cpu_features
+
+    cpu_features.apply_tensorflow_environment()  # before TensorFlow is imported
     import_tensorflow_quietly()
     run_app(main)

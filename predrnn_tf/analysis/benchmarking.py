@@ -12,6 +12,8 @@ from __future__ import annotations
 import resource
 import time
 
+from predrnn_tf.training import cpu_features
+
 
 def conv_shapes(config) -> list[tuple[int, int, int, int]]:
     """(kernel, in, out, count) of every convolution in one unrolled forward pass."""
@@ -162,18 +164,26 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
-def cpu_flags() -> set[str]:
+def cpu_flags() -> frozenset[str]:
     """The CPU feature flags of /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return cpu_features.cpu_flags()
 
 
 def native_bfloat16() -> bool:
     """True if the CPU has bfloat16 instructions (AVX512_BF16 or AMX-BF16)."""
-    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    return cpu_features.native_bfloat16(cpu_features.cpu_flags())
+
+
+def onednn_convolutions() -> bool:
+    """True if TensorFlow runs its CPU convolutions through oneDNN in this process.
+
+    TF reads ``TF_ENABLE_ONEDNN_OPTS`` once, at import; unset, it is on only on CPUs with
+    AVX512_VNNI, AVX512_BF16 or AMX (TF 2.21). Asks TF's own answer where it has one.
+    """
+    import tensorflow as tf
+
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return tf.sysconfig.get_build_info().get("is_onednn_enabled", False)
