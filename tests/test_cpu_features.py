@@ -53,3 +53,12 @@ def test_bfloat16_warning_names_the_slowdown_and_the_flags_on_an_emulating_cpu()
     ("mixed_bfloat16", XEON_AMX), ("mixed_bfloat16", frozenset())])
 def test_no_bfloat16_warning_where_nothing_is_emulated_or_unknown(precision, flags):
     assert cpu_features.bfloat16_warning(precision, flags) is None
+
+
+def test_warn_if_emulated_bfloat16_logs_what_bfloat16_warning_says(monkeypatch):
+    monkeypatch.setattr(cpu_features, "cpu_flags", lambda: ZEN3)
+    logged = []
+    monkeypatch.setattr("absl.logging.warning", logged.append)
+    warning = cpu_features.warn_if_emulated_bfloat16("mixed_bfloat16")
+    assert logged == [warning] and "emulates" in warning
+    assert cpu_features.warn_if_emulated_bfloat16("float32") is None and len(logged) == 1

@@ -112,3 +112,17 @@ def bfloat16_warning(precision: str, flags: frozenset[str]) -> str | None:
             f"{describe_flags(flags)}; no avx512_bf16 or amx_bf16): TensorFlow emulates "
             f"bfloat16 here, about {EMULATED_BFLOAT16_SLOWDOWN}x slower than float32 "
             f"(issue 34). Use --precision=float32 on this machine.")
+
+
+def warn_if_emulated_bfloat16(precision: str) -> str | None:
+    """Logs :func:`bfloat16_warning` for this machine's CPU; returns it (None: no warning).
+
+    The one call a start-up needs (training, export, predict, evaluate), once the precision
+    is known.
+    """
+    from absl import logging
+
+    warning = bfloat16_warning(precision, cpu_flags())
+    if warning:
+        logging.warning(warning)
+    return warning
