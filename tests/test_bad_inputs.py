@@ -66,6 +66,15 @@ def _damage_shard(split, how):
     return edit
 
 
+def _other_size_train_shard(data_dir):
+    """The train shard replaced by one of 8x8 frames; the metadata still says 16x16."""
+    source = data_dir + "-small"
+    synthetic_radar.ensure_synthetic_dataset(source, 8, 6, num_train=8, num_test=2)
+    small = schema.shard_paths(source, synthetic_radar.NAME, "train")[0]
+    shutil.copy(small, schema.shard_paths(data_dir, NAME, "train")[0])
+    shutil.rmtree(source)
+
+
 def _remove_split(split):
     def edit(data_dir):
         schema.remove_split(data_dir, NAME, split)
@@ -165,6 +174,9 @@ def _build_cases(root, data_dir, trained):
         ("metadata_channels", [f"--data_dir={dataset('channels', _edit_metadata(channels=3))}"],
          "--img_channel=1", [os.path.join(root, "data", "channels")]),
         ("metadata_length", [f"--data_dir={short}"], "--total_length=6", [short]),
+        ("train_shard_of_another_size",
+         [f"--data_dir={dataset('other_size', _other_size_train_shard)}"],
+         "not the model's 16x16x1", [os.path.join(root, "data", "other_size")]),
         ("missing_train_shards", [f"--data_dir={dataset('no_train', _remove_split('train'))}"],
          "no train shards", [os.path.join(root, "data", "no_train")]),
         ("corrupt_train_shard",
@@ -231,7 +243,8 @@ CASE_IDS = ["input_length", "img_width_patch", "unequal_hidden", "hidden_not_int
             "precision", "strategy", "nan_policy", "batch_size", "filter_size", "lr",
             "unknown_flag", "flag_type", "num_devices", "no_data_dir", "no_metadata",
             "bad_metadata_json", "metadata_size", "metadata_channels", "metadata_length",
-            "missing_train_shards", "corrupt_train_shard", "truncated_train_shard",
+            "train_shard_of_another_size", "missing_train_shards", "corrupt_train_shard",
+            "truncated_train_shard",
             "truncated_test_shard", "workdir_under_a_file", "workdir_in_proc", "locked_workdir",
             "checkpoint_of_another_model", "changed_model_shape", "corrupt_config_json"]
 

@@ -231,6 +231,31 @@ def parse_flags_or_exit(argv: list[str]) -> list[str]:
         sys.exit(2)
 
 
+HELP_ARGUMENTS = ("--help", "-h", "-?", "--helpshort", "--help=true")
+
+
+def command_flag_modules(main: Callable[..., object]) -> list[str]:
+    """The modules whose flags are the command's own (not absl's, not TensorFlow's)."""
+    names = {"__main__", sys.argv[0], getattr(main, "__module__", "")}
+    return [name for name in flags.FLAGS.flags_by_module_dict()
+            if name in names or name.startswith("predrnn_tf") or name.startswith("tools")]
+
+
+def print_command_help(main: Callable[..., object]) -> None:
+    """``--help``: the command's docstring and its own flags with their help, on stdout.
+
+    absl's ``--help`` lists the flags of the main module only, which for a console script is
+    the generated wrapper (none); ``--helpfull`` adds every absl and TensorFlow flag.
+    """
+    module = sys.modules.get(getattr(main, "__module__", ""), sys.modules["__main__"])
+    if (module.__doc__ or "").strip():
+        print(module.__doc__.strip(), end="\n\n")
+    print("Flags:")
+    for name in command_flag_modules(main):
+        print(flags.FLAGS.module_help(name))
+    print("\n(--helpfull also lists absl's and TensorFlow's flags.)")
+
+
 def run_app(main: Callable[[list[str]], object]) -> None:
     """``absl.app.run(main)`` with flag errors as one line and TF's start-up noise silenced.
 
@@ -241,6 +266,9 @@ def run_app(main: Callable[[list[str]], object]) -> None:
     from absl import app
 
     app.define_help_flags()
+    if any(argument in HELP_ARGUMENTS for argument in sys.argv[1:]):
+        print_command_help(main)
+        sys.exit(0)
     parse_flags_or_exit(sys.argv)
     saved = _silence_stderr()
 

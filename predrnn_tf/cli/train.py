@@ -1,7 +1,7 @@
 """Train a PredRNN model: ``python -m predrnn_tf.train --flagfile=configs/radar.flags``.
 
-Flags carry the official run.py names (see ``--helpfull``). Running the same command again
-resumes from the newest checkpoint in ``--workdir``.
+Flags carry the official run.py names (``--help`` lists them; ``--stride=1`` is accepted).
+Running the same command again resumes from the newest checkpoint in ``--workdir``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,21 @@ from predrnn_tf.cli.flag_parsing import (
 
 define_config_flags()
 flags.DEFINE_string("workdir", None, "Work directory: checkpoints, config.json, TensorBoard.")
+flags.DEFINE_integer("stride", 1, "Accepted for the official run.py's flag lines: only 1. The "
+                     "window stride is chosen when converting (tools/make_radar.py --stride, "
+                     "tools/make_kth.py --fast_stride/--other_stride).")
+
+
+def check_stride() -> None:
+    """``--stride=1`` (official run.py's value) is accepted; other values are refused."""
+    from predrnn_tf.errors import ConfigError
+
+    stride = flags.FLAGS.stride
+    if stride != 1:
+        raise ConfigError(f"--stride={stride}: training reads the sequences as the converter "
+                          f"cut them, so only --stride=1 is accepted; choose the window stride "
+                          f"when converting (tools/make_radar.py --stride, tools/make_kth.py "
+                          f"--fast_stride/--other_stride)")
 
 
 def main(argv):
@@ -31,6 +46,7 @@ def main(argv):
     def run():
         from predrnn_tf.config import ConfigError
 
+        check_stride()
         if not flags.FLAGS.workdir:
             raise ConfigError("--workdir is required")
         workdir = absolute_path(flags.FLAGS.workdir)  # resolved once: printed and used
