@@ -169,5 +169,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from predrnn_tf.training import cpu_features
+
+    cpu_features.apply_tensorflow_environment()  # oneDNN as training gets it, before TF
     import_tensorflow_quietly()
     run_app(main)
