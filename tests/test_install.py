@@ -39,6 +39,21 @@ def run(command, cwd, env, timeout=300):
     return result
 
 
+def skip_without_bdist_wheel(python) -> None:
+    """Skips (with the remedy) when ``pip install --no-build-isolation`` cannot build a wheel.
+
+    Without build isolation the build uses the venv's setuptools; before 70.1 its
+    ``bdist_wheel`` comes from the ``wheel`` package, and without it pip stops with
+    "invalid command 'bdist_wheel'". Isolation would download both: no network here.
+    """
+    probe = subprocess.run([str(python), "-c", "import setuptools\ntry:\n import "
+                            "setuptools.command.bdist_wheel\nexcept ImportError:\n import wheel"],
+                           capture_output=True, text=True, timeout=120)
+    if probe.returncode != 0:
+        pytest.skip("this interpreter cannot build wheels without network (setuptools < 70.1 "
+                    "and no 'wheel' package): pip install 'setuptools>=70.1' (or wheel)")
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory):
     """(bin folder, clone copy, a user folder outside both, environment)."""
@@ -46,9 +61,12 @@ def venv(tmp_path_factory):
     start = time.monotonic()
     clone = root / "clone"
     shutil.copytree(REPO, clone, ignore=IGNORED)
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(root / "venv")],
-                   check=True, timeout=120)
+    # --without-pip: the venv builds with this interpreter's pip and setuptools, not the old
+    # setuptools ensurepip would bundle (65.x on Python 3.11, without bdist_wheel).
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
+                    str(root / "venv")], check=True, timeout=120)
     bin_dir = root / "venv" / "bin"
+    skip_without_bdist_wheel(bin_dir / "python")
     env = {key: value for key, value in os.environ.items()
            if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
