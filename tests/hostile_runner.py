@@ -65,8 +65,8 @@ def load_command(command):
                                                   os.path.join(REPO, "tools", f"{command}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return lambda argv: flag_parsing.run_or_exit(module.convert,
-                                                 errors=(ValueError, OSError, ImportError))
+    work = getattr(module, "run_conversion", None) or module.convert  # the tool's body
+    return lambda argv: flag_parsing.run_or_exit(work, errors=(ValueError, OSError, ImportError))
 
 
 def is_path_flag(name):
