@@ -12,7 +12,7 @@ import pytest
 
 from predrnn_tf import units
 from predrnn_tf.errors import InputError
-from predrnn_tf.inference import frames as frames_module
+from predrnn_tf.inference import frames
 from predrnn_tf.inference.frames import RadarArchive, load_frames
 
 RAIN = {"value_mapping": units.rain_rate_mapping(),
@@ -30,10 +30,10 @@ def test_png_frames_are_read_in_natural_order_and_named(tmp_path, caplog):
     for number in range(1, 11):  # 1.png ... 10.png, pixel value = the frame number
         cv2.imwrite(str(tmp_path / f"{number}.png"), np.full((8, 8), number, np.uint8))
     with caplog.at_level(logging.WARNING):
-        frames = load_frames(str(tmp_path), None, channels=1)
-    np.testing.assert_array_equal(np.round(frames[0, :, 0, 0, 0] * 255), np.arange(1, 11))
+        loaded = load_frames(str(tmp_path), None, channels=1)
+    np.testing.assert_array_equal(np.round(loaded[0, :, 0, 0, 0] * 255), np.arange(1, 11))
     assert "read 10 frames, oldest to newest: 1.png, 2.png ... 10.png" in caplog.text
-    assert frames_module.natural_key("frame2.png") < frames_module.natural_key("frame10.png")
+    assert frames.natural_key("frame2.png") < frames.natural_key("frame10.png")
 
 
 def test_png_names_of_ambiguous_order_are_refused(tmp_path):
