@@ -116,7 +116,18 @@ def shard_filename(name: str, split: str, index: int, count: int) -> str:
 def shard_paths(data_dir: str, name: str, split: str) -> list[str]:
     """The sorted finished shards of one split (temporary files never match)."""
     pattern = os.path.join(data_dir, f"{name}-{split}-?????-of-?????.tfrecord")
+    if is_url(data_dir):
+        return sorted(tf.io.gfile.glob(pattern))
     return sorted(glob.glob(pattern))
+
+
+def is_url(path: str) -> bool:
+    """Whether ``path`` names object storage (``gs://``, ``s3://``, ``ram://``, ...).
+
+    Such folders are read through ``tf.io.gfile`` (TensorFlow reads ``gs://`` itself; other
+    schemes need their file-system plugin, e.g. tensorflow-io for ``s3://``).
+    """
+    return "://" in path
 
 
 def metadata_path(data_dir: str, name: str) -> str:
@@ -137,10 +148,10 @@ def write_metadata(data_dir: str, name: str, metadata: dict[str, Any]) -> str:
 def read_metadata(data_dir: str, name: str) -> dict[str, Any]:
     """Reads ``NAME-metadata.json``; DataError naming the file if absent or invalid."""
     path = metadata_path(data_dir, name)
-    if not os.path.exists(path):
+    if not (tf.io.gfile.exists(path) if is_url(path) else os.path.exists(path)):
         raise DataError(f"no dataset metadata {path} (check --data_dir and --dataset_name)")
     try:
-        with open(path) as handle:
+        with (tf.io.gfile.GFile(path) if is_url(path) else open(path)) as handle:
             return json.load(handle)
     except json.JSONDecodeError as error:
         raise DataError(f"{path} is not valid JSON: {error}") from error

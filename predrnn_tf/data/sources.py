@@ -52,8 +52,8 @@ def dataset_metadata(config: Config, workdir: str) -> dict[str, Any] | None:
 def datasets_in(data_dir: str) -> list[str]:
     """Names of the datasets in ``data_dir`` (from ``NAME-metadata.json`` and shard names)."""
     names = {os.path.basename(path)[:-len(_METADATA_SUFFIX)]
-             for path in glob.glob(os.path.join(glob.escape(data_dir), "*" + _METADATA_SUFFIX))}
-    for path in glob.glob(os.path.join(glob.escape(data_dir), "*.tfrecord")):
+             for path in _glob(data_dir, "*" + _METADATA_SUFFIX)}
+    for path in _glob(data_dir, "*.tfrecord"):
         for split in schema.SPLITS:
             base = os.path.basename(path)
             if f"-{split}-" in base:
@@ -61,21 +61,46 @@ def datasets_in(data_dir: str) -> list[str]:
     return sorted(names)
 
 
+def _glob(data_dir: str, pattern: str) -> list[str]:
+    """Files of ``data_dir`` matching ``pattern``; object storage through ``tf.io.gfile``."""
+    if schema.is_url(data_dir):
+        import tensorflow as tf
+
+        return tf.io.gfile.glob(os.path.join(data_dir, pattern))
+    return glob.glob(os.path.join(glob.escape(data_dir), pattern))
+
+
+def _exists(path: str) -> bool:
+    if schema.is_url(path):
+        import tensorflow as tf
+
+        return tf.io.gfile.exists(path)
+    return os.path.exists(path)
+
+
+def _is_folder(path: str) -> bool:
+    if schema.is_url(path):
+        import tensorflow as tf
+
+        return tf.io.gfile.isdir(path)
+    return os.path.isdir(path)
+
+
 def _needs_generation(config: Config, data_dir: str) -> bool:
     """Synthetic data is generated in WORKDIR/data, or in an explicit --data_dir without it."""
     return config.dataset_name == synthetic_radar.NAME and (
         not config.data_dir
-        or not os.path.exists(schema.metadata_path(data_dir, config.dataset_name)))
+        or not _exists(schema.metadata_path(data_dir, config.dataset_name)))
 
 
 def _check_folder(config: Config, data_dir: str, generate: bool) -> None:
     """The folder exists (or may be created) and holds the named dataset, not another one."""
-    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+    if _exists(data_dir) and not _is_folder(data_dir):
         raise ConfigError(f"--data_dir={data_dir} is a file, not a folder")
-    if not generate and not os.path.isdir(data_dir):
+    if not generate and not _is_folder(data_dir):
         raise ConfigError(f"--data_dir={data_dir} does not exist")
     others = [name for name in datasets_in(data_dir) if name != config.dataset_name] \
-        if os.path.isdir(data_dir) else []
+        if _is_folder(data_dir) else []
     if generate and others:
         raise ConfigError(
             f"--data_dir={data_dir} holds the dataset(s) {', '.join(others)}, not "
@@ -83,7 +108,7 @@ def _check_folder(config: Config, data_dir: str, generate: bool) -> None:
             f"--dataset_name={others[0]}; synthetic data is never written next to another "
             f"dataset")
     missing = [name for name, _ in mixing.parse_sources(config.dataset_name)
-               if not os.path.exists(schema.metadata_path(data_dir, name))]
+               if not _exists(schema.metadata_path(data_dir, name))]
     if not generate and missing:
         found = f"it holds {', '.join(others)}" if others else "it holds no dataset"
         raise DataError(f"--data_dir={data_dir} has no {missing[0]}{_METADATA_SUFFIX} "
