@@ -142,7 +142,7 @@ def saved_model_versions(folder: str) -> list[int]:
     (none when ``folder`` is not a folder)."""
     if not os.path.isdir(folder):
         return []
-    return sorted(int(name) for name in os.listdir(folder) if name.isdigit()
+    return sorted(int(name) for name in os.listdir(folder) if name.isascii() and name.isdigit()
                   and os.path.isfile(os.path.join(folder, name, "saved_model.pb")))
 
 

@@ -177,6 +177,10 @@ def test_command_line_summary_and_one_line_errors(workdir, tmp_path):
                       f"--output_dir={tmp_path / 'out2'}", "--output_length=0")
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0, bad.stderr
     assert bad.stderr.startswith("error: --output_length") and not (tmp_path / "out2").exists()
+    device = run_predict(f"--workdir={workdir}", "--input=/dev/zero",
+                         f"--output_dir={tmp_path / 'out3'}")
+    assert device.returncode == 2 and "/dev/zero is not a regular file" in device.stderr, (
+        device.stderr)
 
 
 def test_colour_scale_marks_values_above_the_top_threshold():

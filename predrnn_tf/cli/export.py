@@ -62,10 +62,11 @@ def find_dbz_mapping(work) -> dict[str, Any] | None:
     from predrnn_tf import units
     from predrnn_tf.inference.forecaster import workdir_metadata
 
-    mapping = units.dbz_mapping(workdir_metadata(work))
-    if mapping is None:
-        logging.info("Neither the dataset of %s nor its data card maps pixels to dBZ: "
-                     "predict_dbz is not exported.", work.path)
+    metadata = workdir_metadata(work)
+    mapping = units.dbz_mapping(metadata)
+    if mapping is None and not units.is_rain_rate_mapping(metadata):
+        logging.info("Neither the dataset of %s nor its data card maps pixels to physical "
+                     "units: only the [0, 1] signature is exported.", work.path)
     return mapping
 
 

@@ -110,8 +110,11 @@ def check_input_flags() -> None:
     if os.path.isdir(path):
         if not glob.glob(os.path.join(path, "*.png")):
             raise ConfigError(f"--input={path} holds no .png frames")
-    elif not os.path.isfile(path):
+    elif not os.path.exists(path):
         raise ConfigError(f"--input={path} does not exist")
+    elif not os.path.isfile(path):
+        raise ConfigError(f"--input={path} is not a regular file (a .npy file or a folder "
+                          f"of .png frames)")
     elif not path.lower().endswith(".npy"):
         raise ConfigError(f"--input={path} must be a .npy file or a folder of .png frames "
                           f"(radar files: pass --importer)")
@@ -151,7 +154,10 @@ def run() -> None:
     """Forecasts and prints the summary as one JSON line."""
     from predrnn_tf.inference import predict
 
-    print(json.dumps(predict.predict_files(predict_options()), sort_keys=True))
+    options = predict_options()
+    with flag_parsing.writing_to("--output_dir", _OUTPUT_DIR.value):
+        summary = predict.predict_files(options)
+    print(json.dumps(summary, sort_keys=True))
 
 
 def main(argv: list[str]) -> None:
