@@ -23,7 +23,8 @@ def conv_pass_run() -> tuple[str, dict[str, int]]:
     """Runs one forward + backward conv pass with oneDNN's verbose log, once for the module;
     returns its printed result and the count of executed convolutions per oneDNN
     propagation kind."""
-    environment = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3")
+    environment = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3",
+                       TF_ENABLE_ONEDNN_OPTS="1")  # as training sets it (cpu_features)
     result = subprocess.run([sys.executable, "-c", _PROGRAM],
                             capture_output=True, text=True, env=environment, cwd=REPO_ROOT,
                             timeout=300)

@@ -44,7 +44,7 @@ def test_apply_sets_nothing_once_tensorflow_is_imported(monkeypatch):
 
 def test_bfloat16_warning_names_the_slowdown_and_the_flags_on_an_emulating_cpu():
     warning = cpu_features.bfloat16_warning("mixed_bfloat16", ZEN3)
-    assert "13x slower" in warning and "avx2 fma" in warning and "\n" not in warning
+    assert "13-60x slower" in warning and "avx2 fma" in warning and "\n" not in warning
     assert "--precision=float32" in warning
 
 

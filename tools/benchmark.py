@@ -9,7 +9,7 @@ achieved GFLOP/s, the conv peak measured in the same run at the model's own laye
 forward + backward + Adam step on ``batch_size`` sequences of ``total_length`` frames (the
 benchmark times single updates; ``--reverse_input`` in a flagfile doubles the work of an
 iteration, not of an update). Absolute times on shared machines vary up to 2x from day to
-day: compare the ratios. On a CPU without AVX512_BF16/AMX, bfloat16 is emulated (about 13x
+day: compare the ratios. On a CPU without AVX512_BF16/AMX, bfloat16 is emulated (13-60x
 slower than float32): its rows are skipped with a note unless ``--emulated_bfloat16``.
 TensorFlow is imported after predrnn_tf/training/cpu_features.py chose its environment.
 """
@@ -39,7 +39,7 @@ flags.DEFINE_integer("steps", 3, "Timed updates.")
 flags.DEFINE_integer("peak_repeats", 3, "Repetitions of each conv when measuring the peak.")
 flags.DEFINE_string("workdir", None, "Unused (accepted so training flagfiles work).")
 flags.DEFINE_boolean("emulated_bfloat16", False, "Also time mixed_bfloat16 on a CPU without "
-                     "AVX512_BF16/AMX (emulated: about 13x slower than float32).")
+                     "AVX512_BF16/AMX (emulated: 13-60x slower than float32).")
 flags.DEFINE_integer("forecast_steps", 0, "If > 0, also time this many calls of the compiled "
                      "forecast per precision against the forward-only conv peak.")
 flags.DEFINE_list("memory_sizes", [], "Image sizes (e.g. 128,512) at which to measure the "
@@ -68,8 +68,8 @@ def timed_precisions(precisions: list[str]) -> tuple[list[str], list[str]]:
     if benchmarking.native_bfloat16() or flags.FLAGS.emulated_bfloat16:
         return precisions, []
     kept = [precision for precision in precisions if "bfloat16" not in precision]
-    notes = [f"{precision} skipped: emulated on this CPU (no AVX512_BF16/AMX), about "
-             f"{cpu_features.EMULATED_BFLOAT16_SLOWDOWN}x slower than float32; "
+    notes = [f"{precision} skipped: emulated on this CPU (no AVX512_BF16/AMX), "
+             f"{cpu_features.EMULATED_BFLOAT16_SLOWDOWN} slower than float32; "
              f"--emulated_bfloat16 times it" for precision in precisions if precision not in kept]
     return kept, notes
 

@@ -2,7 +2,7 @@
 
     python tools/benchmark_official.py --flagfile=configs/mnist.flags --steps=2 --warmup_steps=1
 
-On a CPU without AVX512_BF16/AMX (bfloat16 emulated, about 13x slower than float32) the
+On a CPU without AVX512_BF16/AMX (bfloat16 emulated, 13-60x slower than float32) the
 bfloat16 rows measure only their conv peak, labelled "emulated", unless
 ``--emulated_bfloat16_updates`` times the updates too. TensorFlow is imported after
 predrnn_tf/training/cpu_features.py chose its environment (oneDNN on every AVX2 kind); the
@@ -55,7 +55,7 @@ flags.DEFINE_integer("rounds", 2, "Alternating rounds; each times every row --st
 flags.DEFINE_integer("torch_threads", 0, "PyTorch intra-op threads (0 = the usable cores).")
 flags.DEFINE_boolean("remat_row", True, "Also time our float32 update with --remat.")
 flags.DEFINE_boolean("emulated_bfloat16_updates", False, "Also time the bfloat16 updates "
-                     "on a CPU without AVX512_BF16/AMX (emulated: about 13x slower).")
+                     "on a CPU without AVX512_BF16/AMX (emulated: 13-60x slower).")
 flags.DEFINE_boolean("forecast_row", True, "Also time our compiled float32 forecast (no "
                      "gradient) against the TF forward-only conv peak.")
 
@@ -92,7 +92,8 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def torch_conv_peak(config, dtype_name: str | None, repeats: int) -> float:
+def torch_conv_peak(config, dtype_name: str | None, repeats: int,
+                    only_conv_h: bool = False) -> float:
     """GFLOP/s of PyTorch forward + backward at the model's conv shapes (NCHW, as the
     official code), weighted by their count in an update, each shape timed as the best of
     ``repeats`` like ``measure_conv_peak`` (eager PyTorch always runs the forward)."""
@@ -101,11 +102,8 @@ def torch_conv_peak(config, dtype_name: str | None, repeats: int) -> float:
 
     dtype = getattr(torch, dtype_name) if dtype_name else torch.float32
     size, batch = config.patched_width, config.batch_size
-    distinct = {}
-    for k, cin, cout, count in benchmarking.conv_shapes(config):
-        distinct[(k, cin, cout)] = distinct.get((k, cin, cout), 0) + count
     total_flops, total_time = 0.0, 0.0
-    for (k, cin, cout), count in distinct.items():
+    for (k, cin, cout), count in benchmarking.distinct_conv_shapes(config, only_conv_h).items():
         inputs = torch.randn([batch, cin, size, size], dtype=dtype, requires_grad=True)
         kernel = torch.randn([cout, cin, k, k], dtype=dtype, requires_grad=True)
 
@@ -148,8 +146,10 @@ def measure_tf(row: Row, config, warmup: int, steps: int, repeats: int) -> None:
 
     keras.config.set_dtype_policy("float32")
     precise = config.replace(precision=row.precision, remat=row.remat)
+    repeats = 1 if row.peak_only else repeats  # emulated bfloat16 backward: ~0.5 GFLOP/s
     row.peaks.append(benchmarking.measure_conv_peak(precise, row.precision, repeats,
-                                                 backward=not row.forecast))
+                                                 backward=not row.forecast,
+                                                 only_conv_h=row.peak_only))
     if row.peak_only:
         return
     timer = benchmarking.time_forecasts if row.forecast else benchmarking.time_updates
@@ -160,7 +160,8 @@ def measure_tf(row: Row, config, warmup: int, steps: int, repeats: int) -> None:
 def measure_torch(row: Row, config, warmup: int, steps: int, repeats: int) -> None:
     dtype_name = TORCH_DTYPES[row.precision]
     try:
-        row.peaks.append(torch_conv_peak(config, dtype_name, repeats))
+        row.peaks.append(torch_conv_peak(config, dtype_name, 1 if row.peak_only else repeats,
+                                         row.peak_only))
         if row.peak_only:
             return
         row.seconds.append(time_official_updates(config, dtype_name, warmup, steps))
@@ -245,7 +246,8 @@ def format_table(rows: list[Row], flops: float) -> list[str]:
             status = f"failed: {row.error}" if row.error else "not measured"
             peak = f"{row.mean_peak:.4g}" if row.peaks and not row.error else ""
             if row.peak_only and peak:
-                status = "skipped (emulated; --emulated_bfloat16_updates times it)"
+                status = ("skipped (emulated; --emulated_bfloat16_updates times it); "
+                          "peak at the conv_h shape only")
             lines.append(f"| {name} | {status} | | | {peak} | | |")
             continue
         achieved = row_flops(row, flops) / row.mean_seconds / 1e9

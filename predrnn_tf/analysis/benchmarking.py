@@ -94,20 +94,32 @@ def make_conv_pass(kernel_size: int, inputs: int, outputs: int, batch: int, size
     return conv_pass
 
 
-def measure_conv_peak(config, precision: str, repeats: int, backward: bool = True) -> float:
+def distinct_conv_shapes(config, only_conv_h: bool = False) -> dict[tuple[int, int, int], int]:
+    """``{(kernel, in, out): count}`` of :func:`conv_shapes`; with ``only_conv_h`` the one
+    shape of the last layer's conv_h (what an emulated bfloat16 peak can afford to time)."""
+    distinct = {}
+    for k, cin, cout, count in conv_shapes(config):
+        distinct[(k, cin, cout)] = distinct.get((k, cin, cout), 0) + count
+    if only_conv_h:
+        hidden = config.num_hidden[-1]
+        key = (config.filter_size, hidden, 4 * hidden)
+        return {key: distinct.get(key, 1)}
+    return distinct
+
+
+def measure_conv_peak(config, precision: str, repeats: int, backward: bool = True,
+                      only_conv_h: bool = False) -> float:
     """GFLOP/s of forward + backward (or forward only) of the model's own conv shapes
     (the fused per-cell convolutions, the model's batch, patched size and compute dtype),
-    each shape timed as the best of ``repeats`` and weighted by its count in a step."""
+    each shape timed as the best of ``repeats`` and weighted by its count in a step
+    (``only_conv_h``: the conv_h shape alone, see :func:`distinct_conv_shapes`)."""
     import tensorflow as tf
 
     dtype = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16,
              "mixed_float16": tf.float16}[precision]
     size, batch = config.patched_width, config.batch_size
     total_flops, total_time = 0.0, 0.0
-    distinct = {}
-    for k, cin, cout, count in conv_shapes(config):
-        distinct[(k, cin, cout)] = distinct.get((k, cin, cout), 0) + count
-    for (k, cin, cout), count in distinct.items():
+    for (k, cin, cout), count in distinct_conv_shapes(config, only_conv_h).items():
         conv_pass = make_conv_pass(k, cin, cout, batch, size, dtype, backward)
         total_flops += (3.0 if backward else 1.0) * conv_flops(k, cin, cout, batch, size) * count
         total_time += best_seconds(conv_pass, repeats) * count

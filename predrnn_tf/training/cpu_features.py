@@ -11,10 +11,10 @@ set ``lscpu`` prints), so each choice is testable with any flag set:
   update 0.68x the official PyTorch code's speed there. oneDNN is asked for on every x86
   kind with AVX2 (what the AVX-512 kinds already get by default); a value the user set wins.
 - :func:`bfloat16_warning`: a one-line warning when ``mixed_bfloat16`` is asked for on a
-  CPU without bfloat16 instructions, where TensorFlow emulates it about 13x slower than
-  float32. A warning, not a refusal: a bfloat16 SavedModel exported on such a machine serves
-  fast on an AMX one, and the default precision is float32, so only an explicit request
-  meets it.
+  CPU without bfloat16 instructions, where TensorFlow emulates it 13-60x slower than
+  float32 (Eigen 13x; oneDNN's bfloat16 backward convolutions slower still). A warning, not a
+  refusal: a bfloat16 SavedModel exported on such a machine serves fast on an AMX one, and
+  the default precision is float32, so only an explicit request meets it.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from __future__ import annotations
 import os
 import sys
 
-NATIVE_BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
-# Measured 2026-12-05 on AMD EPYC Zen 3 (AVX2 only): TF's bfloat16 convolution at the paper's
-# conv_h shape, forward + backward, 7 GFLOP/s against 91 in float32 (issue 34).
-EMULATED_BFLOAT16_SLOWDOWN = 13
-REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16",
+BFLOAT16_INSTRUCTIONS = frozenset({"avx512_bf16", "amx_bf16"})
+# Measured on AMD EPYC Zen 3 (AVX2 only), issue 34: TF's bfloat16 convolution at the paper's
+# conv_h shape, forward + backward, 7 GFLOP/s against 91 in float32 with Eigen (13x); with
+# oneDNN its bfloat16 backward convolutions ran 60x slower than float32 (loaded machine).
+EMULATED_BFLOAT16_SLOWDOWN = "13-60x"
+DECIDING_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16",
                   "amx_tile")
 
 
@@ -49,7 +50,7 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
 
 def native_bfloat16(flags: frozenset[str]) -> bool:
     """True if the CPU has bfloat16 instructions (AVX512_BF16 or AMX-BF16)."""
-    return bool(flags & NATIVE_BFLOAT16_FLAGS)
+    return bool(flags & BFLOAT16_INSTRUCTIONS)
 
 
 def cpu_kind(flags: frozenset[str]) -> str:
@@ -67,7 +68,7 @@ def cpu_kind(flags: frozenset[str]) -> str:
 
 def describe_flags(flags: frozenset[str]) -> str:
     """The flags that decide convolution speed, as ``lscpu`` spells them, or ``none``."""
-    return " ".join(flag for flag in REPORTED_FLAGS if flag in flags) or "none"
+    return " ".join(flag for flag in DECIDING_FEATURES if flag in flags) or "none"
 
 
 def tensorflow_environment(flags: frozenset[str], environment: dict[str, str]) -> dict[str, str]:
@@ -110,7 +111,7 @@ def bfloat16_warning(precision: str, flags: frozenset[str]) -> str | None:
         return None
     return (f"--precision={precision} on a CPU without bfloat16 instructions (flags: "
             f"{describe_flags(flags)}; no avx512_bf16 or amx_bf16): TensorFlow emulates "
-            f"bfloat16 here, about {EMULATED_BFLOAT16_SLOWDOWN}x slower than float32 "
+            f"bfloat16 here, {EMULATED_BFLOAT16_SLOWDOWN} slower than float32 "
             f"(issue 34). Use --precision=float32 on this machine.")
 
 
