@@ -175,12 +175,15 @@ def log_start(checkpoint: str | None) -> None:
 def evaluate_from_flags() -> None:
     """Builds the Config and options from the flags and runs the evaluation."""
     from predrnn_tf.evaluation import run
+    from predrnn_tf.training import cpu_features
 
     check_flags()
     options = evaluate_options()
     flag_parsing.resolve_path_flags("workdir")
+    config = evaluation_config()
+    cpu_features.warn_if_emulated_bfloat16(config.precision)
     with flag_parsing.writing_to("--output_dir", options.output_dir or os.getcwd()):
-        result = run.evaluate(evaluation_config(), _WORKDIR.value, options, on_start=log_start)
+        result = run.evaluate(config, _WORKDIR.value, options, on_start=log_start)
     print(run.summary(result, options.output_dir))
 
 

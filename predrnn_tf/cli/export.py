@@ -141,6 +141,9 @@ def run() -> None:
     if not os.path.isdir(parent):
         raise ConfigError(f"--export_dir={_EXPORT_DIR.value} cannot be a folder: {parent} is a "
                           f"file")
+    from predrnn_tf.training import cpu_features
+
+    cpu_features.warn_if_emulated_bfloat16(_PRECISION.value)
     with flag_parsing.writing_to("--export_dir", _EXPORT_DIR.value):
         summary = export_workdir(
             _WORKDIR.value, _EXPORT_DIR.value, model_name=_MODEL_NAME.value,

@@ -209,6 +209,9 @@ def import_tensorflow_quietly() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules:
         return
+    from predrnn_tf.training import cpu_features
+
+    cpu_features.apply_tensorflow_environment()  # oneDNN on AVX2-only CPUs (issue 34)
     saved = _silence_stderr()
     try:
         import keras  # noqa: F401

@@ -51,6 +51,9 @@ def main(argv):
             raise ConfigError("--workdir is required")
         workdir = absolute_path(flags.FLAGS.workdir)  # resolved once: printed and used
         config = config_from_flags()
+        from predrnn_tf.training import cpu_features
+
+        cpu_features.warn_if_emulated_bfloat16(config.precision)
         if config.data_dir:
             config = config.replace(data_dir=absolute_path(config.data_dir))
         from predrnn_tf.training import loop

@@ -6,4 +6,4 @@ the loss log. May import config, errors, files, checkpoints, models, data and ev
 """
 
 # The public modules, which tools may import; listed, not imported here (no import circle).
-__all__ = ["distribution", "fault_tolerance", "loop", "schedules", "trainer"]
+__all__ = ["cpu_features", "distribution", "fault_tolerance", "loop", "schedules", "trainer"]
