@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from predrnn_tf.data import reader, schema, wetness
+from predrnn_tf.data import reader, scale_out, schema, wetness
 from predrnn_tf.errors import DataError
 
 SIZE, LENGTH = 8, 3
@@ -35,7 +35,7 @@ def test_wet_sampling_trains_on_rain(tmp_path):
     write_dataset(str(tmp_path))
     plain = reader.make_dataset(str(tmp_path), "toy", "train", 10, LENGTH, seed=1)
     wet = reader.make_dataset(str(tmp_path), "toy", "train", 10, LENGTH, seed=1,
-                              wet_sampling=wetness.WetSampling(floor=0.05, scale=0.1))
+                              scale=scale_out.ScaleOptions(wetness.WetSampling(0.05, 0.1)))
     assert 0.35 < wet_share(plain, 40) < 0.65
     # dry kept with 0.05, wet with 1 - exp(-5): about 95% of the drawn records are wet
     assert wet_share(wet, 40) > 0.88
@@ -47,7 +47,8 @@ def test_wet_sampling_is_seeded(tmp_path):
 
     def first_ids(seed):
         dataset = reader.make_dataset(str(tmp_path), "toy", "train", 5, LENGTH, seed=seed,
-                                      deterministic=True, wet_sampling=rule, shuffle=False)
+                                      deterministic=True, shuffle=False,
+                                      scale=scale_out.ScaleOptions(wet_sampling=rule))
         return [batch.numpy().tobytes() for batch in dataset.take(4)]
 
     assert first_ids(3) == first_ids(3)
@@ -71,15 +72,16 @@ def test_weights_follow_the_stated_rule():
 
 def test_validation_split_holds_out_the_last_train_shards(tmp_path):
     write_dataset(str(tmp_path))
-    train = reader.split_shards(str(tmp_path), "toy", "train", 0.25)
-    validation = reader.split_shards(str(tmp_path), "toy", reader.VALIDATION, 0.25)
+    train = scale_out.split_shards(str(tmp_path), "toy", "train", 0.25)
+    validation = scale_out.split_shards(str(tmp_path), "toy", scale_out.VALIDATION, 0.25)
     everything = schema.shard_paths(str(tmp_path), "toy", "train")
     assert train + validation == everything and len(validation) == 1
-    dataset = reader.make_dataset(str(tmp_path), "toy", reader.VALIDATION, 10, LENGTH,
-                                  shuffle=False, repeat=False, validation_fraction=0.25)
+    dataset = reader.make_dataset(str(tmp_path), "toy", scale_out.VALIDATION, 10, LENGTH,
+                                  shuffle=False, repeat=False,
+                                  scale=scale_out.ScaleOptions(validation_fraction=0.25))
     assert sum(int(batch.shape[0]) for batch in dataset) == 10
     with pytest.raises(DataError, match="leaves no train shard"):
-        reader.split_shards(str(tmp_path), "toy", "train", 0.9)
+        scale_out.split_shards(str(tmp_path), "toy", "train", 0.9)
 
 
 def test_shards_on_object_storage_through_gfile():
@@ -114,10 +116,10 @@ def test_tf_data_service_serves_the_pipeline(tmp_path):
     worker = tf.data.experimental.service.WorkerServer(
         tf.data.experimental.service.WorkerConfig(dispatcher_address=address,
                                                   worker_address="127.0.0.1:%port%"))
-    dataset = reader.make_dataset(str(tmp_path), "toy", "train", 4, LENGTH,
-                                  data_service=dispatcher.target, data_service_job="train")
+    service = scale_out.ScaleOptions(data_service=dispatcher.target, data_service_job="train")
+    dataset = reader.make_dataset(str(tmp_path), "toy", "train", 4, LENGTH, scale=service)
     batch = next(iter(dataset))
     assert batch.shape == (4, LENGTH, SIZE, SIZE, 1)
     assert worker is not None
     with pytest.raises(DataError, match="grpc://"):
-        reader.use_data_service(dataset, "http://x:1")
+        scale_out.use_data_service(dataset, "http://x:1")

@@ -6,4 +6,5 @@ serving or cli/.
 """
 
 # The public modules, which tools may import; listed, not imported here (no import circle).
-__all__ = ["converters", "mixing", "reader", "schema", "sources", "synthetic_radar", "wetness"]
+__all__ = ["converters", "mixing", "reader", "scale_out", "schema", "sources", "synthetic_radar",
+           "wetness"]

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
 import tensorflow as tf
 
-from predrnn_tf.data import augmentation, mixing, schema, wetness
+from predrnn_tf.data import augmentation, mixing, scale_out, schema, wetness
 from predrnn_tf.errors import DataError
 
-VALIDATION = "validation"  # train's last shards, held out (make_dataset's validation_fraction)
 
 def frame_shape(metadata: dict[str, Any], split: str) -> tuple[int, int, int]:
     """``(height, width, channels)`` of one split's frames (whole test composites: their own)."""
@@ -118,9 +116,7 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
                  skip_records: int = 0, augment: bool = False,
                  frame_size: int | None = None,
                  augment_time_reversal: bool = False,
-                 wet_sampling: wetness.WetSampling | None = None,
-                 validation_fraction: float = 0.0, data_service: str = "",
-                 data_service_job: str = "") -> tf.data.Dataset:
+                 scale: scale_out.ScaleOptions | None = None) -> tf.data.Dataset:
     """Streams one split as float32 batches ``[B, T, H, W, C]`` in [0, 1].
 
     ``name`` may be a mixture ``a,b:2`` (:mod:`predrnn_tf.data.mixing`); frames larger than
@@ -148,52 +144,30 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
       skip_records: records of this pipeline's (shuffled) stream dropped before decoding:
         replays a deterministic stream up to a resumed step.
       augment_time_reversal: play each sequence backwards with probability 0.5 (training).
-      wet_sampling: keep each record with the probability :func:`wetness.weight_tf` gives
-        its stored ``wet_fraction`` (rejection sampling, seeded; records without one are
-        always kept). For training; None = every record alike.
-      validation_fraction: the last ``ceil(fraction * shards)`` train shards (the latest
-        in time for radar archives, whose shards are in time order) form the
-        ``validation`` split and are left out of ``train``; 0 = no validation split.
-      data_service: ``grpc://HOST:PORT`` of a tf.data service dispatcher: the pipeline
-        (read, decode, augment, batch) runs on the service's workers, for input-bound
-        runs; empty = in this process (:func:`use_data_service`).
-      data_service_job: a job name shared by the trainers that split one stream.
+      scale: wet-sequence sampling, the validation split, tf.data service
+        (:class:`scale_out.ScaleOptions`); None = none of them.
 
     Returns:
       A ``tf.data.Dataset``.
     """
-    if split not in (*schema.SPLITS, VALIDATION):
-        raise ValueError(f"split must be one of {(*schema.SPLITS, VALIDATION)}, received "
+    if split not in (*schema.SPLITS, scale_out.VALIDATION):
+        raise ValueError(f"split must be one of {(*schema.SPLITS, scale_out.VALIDATION)}, received "
                          f"{split!r}")
+    scale = scale or scale_out.ScaleOptions()
     options = dict(shuffle=shuffle, repeat=repeat, seed=seed, deterministic=deterministic,
                    skip_corrupt=skip_corrupt, shuffle_buffer=shuffle_buffer,
                    input_context=input_context, skip_records=skip_records, augment=augment,
                    frame_size=frame_size, augment_time_reversal=augment_time_reversal,
-                   wet_sampling=wet_sampling, validation_fraction=validation_fraction)
+                   wet_sampling=scale.wet_sampling,
+                   validation_fraction=scale.validation_fraction)
     if mixing.is_mixture(name):
         sequences = _mixed_sequences(data_dir, name, split, sequence_length, options)
     else:
         sequences = _sequences(data_dir, name, split, sequence_length, **options)
     batches = _batch_sequences(sequences, batch_size, drop_remainder, deterministic)
-    if data_service:
-        batches = use_data_service(batches, data_service, data_service_job)
+    if scale.data_service:
+        batches = scale_out.use_data_service(batches, scale.data_service, scale.data_service_job)
     return batches
-
-
-def use_data_service(dataset: tf.data.Dataset, service: str, job_name: str = ""
-                     ) -> tf.data.Dataset:
-    """Runs ``dataset`` on the tf.data service at ``service`` (``grpc://HOST:PORT``).
-
-    Start a dispatcher and workers on the input machines (``tf.data.experimental.service.
-    DispatchServer`` / ``WorkerServer``); every trainer that passes the same ``job_name``
-    shares one stream (each batch goes to one trainer), else each gets its own.
-    """
-    if not service.startswith(("grpc://", "grpc+loas://")) and "://" in service:
-        raise DataError(f"--data_service must be grpc://HOST:PORT, got {service!r}")
-    distributed = dataset.apply(tf.data.experimental.service.distribute(
-        processing_mode=tf.data.experimental.service.ShardingPolicy.OFF, service=service,
-        job_name=job_name or None))
-    return distributed.prefetch(tf.data.AUTOTUNE)
 
 
 def _mixed_sequences(data_dir: str, name: str, split: str, sequence_length: int,
@@ -220,9 +194,9 @@ def _sequences(data_dir: str, name: str, split: str, sequence_length: int, *, sh
                validation_fraction: float) -> tf.data.Dataset:
     """The decoded (cropped, augmented) uint8 sequences of one source's split."""
     metadata = schema.read_metadata(data_dir, name)
-    paths = split_shards(data_dir, name, split, validation_fraction)
+    paths = scale_out.split_shards(data_dir, name, split, validation_fraction)
     if repeat and first_record_shard(paths) is None:  # would spin forever
-        check_split_has_records(data_dir, name, "train" if split == VALIDATION else split,
+        check_split_has_records(data_dir, name, "train" if split == scale_out.VALIDATION else split,
                                 metadata)
         raise DataError(f"the {split} shards of {name!r} in {data_dir} hold no record")
     records = _read_records(paths, shuffle=shuffle, repeat=repeat, seed=seed,
@@ -230,10 +204,10 @@ def _sequences(data_dir: str, name: str, split: str, sequence_length: int, *, sh
     if shuffle:
         records = records.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if wet_sampling is not None:
-        records = sample_wet(records, wet_sampling, seed)
+        records = scale_out.sample_wet(records, wet_sampling, seed)
     if skip_records:
         records = records.skip(skip_records)
-    shape = frame_shape(metadata, "train" if split == VALIDATION else split)
+    shape = frame_shape(metadata, "train" if split == scale_out.VALIDATION else split)
     sequences = records.map(_decoder(sequence_length, *shape),
                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if skip_corrupt:
@@ -247,42 +221,6 @@ def _sequences(data_dir: str, name: str, split: str, sequence_length: int, *, sh
         sequences = sequences.map(transform, num_parallel_calls=tf.data.AUTOTUNE,
                                   deterministic=deterministic)
     return sequences
-
-
-def split_shards(data_dir: str, name: str, split: str, validation_fraction: float = 0.0
-                 ) -> list[str]:
-    """The shards of ``split``; with a validation fraction, train's last shards are validation.
-
-    Raises:
-      DataError: no shard, or a fraction that leaves train or validation without a shard.
-    """
-    source = "train" if split == VALIDATION else split
-    paths = schema.shard_paths(data_dir, name, source)
-    if not paths:
-        raise DataError(f"no {source} shards {name}-{source}-*-of-*.tfrecord in {data_dir}")
-    if not 0.0 <= validation_fraction < 1.0:
-        raise DataError(f"--validation_fraction must be in [0, 1), got {validation_fraction}")
-    if split == "test" or (split == "train" and not validation_fraction):
-        return paths
-    held_out = math.ceil(validation_fraction * len(paths))
-    if split == VALIDATION and not held_out:
-        raise DataError("the validation split needs --validation_fraction > 0")
-    if held_out >= len(paths):
-        raise DataError(f"--validation_fraction={validation_fraction} of {len(paths)} train "
-                        f"shard(s) of {name!r} leaves no train shard: convert with smaller "
-                        f"--sequences_per_shard or lower the fraction")
-    return paths[-held_out:] if split == VALIDATION else paths[:-held_out]
-
-
-def sample_wet(records: tf.data.Dataset, rule: wetness.WetSampling, seed: int
-               ) -> tf.data.Dataset:
-    """Keeps each serialized record with probability ``weight(wet_fraction)`` (seeded)."""
-    draws = tf.data.Dataset.random(seed=seed).map(
-        lambda value: tf.cast(value % (1 << 24), tf.float32) / float(1 << 24))
-    pairs = tf.data.Dataset.zip((records, draws))
-    kept = pairs.filter(lambda record, draw: draw < wetness.weight_tf(
-        schema.parse_wet_fraction(record), rule))
-    return kept.map(lambda record, draw: record)
 
 
 def _read_records(paths: list[str], *, shuffle: bool, repeat: bool, seed: int,

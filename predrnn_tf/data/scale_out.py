@@ -1,0 +1,96 @@
+"""The reader's options for large archives and many workers (:class:`ScaleOptions`).
+
+- wet-sequence sampling: rejection sampling of serialized records by their stored
+  ``wet_fraction`` (:mod:`predrnn_tf.data.wetness`), seeded;
+- a validation split: the last train shards (in time order for radar archives) held out;
+- tf.data service: the input pipeline runs on a dispatcher's workers;
+- object storage: shards and metadata are read through ``tf.io.gfile`` when the folder is
+  a URL (:func:`predrnn_tf.data.schema.is_url`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import tensorflow as tf
+
+from predrnn_tf.data import schema, wetness
+from predrnn_tf.errors import DataError
+
+VALIDATION = "validation"  # train's last shards, held out (ScaleOptions.validation_fraction)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleOptions:
+    """The reader's options for large archives and many workers.
+
+    Attributes:
+      wet_sampling: keep each record with the probability :func:`wetness.weight_tf` gives
+        its stored ``wet_fraction`` (rejection sampling, seeded; records without one are
+        always kept). For training; None = every record alike.
+      validation_fraction: the last ``ceil(fraction * shards)`` train shards (the latest
+        in time for radar archives, whose shards are in time order) form the
+        ``validation`` split and are left out of ``train``; 0 = no validation split.
+      data_service: ``grpc://HOST:PORT`` of a tf.data service dispatcher: the pipeline
+        (read, decode, augment, batch) runs on the service's workers, for input-bound
+        runs; empty = in this process (:func:`use_data_service`).
+      data_service_job: a job name shared by the trainers that split one stream.
+    """
+
+    wet_sampling: wetness.WetSampling | None = None
+    validation_fraction: float = 0.0
+    data_service: str = ""
+    data_service_job: str = ""
+
+
+def split_shards(data_dir: str, name: str, split: str, validation_fraction: float = 0.0
+                 ) -> list[str]:
+    """The shards of ``split``; with a validation fraction, train's last shards are validation.
+
+    Raises:
+      DataError: no shard, or a fraction that leaves train or validation without a shard.
+    """
+    source = "train" if split == VALIDATION else split
+    paths = schema.shard_paths(data_dir, name, source)
+    if not paths:
+        raise DataError(f"no {source} shards {name}-{source}-*-of-*.tfrecord in {data_dir}")
+    if not 0.0 <= validation_fraction < 1.0:
+        raise DataError(f"--validation_fraction must be in [0, 1), got {validation_fraction}")
+    if split == "test" or (split == "train" and not validation_fraction):
+        return paths
+    held_out = math.ceil(validation_fraction * len(paths))
+    if split == VALIDATION and not held_out:
+        raise DataError("the validation split needs --validation_fraction > 0")
+    if held_out >= len(paths):
+        raise DataError(f"--validation_fraction={validation_fraction} of {len(paths)} train "
+                        f"shard(s) of {name!r} leaves no train shard: convert with smaller "
+                        f"--sequences_per_shard or lower the fraction")
+    return paths[-held_out:] if split == VALIDATION else paths[:-held_out]
+
+
+def sample_wet(records: tf.data.Dataset, rule: wetness.WetSampling, seed: int
+               ) -> tf.data.Dataset:
+    """Keeps each serialized record with probability ``weight(wet_fraction)`` (seeded)."""
+    draws = tf.data.Dataset.random(seed=seed).map(
+        lambda value: tf.cast(value % (1 << 24), tf.float32) / float(1 << 24))
+    pairs = tf.data.Dataset.zip((records, draws))
+    kept = pairs.filter(lambda record, draw: draw < wetness.weight_tf(
+        schema.parse_wet_fraction(record), rule))
+    return kept.map(lambda record, draw: record)
+
+
+def use_data_service(dataset: tf.data.Dataset, service: str, job_name: str = ""
+                     ) -> tf.data.Dataset:
+    """Runs ``dataset`` on the tf.data service at ``service`` (``grpc://HOST:PORT``).
+
+    Start a dispatcher and workers on the input machines (``tf.data.experimental.service.
+    DispatchServer`` / ``WorkerServer``); every trainer that passes the same ``job_name``
+    shares one stream (each batch goes to one trainer), else each gets its own.
+    """
+    if not service.startswith(("grpc://", "grpc+loas://")) and "://" in service:
+        raise DataError(f"--data_service must be grpc://HOST:PORT, got {service!r}")
+    distributed = dataset.apply(tf.data.experimental.service.distribute(
+        processing_mode=tf.data.experimental.service.ShardingPolicy.OFF, service=service,
+        job_name=job_name or None))
+    return distributed.prefetch(tf.data.AUTOTUNE)
