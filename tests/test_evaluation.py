@@ -354,5 +354,11 @@ def test_a_rain_rate_colour_bar_is_labelled_in_mm_per_hour(monkeypatch):
     labels = []
     monkeypatch.setattr(plots, "put_text", lambda image, text, *args: labels.append(text))
     plots.draw_value_colorbar(200, units.rain_rate_mapping())
-    # pixel 0.5 of the dBR scale is 4.4 mm/h, not the linear dBR mid-point (0.5 * 33 - 10)
-    assert labels == ["mm/h", "0", "4.4", "200"]
+    # pysteps' precipitation levels in mm/h (plot_precip_field's), largest on top, then the
+    # no-data swatch
+    levels = ["0.08", "0.16", "0.25", "0.4", "0.63", "1", "1.6", "2.5", "4", "6.3", "10", "16",
+              "25", "40", "63", "100", "160"]
+    assert labels == ["mm/h", *reversed(levels), "n/a"]
+    precipfields = pytest.importorskip("pysteps.visualization.precipfields")
+    _, _, pysteps_levels, _ = precipfields.get_colormap("intensity", "mm/h", "pysteps")
+    assert [float(label) for label in levels] == pytest.approx(list(pysteps_levels)[:17])

@@ -48,6 +48,9 @@ flags.DEFINE_integer(
     "length, e.g. KTH 10 -> 20, if the test sequences are long enough.")
 flags.DEFINE_bool("save_predictions", False,
                   "Also write predictions.npz (inputs, truth, predictions).")
+flags.DEFINE_bool("probability_matching", False,
+                  "Rain-rate models: also score model_pm, the model's forecast matched to the "
+                  "last input's rain-rate distribution (pysteps' empirical-CDF rule).")
 _BASELINE = flags.DEFINE_enum("baseline", None, ["persistence", "extrapolation"],
                               "Evaluate a baseline instead of the model.")
 _BASELINES = flags.DEFINE_string(
@@ -153,7 +156,7 @@ def evaluate_options():
              for name, (kind, *_) in NUMBER_LISTS.items()}
     names = ("checkpoint", "output_length", "every_kth_sequence", "num_sequences",
              "save_predictions", "lpips_weights", "lpips_unscaled_inputs", "num_strips",
-             "frames_per_second")
+             "frames_per_second", "probability_matching")
     return EvaluateOptions(
         output_dir=_OUTPUT_DIR.value, baseline=_BASELINE.value,
         baselines=tuple(name.strip() for name in _BASELINES.value.split(",") if name.strip()),

@@ -14,4 +14,4 @@ from predrnn_tf.models.registry import get_model, model_names
 
 # Names, and the public modules tools import (``builder``, ``ensemble``, ``forecasting``).
 __all__ = ["PredRNN", "builder", "ensemble", "forecast_mask", "forecasting", "get_model",
-           "mask_length", "model_names"]
+           "mask_length", "model_names", "probability_matching"]
