@@ -116,7 +116,7 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
                  skip_records: int = 0, augment: bool = False,
                  frame_size: int | None = None,
                  augment_time_reversal: bool = False,
-                 scale: scale_out.ScaleOptions | None = None) -> tf.data.Dataset:
+                 scale: scale_out.ScaleOptions = scale_out.NO_SCALING) -> tf.data.Dataset:
     """Streams one split as float32 batches ``[B, T, H, W, C]`` in [0, 1].
 
     ``name`` may be a mixture ``a,b:2`` (:mod:`predrnn_tf.data.mixing`); frames larger than
@@ -129,7 +129,7 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
     Args:
       data_dir: folder with the shards and ``NAME-metadata.json``.
       name: dataset name.
-      split: ``train`` or ``test``.
+      split: ``train``, ``test`` or ``validation``.
       batch_size: sequences per batch (per input pipeline when ``input_context`` is given).
       sequence_length: frames taken from the start of each stored sequence.
       shuffle: shuffle shard order and records.
@@ -144,30 +144,22 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
       skip_records: records of this pipeline's (shuffled) stream dropped before decoding:
         replays a deterministic stream up to a resumed step.
       augment_time_reversal: play each sequence backwards with probability 0.5 (training).
-      scale: wet-sequence sampling, the validation split, tf.data service
-        (:class:`scale_out.ScaleOptions`); None = none of them.
+      scale: wet sampling, validation split, tf.data service (:class:`scale_out.ScaleOptions`).
 
     Returns:
       A ``tf.data.Dataset``.
     """
-    if split not in (*schema.SPLITS, scale_out.VALIDATION):
-        raise ValueError(f"split must be one of {(*schema.SPLITS, scale_out.VALIDATION)}, received "
-                         f"{split!r}")
-    scale = scale or scale_out.ScaleOptions()
+    scale_out.check_split(split)
     options = dict(shuffle=shuffle, repeat=repeat, seed=seed, deterministic=deterministic,
                    skip_corrupt=skip_corrupt, shuffle_buffer=shuffle_buffer,
                    input_context=input_context, skip_records=skip_records, augment=augment,
                    frame_size=frame_size, augment_time_reversal=augment_time_reversal,
-                   wet_sampling=scale.wet_sampling,
-                   validation_fraction=scale.validation_fraction)
-    if mixing.is_mixture(name):
-        sequences = _mixed_sequences(data_dir, name, split, sequence_length, options)
-    else:
-        sequences = _sequences(data_dir, name, split, sequence_length, **options)
+                   wet_sampling=scale.wet_sampling, validation_fraction=scale.validation_fraction)
+    sequences = (_mixed_sequences(data_dir, name, split, sequence_length, options)
+                 if mixing.is_mixture(name) else
+                 _sequences(data_dir, name, split, sequence_length, **options))
     batches = _batch_sequences(sequences, batch_size, drop_remainder, deterministic)
-    if scale.data_service:
-        batches = scale_out.use_data_service(batches, scale.data_service, scale.data_service_job)
-    return batches
+    return scale_out.use_data_service(batches, scale.data_service, scale.data_service_job)
 
 
 def _mixed_sequences(data_dir: str, name: str, split: str, sequence_length: int,

@@ -44,6 +44,9 @@ class ScaleOptions:
     data_service_job: str = ""
 
 
+NO_SCALING = ScaleOptions()  # the reader's default: none of the options
+
+
 def split_shards(data_dir: str, name: str, split: str, validation_fraction: float = 0.0
                  ) -> list[str]:
     """The shards of ``split``; with a validation fraction, train's last shards are validation.
@@ -80,17 +83,29 @@ def sample_wet(records: tf.data.Dataset, rule: wetness.WetSampling, seed: int
     return kept.map(lambda record, draw: record)
 
 
+def check_split(split: str) -> None:
+    """ValueError unless ``split`` is ``train``, ``test`` or ``validation``."""
+    if split not in (*schema.SPLITS, VALIDATION):
+        raise ValueError(f"split must be one of {(*schema.SPLITS, VALIDATION)}, received "
+                         f"{split!r}")
+
+
 def use_data_service(dataset: tf.data.Dataset, service: str, job_name: str = ""
                      ) -> tf.data.Dataset:
     """Runs ``dataset`` on the tf.data service at ``service`` (``grpc://HOST:PORT``).
+
+    An empty ``service`` returns ``dataset`` unchanged.
 
     Start a dispatcher and workers on the input machines (``tf.data.experimental.service.
     DispatchServer`` / ``WorkerServer``); every trainer that passes the same ``job_name``
     shares one stream (each batch goes to one trainer), else each gets its own.
     """
+    if not service:
+        return dataset
     if not service.startswith(("grpc://", "grpc+loas://")) and "://" in service:
         raise DataError(f"--data_service must be grpc://HOST:PORT, got {service!r}")
     distributed = dataset.apply(tf.data.experimental.service.distribute(
         processing_mode=tf.data.experimental.service.ShardingPolicy.OFF, service=service,
         job_name=job_name or None))
     return distributed.prefetch(tf.data.AUTOTUNE)
+
