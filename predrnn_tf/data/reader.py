@@ -139,10 +139,8 @@ def make_dataset(data_dir: str, name: str, split: str, batch_size: int, sequence
       skip_corrupt: drop records that fail to read or decode instead of failing.
       shuffle_buffer: records in the shuffle buffer.
       drop_remainder: drop the last partial batch (keeps shapes static).
-      input_context: from ``distribute_datasets_from_function``: shards the input per worker,
-        by file when there are at least as many files as pipelines, else by record.
-      skip_records: records of this pipeline's (shuffled) stream dropped before decoding:
-        replays a deterministic stream up to a resumed step.
+      input_context: from ``distribute_datasets_from_function``: shards per worker (below).
+      skip_records: records dropped before decoding (replays a stream up to a resumed step).
       augment_time_reversal: play each sequence backwards with probability 0.5 (training).
       scale: wet sampling, validation split, tf.data service (:class:`scale_out.ScaleOptions`).
 
