@@ -103,6 +103,17 @@ def test_convert_official_split_and_strides(avi_root, tmp_path):
     assert metadata["image_height"] == metadata["image_width"] == 32
 
 
+def test_two_workers_write_the_same_files(avi_root, tmp_path):
+    for workers in (1, 2):
+        convert.convert_kth(convert.KthOptions(
+            input_dir=avi_root, output_dir=str(tmp_path / str(workers)), image_size=16,
+            num_workers=workers))
+    one, two = (sorted(os.listdir(tmp_path / str(workers))) for workers in (1, 2))
+    assert one == two and len(one) == 3
+    for name in one:
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
+
+
 def test_stride_flags_change_the_selection(avi_root, tmp_path):
     metadata = convert.convert_kth(convert.KthOptions(
         input_dir=avi_root, output_dir=str(tmp_path), image_size=16, fast_stride=0,

@@ -40,6 +40,9 @@ _OTHER_STRIDE = flags.DEFINE_integer(
     "Window stride for boxing, handclapping, handwaving, walking (0 = non-overlapping).")
 _ACTIONS = flags.DEFINE_list("actions", list(kth.ACTIONS), "Actions to convert.")
 _SEQUENCES_PER_SHARD = flags.DEFINE_integer("sequences_per_shard", 500, "Records per shard.")
+_NUM_WORKERS = flags.DEFINE_integer(
+    "num_workers", 1, "Processes decoding clips in parallel (0 = one per CPU core); the "
+    "output does not depend on it.")
 
 
 def run_conversion() -> None:
@@ -53,7 +56,7 @@ def run_conversion() -> None:
         test_persons=tuple(_parse_persons("test_persons", _TEST_PERSONS.value)),
         fast_stride=_FAST_STRIDE.value, other_stride=_OTHER_STRIDE.value,
         actions=tuple(action.strip().lower() for action in _ACTIONS.value),
-        sequences_per_shard=_SEQUENCES_PER_SHARD.value)
+        sequences_per_shard=_SEQUENCES_PER_SHARD.value, num_workers=_NUM_WORKERS.value)
     metadata = convert.convert_kth(options)
     print(publishing.format_summary(metadata, _OUTPUT_DIR.value, time.monotonic() - start))
 

@@ -10,12 +10,13 @@ with a one-line message naming the flag, file or value.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
 from absl import logging
 
-from predrnn_tf.data.converters import checks, kth, moving_mnist, publishing
+from predrnn_tf.data.converters import checks, kth, moving_mnist, parallel, publishing
 from predrnn_tf.errors import ConfigError, DataError
 
 # ----------------------------------------------------------------------------- Moving MNIST
@@ -226,9 +227,11 @@ class KthOptions:
     other_stride: int = 0
     actions: tuple[str, ...] = kth.ACTIONS
     sequences_per_shard: int = 500
+    num_workers: int = 1  # processes decoding clips (0 = one per core); output unchanged
 
     def __post_init__(self):
         checks.output(self.output_dir, self.name, self.sequences_per_shard)
+        parallel.check_num_workers(self.num_workers)
         checks.integer("image_size", self.image_size, 1, checks.MAX_IMAGE_SIZE)
         for flag in ("total_length", "test_total_length"):
             checks.integer(flag, getattr(self, flag), 1, checks.MAX_FRAMES)
@@ -257,14 +260,16 @@ def convert_kth(options: KthOptions) -> dict[str, Any]:
     lengths = {"train": options.total_length, "test": options.test_total_length}
     with publishing.DatasetStaging(options.output_dir, options.name,
                                    options.sequences_per_shard) as staging:
+        decoded = parallel.ordered_map(functools.partial(kth.read_clip,
+                                                         image_size=options.image_size),
+                                       clips, options.num_workers)
         with publishing.ProgressBar(len(clips), f"{options.name} clips") as progress:
-            for clip in clips:
+            for clip, runs in zip(clips, decoded, strict=True):
                 split = kth.clip_split(clip, options.train_persons, options.test_persons)
                 length = lengths[split]
                 stride = kth.action_stride(clip.action, length, options.fast_stride,
                                            options.other_stride)
                 writer = staging.writer(split)
-                runs = kth.read_clip(clip, options.image_size)
                 for start, window in kth.iterate_windows(runs, length, stride):
                     writer.write(np.ascontiguousarray(window), f"{clip.clip_id}:{start}")
                 progress.update()
