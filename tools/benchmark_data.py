@@ -45,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from predrnn_tf.config import Config, ConfigError, parse_num_hidden
-from predrnn_tf.data import mixing, reader, schema
+from predrnn_tf.data import mixing, reader, scale_out, schema, wetness
 from predrnn_tf.data.converters import convert, publishing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,6 +65,10 @@ _DATASETS = flags.DEFINE_list(
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Reader batch size.")
 _READER_BATCHES = flags.DEFINE_integer("reader_batches", 200, "Batches timed per reader.")
 _SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", 256, "Reader shuffle buffer.")
+_WET_SAMPLING = flags.DEFINE_bool(
+    "wet_sampling", False, "datasets: read with wet-sequence sampling (the reader's "
+    "rejection by each record's wet_fraction, default rule of predrnn_tf.data.wetness); "
+    "records without a wet fraction are all kept.")
 _MODE = flags.DEFINE_enum(
     "mode", "radar_real", ["radar_real", "datasets"],
     "radar_real: the recipe's mixed, augmented pipeline vs its training update; datasets: "
@@ -128,9 +132,11 @@ def time_reader(data_dir: str, name: str, batch_size: int, batches: int,
     """Decoded sequences/s of the training reader (after a warm-up of 10 batches)."""
     metadata = mixing.read_metadata(data_dir, name)
     length = metadata.get("train_sequence_length", metadata["sequence_length"])
+    scale = scale_out.ScaleOptions(
+        wet_sampling=wetness.WetSampling() if _WET_SAMPLING.value else None)
     dataset = reader.make_dataset(data_dir, name, "train", batch_size, length, shuffle=True,
                                   repeat=True, shuffle_buffer=shuffle_buffer, augment=augment,
-                                  frame_size=frame_size)
+                                  frame_size=frame_size, scale=scale)
     iterator = iter(dataset)
     for _ in range(10):
         next(iterator)
