@@ -1,6 +1,5 @@
 """The ``Work directory /abs/path: ...`` line of evaluate and export (issue 13)."""
 
-import logging
 import os
 
 import tensorflow as tf
@@ -8,13 +7,18 @@ import tensorflow as tf
 from predrnn_tf.cli import flag_parsing
 
 
-def test_log_workdir_names_the_absolute_path(tmp_path, monkeypatch, caplog):
+def test_log_workdir_names_the_absolute_path(tmp_path, monkeypatch):
+    from absl import logging as absl_logging
+
+    logged = []
+    # absl's handler may stop propagation to pytest's caplog once an absl app has run in the
+    # same process, so the call to absl's logger is recorded directly.
+    monkeypatch.setattr(absl_logging, "info", lambda text, *args: logged.append(text % args))
     monkeypatch.chdir(tmp_path)
-    with caplog.at_level(logging.INFO):
-        line = flag_parsing.log_workdir("runs/a", "evaluating checkpoint ckpt-3 (step 3)")
+    line = flag_parsing.log_workdir("runs/a", "evaluating checkpoint ckpt-3 (step 3)")
     assert line == (f"Work directory {os.path.join(str(tmp_path), 'runs', 'a')}: evaluating "
                     f"checkpoint ckpt-3 (step 3).")
-    assert line in caplog.text
+    assert logged == [line]
 
 
 def test_describe_checkpoint_reads_the_stored_step(tmp_path):
