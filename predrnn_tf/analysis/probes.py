@@ -75,6 +75,8 @@ def restore_for_analysis(workdir: str, checkpoint: str | None = None
     changes: dict[str, Any] = {"precision": "float32"}
     if "remat" in {field.name for field in dataclasses.fields(Config)}:
         changes["remat"] = False
+    if not work.has_config():  # a folder without config.json is no work directory
+        _ = work.config  # raises the one-line ConfigError naming config.json
     path = work.checkpoint(checkpoint)
     model, config = work.restore_model(path, **changes)
     return model, config, path
