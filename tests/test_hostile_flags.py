@@ -68,12 +68,15 @@ ACCEPTED = {
                  ("every_kth_sequence", "huge")},
     "export": {("version", "zero"), ("version", "huge")},
     "make_moving_mnist": {("split_test_digits", "zero")},
-    "make_radar": {("pixel_offset", "negative"), ("pixel_offset", "zero"),
+    "make_radar": {("num_workers", "zero"),  # 0 = one worker per CPU core
+                   ("beam_options", "empty"),  # not given: the DirectRunner
+                   ("pixel_offset", "negative"), ("pixel_offset", "zero"),
                    ("no_data_pixel", "negative"), ("no_data_pixel", "zero"),
                    ("interval_minutes", "zero"), ("min_wet_fraction", "zero"),
                    ("min_valid_fraction", "zero"), ("source_pixel_km", "zero"),
                    ("tile_stride", "zero"), ("test_after", "empty")},
-    "make_kth": {("fast_stride", "zero"), ("other_stride", "zero")},
+    "make_kth": {("fast_stride", "zero"), ("other_stride", "zero"),
+                 ("num_workers", "zero")},  # 0 = one worker per CPU core
     # an empty --importer or --saved_model is "not given"; --port=0 picks a free port
     "predict": {("importer", "empty"), ("saved_model", "empty")},
     "serve": {("port", "zero")},

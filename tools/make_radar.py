@@ -140,6 +140,16 @@ _WET_SAMPLING_SCALE = flags.DEFINE_float(
     "fraction / scale)).")
 
 
+def check_engine_flags(options: radar_conversion.RadarOptions) -> None:
+    """Every flag checked before a file is listed (one line naming the first bad one)."""
+    radar_conversion.check_radar_options(options)
+    radar.check_importer_name(options.importer, options.use_pysteps)
+    radar.parse_importer_kwargs(options.importer_kwargs)
+    if _BEAM_OPTIONS.value and _ENGINE.value != "beam":
+        raise ConfigError(f"--beam_options={_BEAM_OPTIONS.value!r} given without "
+                          f"--engine=beam: Beam options apply to the Beam engine only")
+
+
 def run_conversion() -> None:
     """Runs the conversion and prints the summary line."""
     start = time.monotonic()
@@ -170,6 +180,7 @@ def run_conversion() -> None:
         min_valid_fraction=_MIN_VALID_FRACTION.value, min_wet_fraction=_MIN_WET_FRACTION.value,
         whole_test_frames=_WHOLE_TEST_FRAMES.value,
         whole_frame_multiple=_WHOLE_FRAME_MULTIPLE.value)
+    check_engine_flags(options)
     sampling = wetness.WetSampling(_WET_SAMPLING_FLOOR.value, _WET_SAMPLING_SCALE.value)
     if _ENGINE.value == "beam":
         metadata = beam_pipeline.convert(options, _BEAM_OPTIONS.value, sampling)

@@ -19,7 +19,6 @@ feature (Moving MNIST, KTH, older radar datasets) have weight 1.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,8 +47,9 @@ class WetSampling:
     def __post_init__(self):
         if not 0.0 < self.floor <= 1.0:
             raise ConfigError(f"--wet_sampling_floor must be in (0, 1], got {self.floor}")
-        if not self.scale > 0.0 or not math.isfinite(self.scale):
-            raise ConfigError(f"--wet_sampling_scale must be a positive number, got {self.scale}")
+        if not 0.0 < self.scale <= 1.0:  # a wet fraction lies in [0, 1]
+            raise ConfigError(f"--wet_sampling_scale must be a wet fraction in (0, 1], got "
+                              f"{self.scale}")
 
     def as_dict(self) -> dict[str, Any]:
         """The rule for metadata and data cards."""
