@@ -249,6 +249,10 @@ def import_npy(path: str, unit: str = "dBZ", accutime: float = 5.0, transform: A
                **kwargs) -> tuple[np.ndarray, dict]:
     """One 2-D array per ``.npy`` file, in ``unit`` (NaN = no data)."""
     _reject_kwargs("npy", kwargs)
+    with open(path, "rb") as handle:
+        if handle.read(6) != b"\x93NUMPY":
+            raise DataError(f"{path} is not a .npy array (no .npy header): --importer=npy reads "
+                            f".npy files only; choose the importer of this file's format")
     try:
         values = np.load(path)
     except (OSError, ValueError) as error:
