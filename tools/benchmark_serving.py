@@ -26,6 +26,7 @@ import time
 
 from absl import flags, logging
 
+from predrnn_tf.analysis import benchmarking
 from predrnn_tf.cli.flag_parsing import (
     config_from_flags,
     define_config_flags,
@@ -47,39 +48,10 @@ flags.DEFINE_string("workdir", None, "Unused (accepted so training flagfiles wor
 GOAL_RATIO = 1.3
 
 
-def forecast_conv_shapes(config) -> list[tuple[int, int, int, int]]:
-    """(kernel, in, out, count) of every convolution a forecast runs.
-
-    A forecast unrolls ``total_length - 1`` steps. The decoupling adapter of predrnn_v2 is
-    not counted: its loss is not an output of the serving graph, so TensorFlow prunes it.
-    """
-    steps = config.total_length - 1
-    k = config.filter_size
-    shapes = []
-    for layer, hidden in enumerate(config.num_hidden):
-        inputs = config.patched_channels if layer == 0 else config.num_hidden[layer - 1]
-        if config.model_name in ("predrnn_v2", "predrnn"):
-            shapes += [(k, inputs, 7 * hidden, steps), (k, hidden, 4 * hidden, steps),
-                       (k, hidden, 3 * hidden, steps), (k, 2 * hidden, hidden, steps),
-                       (1, 2 * hidden, hidden, steps)]
-        elif config.model_name == "predrnn_m_only":
-            shapes += [(k, inputs, 4 * hidden, steps), (k, hidden, 3 * hidden, steps),
-                       (k, hidden, hidden, steps)]
-        else:
-            shapes += [(k, inputs, 4 * hidden, steps), (k, hidden, 4 * hidden, steps)]
-    shapes.append((1, config.num_hidden[-1], config.patched_channels, steps))
-    return shapes
-
-
-def conv_flops(kernel: int, inputs: int, outputs: int, batch: int, size: int) -> float:
-    """FLOPs (2 per multiply-add) of one stride-1 'same' convolution."""
-    return 2.0 * batch * size * size * kernel * kernel * inputs * outputs
-
-
 def forecast_flops(config, batch: int) -> float:
     """Analytic conv FLOPs of one forecast of ``batch`` sequences."""
-    return sum(count * conv_flops(k, cin, cout, batch, config.patched_width)
-               for k, cin, cout, count in forecast_conv_shapes(config))
+    return sum(count * benchmarking.conv_flops(k, cin, cout, batch, config.patched_width)
+               for k, cin, cout, count in benchmarking.conv_shapes(config, with_adapter=False))
 
 
 def flop_bound_seconds(config, precision: str, batch: int, repeats: int) -> float:
@@ -90,7 +62,7 @@ def flop_bound_seconds(config, precision: str, batch: int, repeats: int) -> floa
              "mixed_float16": tf.float16}[precision]
     size = config.patched_width
     counts: dict[tuple[int, int, int], int] = {}
-    for k, cin, cout, count in forecast_conv_shapes(config):
+    for k, cin, cout, count in benchmarking.conv_shapes(config, with_adapter=False):
         counts[(k, cin, cout)] = counts.get((k, cin, cout), 0) + count
     total = 0.0
     for (k, cin, cout), count in counts.items():

@@ -114,19 +114,12 @@ def format_profile(title: str, seconds: dict[str, float]) -> list[str]:
 
 def profile(config, trace_dir: str) -> list[str]:
     """Traces one update and one forecast of ``config``'s model; returns the tables."""
-    import numpy as np
     import tensorflow as tf
 
+    from predrnn_tf.analysis import benchmarking
     from predrnn_tf.models.forecasting import make_forecast_function
-    from predrnn_tf.training.trainer import Trainer
 
-    config = config.replace(reverse_input=False)
-    trainer = Trainer(config, "/nonexistent", tf.distribute.get_strategy())
-    shape = (config.batch_size, config.total_length, config.img_width, config.img_width,
-             config.img_channel)
-    frames = np.random.default_rng(0).random(shape, dtype=np.float32)
-    trainer.train_iterator = iter(tf.data.Dataset.from_tensors(frames).repeat())
-    train_step = trainer.make_train_step()
+    trainer, train_step, frames = benchmarking.synthetic_trainer(config)
     forecast = make_forecast_function(trainer.model)  # the one compiled forecast
     inputs = tf.constant(frames[:, :config.input_length])
     half = tf.constant(0.5)

@@ -15,8 +15,12 @@ import time
 from predrnn_tf.training import cpu_features
 
 
-def conv_shapes(config) -> list[tuple[int, int, int, int]]:
-    """(kernel, in, out, count) of every convolution in one unrolled forward pass."""
+def conv_shapes(config, with_adapter: bool = True) -> list[tuple[int, int, int, int]]:
+    """(kernel, in, out, count) of every convolution in one unrolled forward pass.
+
+    ``with_adapter=False`` leaves out predrnn_v2's decoupling adapter, which a serving graph
+    prunes (its loss is not an output there).
+    """
     steps = config.total_length - 1
     shapes = []
     for layer, hidden in enumerate(config.num_hidden):
@@ -26,7 +30,7 @@ def conv_shapes(config) -> list[tuple[int, int, int, int]]:
             shapes += [(k, inputs, 7 * hidden, steps), (k, hidden, 4 * hidden, steps),
                        (k, hidden, 3 * hidden, steps), (k, 2 * hidden, hidden, steps),
                        (1, 2 * hidden, hidden, steps)]
-            if config.model_name == "predrnn_v2":
+            if config.model_name == "predrnn_v2" and with_adapter:
                 shapes.append((1, hidden, hidden, 2 * steps))
         elif config.model_name == "predrnn_m_only":
             shapes += [(k, inputs, 4 * hidden, steps), (k, hidden, 3 * hidden, steps),
@@ -126,8 +130,12 @@ def measure_conv_peak(config, precision: str, repeats: int, backward: bool = Tru
     return total_flops / total_time / 1e9
 
 
-def time_updates(config, warmup: int, steps: int) -> float:
-    """Seconds per update of the real train step on an in-memory random batch."""
+def synthetic_trainer(config):
+    """``(trainer, train step, frames)``: the real train step fed one random batch forever.
+
+    ``frames`` is the float32 batch ``[batch_size, total_length, W, W, C]``; reverse_input is
+    off (one update per call).
+    """
     import numpy as np
     import tensorflow as tf
 
@@ -139,7 +147,14 @@ def time_updates(config, warmup: int, steps: int) -> float:
              config.img_channel)
     frames = np.random.default_rng(0).random(shape, dtype=np.float32)
     trainer.train_iterator = iter(tf.data.Dataset.from_tensors(frames).repeat())
-    step = trainer.make_train_step()
+    return trainer, trainer.make_train_step(), frames
+
+
+def time_updates(config, warmup: int, steps: int) -> float:
+    """Seconds per update of the real train step on an in-memory random batch."""
+    import tensorflow as tf
+
+    trainer, step, _ = synthetic_trainer(config)
     half = tf.constant(0.5)
     for _ in range(warmup):
         float(step(trainer.train_iterator, half, half)["loss"])
