@@ -266,8 +266,9 @@ def test_killed_conversion_leaves_no_finished_looking_shard(tmp_path):
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            staged = [name for folder in glob.glob(str(out / ".fmi.staging-*"))
-                      for name in os.listdir(folder)]
+            # the shard engine stages whole shards in OUT/.fmi.resumable (resumable.py)
+            staged = [name for folder in glob.glob(str(out / ".fmi.resumable"))
+                      for name in os.listdir(folder) if name.endswith(".tfrecord")]
             if len(staged) >= 2:
                 break
             if process.poll() is not None:
