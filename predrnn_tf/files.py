@@ -10,6 +10,7 @@ version, an imported work directory). Imports only predrnn_tf.errors, and no Ten
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -64,9 +65,17 @@ def atomic_write(path: str, mode: str = "wb") -> Iterator[BinaryIO]:
 
 
 def write_bytes(path: str, data: bytes) -> str:
-    """Writes ``data`` to ``path`` atomically; returns ``path``."""
+    """Writes ``data`` to ``path`` atomically; returns ``path``.
+
+    The temporary file's size is checked before the rename, so a short write (a full disk
+    that a library did not report) raises OSError and publishes nothing.
+    """
     with atomic_write(path, "wb") as handle:
         handle.write(data)
+        handle.flush()
+        size = os.fstat(handle.fileno()).st_size
+        if size != len(data):
+            raise OSError(errno.ENOSPC, f"wrote {size} of {len(data)} bytes", path)
     return path
 
 

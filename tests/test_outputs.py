@@ -2,6 +2,7 @@
 published as a whole (no stale frames, no foreign files deleted, nothing on a failed
 write), forecast.nc (pysteps' CF exporter) and the precipitation colour scale."""
 
+import contextlib
 import datetime
 import os
 
@@ -54,12 +55,24 @@ def test_rerun_replaces_the_folder_and_foreign_folders_are_refused(tmp_path):
 
 def test_a_short_write_publishes_nothing(tmp_path, monkeypatch):
     out = str(tmp_path / "out")
-    real = publishing.files.write_bytes
+    real = publishing.files.atomic_write
 
-    def full_disk(path, data):  # what cv2.imwrite did on ENOSPC: a short file, no error
-        return real(path, data[:len(data) // 2] if path.endswith(".png") else data)
+    class HalfWriter:  # what cv2.imwrite did on ENOSPC: a short file, no error
+        def __init__(self, handle):
+            self.handle = handle
 
-    monkeypatch.setattr(publishing.files, "write_bytes", full_disk)
+        def write(self, data):
+            return self.handle.write(data[:len(data) // 2])
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+    @contextlib.contextmanager
+    def full_disk(path, mode="wb"):
+        with real(path, mode) as handle:
+            yield HalfWriter(handle) if path.endswith(".png") else handle
+
+    monkeypatch.setattr(publishing.files, "atomic_write", full_disk)
     with pytest.raises(ConfigError, match="nothing was written"):
         outputs.write_forecast(out, *forecast_arrays(2), value_mapping=MAPPING)
     assert not os.path.exists(out) and os.listdir(tmp_path) == []

@@ -17,8 +17,9 @@ import warnings
 
 import numpy as np
 
+from predrnn_tf import files
 from predrnn_tf.inference.forecast_netcdf import ForecastContext
-from predrnn_tf.inference.publishing import write_bytes_checked, write_png
+from predrnn_tf.inference.publishing import write_png
 
 MAPS_FOLDER = "maps"
 
@@ -94,7 +95,7 @@ def write_maps(folder: str, frames: list[np.ndarray], context: ForecastContext,
         path = os.path.join(root, f"{stem}.png")
         if use_pysteps:
             try:
-                write_bytes_checked(path, _pysteps_png(rate, title, geodata))
+                files.write_bytes(path, _pysteps_png(rate, title, geodata))
                 continue
             except ImportError as error:
                 logging.getLogger(__name__).info("maps drawn with OpenCV: %s", error)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from predrnn_tf import units
+from predrnn_tf import files, units
 from predrnn_tf.inference import publishing
 from predrnn_tf.inference.forecast_netcdf import ForecastContext
 
@@ -161,7 +161,7 @@ def write_outputs(folder: str, inputs: np.ndarray, predictions: np.ndarray,
     from predrnn_tf.evaluation import plots
 
     forecast = physical_forecast(inputs, predictions, value_mapping)
-    written = {"predictions": publishing.write_bytes_checked(
+    written = {"predictions": files.write_bytes(
         os.path.join(folder, PREDICTIONS_FILENAME), npy_bytes(forecast))}
     written["frames"] = write_frame_folders(folder, inputs, truth, predictions)
     rows = baseline_rows(inputs, predictions.shape[1])

@@ -79,22 +79,14 @@ def staged_output_dir(output_dir: str) -> Iterator[str]:
                           f"nothing was written") from None
 
 
-def write_bytes_checked(path: str, data: bytes) -> str:
-    """Writes ``data`` atomically and checks the file holds every byte (OSError if not)."""
-    files.write_bytes(path, data)
-    size = os.path.getsize(path)
-    if size != len(data):
-        raise OSError(28, f"wrote {size} of {len(data)} bytes", path)
-    return path
-
-
 def write_png(path: str, image: np.ndarray) -> str:
     """Encodes ``image`` (gray or BGR uint8) as PNG in memory, then writes it checked.
 
     ``cv2.imwrite`` reports success on a full disk; encoding first and writing the bytes
-    through :func:`predrnn_tf.files.write_bytes` turns any short write into an OSError.
+    through :func:`predrnn_tf.files.write_bytes` (which checks the size) turns any short write
+    into an OSError.
     """
     encoded, buffer = cv2.imencode(".png", np.ascontiguousarray(image))
     if not encoded:
         raise OSError(f"could not encode the image {path} as PNG")
-    return write_bytes_checked(path, buffer.tobytes())
+    return files.write_bytes(path, buffer.tobytes())
