@@ -55,8 +55,9 @@ _BASELINE = flags.DEFINE_enum("baseline", None, ["persistence", "extrapolation"]
                               "Evaluate a baseline instead of the model.")
 _BASELINES = flags.DEFINE_string(
     "baselines", "", "Rain-rate (dBR) datasets: comma list of persistence, extrapolation, "
-    "sprog, advection (the recipe's TF advection prior alone) scored beside the model in the "
-    "same run (one table, metrics.json under each name). Without --workdir only the "
+    "sprog, advection (the recipe's TF advection prior alone), steps (pysteps' STEPS "
+    "ensemble of 20 members, scored by its median) scored beside the model in the same run "
+    "(one table, metrics.json under each name). Without --workdir only the "
     "baselines are scored. A baseline failing on a sequence is counted, not fatal.")
 flags.DEFINE_string("rain_thresholds", "0.5,1,5,10", "Rain-rate datasets: mm/h thresholds of "
                     "CSI, POD, FAR, ETS, HSS, bias (event: value > threshold, as pysteps).")

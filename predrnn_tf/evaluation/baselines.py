@@ -5,6 +5,8 @@
   from the last input frames and semi-Lagrangian advection of the last frame. pysteps is an
   optional dependency (``pip install pysteps``), imported only when this baseline is used.
 - ``sprog``: pysteps' S-PROG (smoothed extrapolation), on rain-rate datasets.
+- ``steps``: pysteps' STEPS ensemble (:mod:`.steps_baseline`), on rain-rate datasets with a
+  grid (``pixel_km``, ``interval_minutes``); as a deterministic forecast, its members' median.
 - ``advection``: the radar recipe's own advection prior alone, in TensorFlow ops (block
   matching + semi-Lagrangian advection, :mod:`predrnn_tf.models.advection`): what the
   recipe's model forecasts before training (zero learned change), so a table shows what the
@@ -29,7 +31,8 @@ import numpy as np
 
 from predrnn_tf import units
 
-BASELINES = ("persistence", "extrapolation", "sprog", "advection")
+BASELINES = ("persistence", "extrapolation", "sprog", "advection", "steps")
+STEPS_DEFAULT_MEMBERS = 20  # pysteps' example runs 20 (its default is 24)
 # The settings of pysteps' own examples (plot_extrapolation_nowcast.py, plot_steps_nowcast.py):
 # motion on the last 3 frames in dBR (threshold 0.1 mm/h, no rain and no data -> -15 dBR),
 # semi-Lagrangian advection of the last rain-rate field; S-PROG on dBR with 6 cascade levels
@@ -199,17 +202,23 @@ class RainRateNowcast:
         return np.stack([self.forecast_one(sequence[..., 0]) for sequence in frames])[..., None]
 
 
-def make_baseline(name: str, output_length: int, metadata: dict[str, Any] | None = None) -> Any:
+def make_baseline(name: str, output_length: int, metadata: dict[str, Any] | None = None,
+                  num_members: int = STEPS_DEFAULT_MEMBERS) -> Any:
     """The baseline called ``name`` (one of :data:`BASELINES`).
 
     On a rain-rate dataset (dBR ``value_mapping`` in ``metadata``) ``extrapolation`` and
     ``sprog`` run in mm/h with pysteps' example settings; elsewhere ``extrapolation`` advects
-    the [0, 1] pixels and ``sprog`` is refused.
+    the [0, 1] pixels and ``sprog`` is refused. ``steps`` needs a rain-rate dataset with a
+    ``grid`` and draws ``num_members`` members per sequence.
     """
     if name == "persistence":
         return PersistenceBaseline(output_length)
     if name == "advection":
         return AdvectionBaseline(output_length)
+    if name == "steps":
+        from predrnn_tf.evaluation.steps_baseline import StepsNowcast  # imports this module
+
+        return StepsNowcast(output_length, metadata or {}, num_members=num_members)
     rain_rate = units.is_rain_rate_mapping(metadata)
     if name in ("extrapolation", "sprog") and rain_rate:
         return RainRateNowcast(name, output_length, metadata)

@@ -11,8 +11,9 @@ to mm/h with ``dB_transform(..., threshold=-10, inverse=True)``. Pixels STEPS le
 
 :func:`steps_members` works on rain rates; :class:`StepsNowcast` is the baseline callable on
 the model's [0, 1] pixels of a dBR rain-rate dataset, like ``baselines.RainRateNowcast``:
-``members(inputs)`` gives the ensemble and ``__call__(inputs)`` its mean (a deterministic
-forecast scored beside the others). pysteps is imported only when STEPS runs.
+``members(inputs)`` gives the ensemble and ``__call__(inputs)`` its median in mm/h (the
+deterministic forecast scored beside the others, as the model ensemble's median is).
+pysteps is imported only when STEPS runs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from predrnn_tf.evaluation.baselines import (
     DBR_THRESHOLD_MMH,
     DBR_ZEROVALUE,
     MOTION_FRAMES,
+    STEPS_DEFAULT_MEMBERS,
     import_pysteps,
 )
 
@@ -38,7 +40,7 @@ STEPS_SETTINGS = {"n_cascade_levels": STEPS_CASCADE_LEVELS,
                   "precip_thr": STEPS_PRECIP_THRESHOLD_DBR, "decomp_method": "fft",
                   "bandpass_filter_method": "gaussian", "noise_method": "nonparametric",
                   "vel_pert_method": "bps", "mask_method": "incremental"}
-DEFAULT_MEMBERS = 20
+DEFAULT_MEMBERS = STEPS_DEFAULT_MEMBERS
 
 
 def to_dbr(rain_rate: np.ndarray) -> np.ndarray:
@@ -141,11 +143,11 @@ class StepsNowcast:
         return units.rain_rate_to_unit_pixels(rates)[..., None].astype(np.float32)
 
     def __call__(self, input_frames: Any) -> np.ndarray:
-        """The ensemble mean rain rate as pixels ``[B, T_out, H, W, 1]``."""
+        """The members' median rain rate as pixels ``[B, T_out, H, W, 1]``."""
         frames = self._checked(input_frames)
-        means = np.stack([self.members_one(sequence[..., 0]).mean(axis=0)
-                          for sequence in frames])  # [B, T_out, H, W] mm/h
-        return units.rain_rate_to_unit_pixels(means)[..., None].astype(np.float32)
+        medians = np.stack([np.median(self.members_one(sequence[..., 0]), axis=0)
+                            for sequence in frames])  # [B, T_out, H, W] mm/h
+        return units.rain_rate_to_unit_pixels(medians)[..., None].astype(np.float32)
 
     def _checked(self, input_frames: Any) -> np.ndarray:
         frames = np.asarray(input_frames, np.float32)
