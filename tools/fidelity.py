@@ -16,7 +16,9 @@ sampling_exp masks from itr 1, two updates per iteration). Resumable: finished
 (variant, seed) results in ``OUTPUT_DIR/results/*.json`` are kept; ours resume from their
 checkpoints and the official run from its state file (``official-seedN.pt``, every 25
 iterations), so a run longer than a session can be interrupted and started again with the
-same command. The full comparison (3 variants x 3 seeds x 1000 iterations) is one command:
+same command. ``--deterministic`` trains ours with ``--deterministic=true`` (its seeded
+input order and op determinism: a seed then fixes the whole run, as it does for the official
+variant). The full comparison (3 variants x 3 seeds x 1000 iterations) is one command:
 
   python tools/fidelity.py --mode=train --data_dir=/tmp/mnist --output_dir=/tmp/fidelity \
       --variants=ours,ours_keras_adam,official --seeds=0,1,2 --max_iterations=1000
@@ -71,6 +73,11 @@ _MAX_ITERATIONS = flags.DEFINE_integer("max_iterations", 1000, "Iterations per r
 _STEPS = flags.DEFINE_integer("steps", 3, "--mode=updates: iterations compared.")
 _NUM_HIDDEN = flags.DEFINE_list("num_hidden", ["64", "64", "64"], "Model size.")
 _NUM_TEST = flags.DEFINE_integer("num_test", 0, "Test sequences used (0: all).")
+_DETERMINISTIC = flags.DEFINE_boolean(
+    "deterministic", False,
+    "Train ours with --deterministic=true (seeded input order, op determinism): a fixed "
+    "seed then gives the same run. Does not change the official variant, whose order, "
+    "masks and weights are always seeded.")
 _OFFICIAL_THREADS = flags.DEFINE_integer(
     "official_threads", 1,
     "PyTorch threads of the official side (0: PyTorch's default, one per core). 1 by "
@@ -99,11 +106,12 @@ def make_official_model(config: Config):
 
 
 def issue_config(seed: int, keras_adam: bool = False) -> Config:
-    """The issue's configuration with our data folder, seed and optimizer choice."""
+    """The issue's configuration with our data folder, seed, optimizer and determinism."""
     hidden = tuple(int(size) for size in _NUM_HIDDEN.value)
     return validate_config(Config(**{**ISSUE_FLAGS, "num_hidden": hidden},
                                   data_dir=_DATA_DIR.value, seed=seed, keras_adam=keras_adam,
-                                  max_iterations=_MAX_ITERATIONS.value))
+                                  max_iterations=_MAX_ITERATIONS.value,
+                                  deterministic=_DETERMINISTIC.value))
 
 
 # --- mode=updates ----------------------------------------------------------------------------
@@ -163,9 +171,9 @@ def run_updates() -> None:
 
 
 # --- mode=train ------------------------------------------------------------------------------
-def train_ours(config: Config, workdir: str) -> None:
-    """Our trainer through its command line (resumes from the work directory)."""
-    command = [sys.executable, "-m", "predrnn_tf.train", f"--workdir={workdir}",
+def ours_command(config: Config, workdir: str) -> list[str]:
+    """The command line of our trainer for ``config`` (it resumes from ``workdir``)."""
+    return [sys.executable, "-m", "predrnn_tf.train", f"--workdir={workdir}",
                f"--data_dir={config.data_dir}", "--dataset_name=mnist",
                f"--model_name={config.model_name}",
                f"--num_hidden={','.join(map(str, config.num_hidden))}",
@@ -179,10 +187,15 @@ def train_ours(config: Config, workdir: str) -> None:
                f"--batch_size={config.batch_size}", "--reverse_input=true",
                f"--max_iterations={config.max_iterations}", f"--seed={config.seed}",
                f"--keras_adam={str(config.keras_adam).lower()}",
+               f"--deterministic={str(config.deterministic).lower()}",
                f"--test_interval={config.max_iterations}",
                f"--snapshot_interval={max(config.max_iterations // 10, 1)}",
                "--num_test_batches=1", "--display_interval=100000"]
-    subprocess.run(command, check=True)
+
+
+def train_ours(config: Config, workdir: str) -> None:
+    """Our trainer through its command line (resumes from the work directory)."""
+    subprocess.run(ours_command(config, workdir), check=True)
 
 
 def evaluate_ours(workdir: str, test: np.ndarray, input_length: int) -> dict:
@@ -280,7 +293,8 @@ def run_train() -> None:
                 workdir = os.path.join(_OUTPUT_DIR.value, f"{variant}-seed{seed}")
                 train_ours(config, workdir)
                 result = evaluate_ours(workdir, test, config.input_length)
-            result.update(variant=variant, seed=seed, iterations=config.max_iterations)
+            result.update(variant=variant, seed=seed, iterations=config.max_iterations,
+                          deterministic=config.deterministic or variant == "official")
             files.write_json(path, result)
             print(f"{variant} seed {seed}: per-frame test MSE {result['mse']:.2f}", flush=True)
     results = [json.load(open(path)) for path in sorted(glob.glob(f"{results_dir}/*.json"))]
