@@ -116,14 +116,14 @@ def test_model_objects_are_called_through_forecast(tmp_path):
 
 
 def test_a_model_is_scored_beside_persistence_in_the_same_pass(tmp_path, monkeypatch):
-    from predrnn_tf.evaluation import baselines
+    from predrnn_tf.evaluation import baselines, pysteps_settings
 
     class Model:  # forecasts the frame before the last: worse than persistence
         def forecast(self, inputs, output_length):
             return tf.repeat(inputs[:, -2:-1], output_length, axis=1)
 
     def no_pysteps():
-        raise ImportError(baselines.PYSTEPS_MISSING)
+        raise ImportError(pysteps_settings.PYSTEPS_MISSING)
 
     monkeypatch.setattr(baselines, "import_pysteps", no_pysteps)
     frames = _moving_blobs(5, 6, 16)

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from predrnn_tf.config import Config
 from predrnn_tf.data import synthetic_radar
-from predrnn_tf.evaluation import baselines
+from predrnn_tf.evaluation import baselines, pysteps_settings
 from predrnn_tf.training import loop, reporting, test_pass
 
 CONFIG = Config(input_length=3, total_length=6, batch_size=4, num_test_batches=0,
@@ -81,7 +81,7 @@ def test_a_failing_baseline_is_dropped_not_fatal():
 
 def test_without_pysteps_only_persistence_with_one_log_line(monkeypatch):
     def missing():
-        raise ImportError(baselines.PYSTEPS_MISSING)
+        raise ImportError(pysteps_settings.PYSTEPS_MISSING)
 
     logged = []
     monkeypatch.setattr(baselines, "import_pysteps", missing)

@@ -10,4 +10,4 @@ serving, cli/ or absl flags.
 
 # The public modules, which tools may import; listed, not imported here (no import circle).
 __all__ = ["baselines", "charts", "evaluator", "lpips", "metrics", "plots", "probabilistic",
-           "results", "run", "scores", "skill_goals", "steps_baseline"]
+           "pysteps_settings", "results", "run", "scores", "skill_goals", "steps_baseline"]

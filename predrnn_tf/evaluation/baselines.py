@@ -30,22 +30,17 @@ from typing import Any
 import numpy as np
 
 from predrnn_tf import units
+from predrnn_tf.evaluation.pysteps_settings import (
+    DBR_THRESHOLD_MMH,
+    DBR_ZEROVALUE,
+    MOTION_FRAMES,
+    SPROG_CASCADE_LEVELS,
+    SPROG_PRECIP_THRESHOLD_DBR,
+    STEPS_DEFAULT_MEMBERS,
+    import_pysteps,
+)
 
 BASELINES = ("persistence", "extrapolation", "sprog", "advection", "steps")
-STEPS_DEFAULT_MEMBERS = 20  # pysteps' example runs 20 (its default is 24)
-# The settings of pysteps' own examples (plot_extrapolation_nowcast.py, plot_steps_nowcast.py):
-# motion on the last 3 frames in dBR (threshold 0.1 mm/h, no rain and no data -> -15 dBR),
-# semi-Lagrangian advection of the last rain-rate field; S-PROG on dBR with 6 cascade levels
-# and a -10 dBR precipitation threshold.
-MOTION_FRAMES = 3
-DBR_THRESHOLD_MMH = 0.1
-DBR_ZEROVALUE = -15.0
-SPROG_CASCADE_LEVELS = 6
-SPROG_PRECIP_THRESHOLD_DBR = -10.0
-PYSTEPS_MISSING = ("the extrapolation baseline needs pysteps, which is not installed: "
-                   "pip install pysteps")
-
-
 def persistence(input_frames: Any, output_length: int) -> np.ndarray:
     """Repeats the last input frame ``output_length`` times: ``[B, T_out, H, W, C]``."""
     frames = np.asarray(input_frames, np.float32)
@@ -86,20 +81,6 @@ class AdvectionBaseline:
             raise ValueError(f"advection needs frames [B, T >= 2, H, W, C], got shape "
                              f"{frames.shape}")
         return np.clip(extrapolate_frames(frames, self.output_length).numpy(), 0.0, 1.0)
-
-
-def import_pysteps() -> Any:
-    """Imports pysteps quietly; ImportError with the install command if missing."""
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            import pysteps
-            import pysteps.extrapolation
-            import pysteps.motion
-            import pysteps.nowcasts
-            import pysteps.utils
-    except ImportError as error:
-        raise ImportError(PYSTEPS_MISSING) from error
-    return pysteps
 
 
 class ExtrapolationBaseline:
@@ -216,7 +197,7 @@ def make_baseline(name: str, output_length: int, metadata: dict[str, Any] | None
     if name == "advection":
         return AdvectionBaseline(output_length)
     if name == "steps":
-        from predrnn_tf.evaluation.steps_baseline import StepsNowcast  # imports this module
+        from predrnn_tf.evaluation.steps_baseline import StepsNowcast
 
         return StepsNowcast(output_length, metadata or {}, num_members=num_members)
     rain_rate = units.is_rain_rate_mapping(metadata)

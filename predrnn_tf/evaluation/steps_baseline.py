@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from predrnn_tf import units
-from predrnn_tf.evaluation.baselines import (
+from predrnn_tf.evaluation.pysteps_settings import (
     DBR_THRESHOLD_MMH,
     DBR_ZEROVALUE,
     MOTION_FRAMES,
