@@ -17,6 +17,7 @@ import pytest
 import serving_client as client
 import tensorflow as tf
 
+from predrnn_tf import units
 from predrnn_tf.config import Config
 from predrnn_tf.data import synthetic_radar
 from predrnn_tf.errors import ConfigError
@@ -263,3 +264,55 @@ def test_damaged_versions_are_passed_over_for_the_newest_intact_one(export_dir, 
     with pytest.raises(ConfigError) as raised:
         local_server.load_newest_version(str(tmp_path), MODEL)
     assert "holds no intact version" in str(raised.value) and "\n" not in str(raised.value)
+
+
+# --- model metadata (TF Serving's GET .../metadata) ------------------------------------------
+def test_metadata_has_tf_serving_shape_with_every_signature(address):
+    status, body = send(address, f"/v1/models/{MODEL}/versions/2/metadata")
+    assert status == 200 and body["model_spec"] == {"name": MODEL, "signature_name": "",
+                                                    "version": "2"}
+    signature_defs = body["metadata"]["signature_def"]["signature_def"]
+    assert {"serving_default", "predict_dbz"} <= set(signature_defs)
+    default = signature_defs["serving_default"]
+    assert default["method_name"] == "tensorflow/serving/predict"
+    (name, tensor), = default["inputs"].items()
+    assert name == "frames" and tensor["dtype"] == "DT_FLOAT" and tensor["name"]
+    dims = [dim["size"] for dim in tensor["tensor_shape"]["dim"]]
+    assert dims[0] == "-1" and dims[-1] == "1" and len(dims) == 5  # int64 as strings
+    assert tensor["tensor_shape"]["unknown_rank"] is False
+    assert list(signature_defs["predict_dbz"]["outputs"]) == ["predictions_dbz"]
+    assert send(address, f"/v1/models/{MODEL}/versions/9/metadata")[0] == 404
+    assert send(address, "/v1/models/nope/metadata")[0] == 404
+
+
+def test_client_reads_the_metadata_to_send_mm_per_hour(tmp_path):
+    """A rain-rate export: the client picks predict_mm_per_hour from the metadata for a
+    .npy of light rain (all values in [0, 1], NaN = no data), which alone looks like
+    pixels, and gives mm/h back; a signature the model lacks is one line before sending."""
+    exporter.export_model(build_model(TINY), TINY, str(tmp_path / "exports"), "rain", 1,
+                          value_mapping=units.rain_rate_mapping(), warmup=False)
+    model = local_server.load_newest_version(str(tmp_path / "exports"), "rain")
+    server, address = start(model)
+    try:
+        options = client.ClientOptions(server=address, model_name="rain")
+        served = client.served_signatures(options)
+        assert served["predict_mm_per_hour"] == ("frames_mm_per_hour",
+                                                 "predictions_mm_per_hour")
+        rates = np.full((3, 16, 16), 0.4, np.float32)
+        rates[:, :2, :2] = np.nan
+        np.save(tmp_path / "rates.npy", rates)
+        result = subprocess.run([sys.executable, os.path.join(REPO, "tools", "serving_client.py"),
+                                 f"--server={address}", "--model_name=rain",
+                                 f"--input={tmp_path / 'rates.npy'}",
+                                 f"--output_dir={tmp_path / 'out'}"],
+                                cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and "(predict_mm_per_hour)" in result.stdout, result.stderr
+        predictions = np.load(tmp_path / "out" / "predictions.npy")
+        expected = direct(model, rates[None, ..., None], "predict_mm_per_hour",
+                          "frames_mm_per_hour")
+        np.testing.assert_allclose(predictions, expected, atol=1e-5, equal_nan=True)
+        with pytest.raises(client.ServingError, match="has no signature 'predict_dbz'"):
+            client.check_served("predict_dbz", served, "rain")
+    finally:
+        server.shutdown()
+        server.server_close()

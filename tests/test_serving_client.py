@@ -327,10 +327,5 @@ def test_rain_rate_models_get_mm_per_hour_without_hand_conversion():
     assert client.choose_signature(rates) == "predict_dbz"  # no metadata: as before
     sent = client.prepare_frames(rates, "predict_mm_per_hour")
     assert sent.shape == (1, 3, 16, 16, 1) and np.isnan(sent[0, :, :2, :2]).all()
-    refused = client.ServingError('HTTP 400: Serving signature name: "predict_dbz" not found '
-                                  "in signature def (have ['predict_mm_per_hour', "
-                                  "'serving_default'])")
-    assert client.retry_signature(refused, "predict_dbz") == "predict_mm_per_hour"
-    assert client.retry_signature(refused, "serving_default") is None
     with pytest.raises(client.ServingError, match="predict_mm_per_hour"):
         client.prepare_frames(rates, "serving_default")

@@ -271,20 +271,29 @@ def predict(frames: np.ndarray, options: ClientOptions) -> np.ndarray:
 
 
 # --- outputs ---------------------------------------------------------------------------------
-def served_signatures(options: ClientOptions) -> set[str] | None:
-    """The signature names of the served model (REST metadata), or None if not known."""
+def _single_name(tensors: dict | None) -> str:
+    """The name of a signature's only input (or output); "" when it has several or none."""
+    return next(iter(tensors)) if tensors and len(tensors) == 1 else ""
+
+
+def served_signatures(options: ClientOptions) -> dict[str, tuple[str, str]] | None:
+    """The served model's signatures with their input and output names, read from TF
+    Serving's REST metadata (``GET .../metadata``); None over gRPC or when not answered."""
     if options.protocol != "rest":
         return None
     url = rest_url(options).removesuffix(":predict") + "/metadata"
     try:
         with urllib.request.urlopen(url, timeout=options.timeout) as response:
             metadata = json.loads(response.read())
-        return set(metadata["metadata"]["signature_def"]["signature_def"])
-    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
+        signature_defs = metadata["metadata"]["signature_def"]["signature_def"]
+        return {name: (_single_name(definition.get("inputs")),
+                       _single_name(definition.get("outputs")))
+                for name, definition in signature_defs.items()}
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def choose_signature(array: np.ndarray, served: set[str] | None = None) -> str:
+def choose_signature(array: np.ndarray, served: dict | set | None = None) -> str:
     """``--signature=auto``: floats go to ``predict_mm_per_hour`` when the model has it,
     else floats outside [0, 1] (or NaN) to ``predict_dbz``; the rest to serving_default."""
     array = np.asarray(array)
@@ -298,14 +307,13 @@ def choose_signature(array: np.ndarray, served: set[str] | None = None) -> str:
     return "serving_default"
 
 
-def retry_signature(error: ServingError, signature: str) -> str | None:
-    """The other physical signature when the server says ``signature`` is not there but
-    lists it (the local server's "not found in signature def (have [...])")."""
-    text = str(error)
-    if signature not in PHYSICAL_SIGNATURES or "not found in signature def" not in text:
-        return None
-    others = [name for name in PHYSICAL_SIGNATURES if name != signature and name in text]
-    return others[0] if others else None
+def check_served(signature: str, served: dict | None, model_name: str) -> None:
+    """A one-line error before sending when the metadata shows ``signature`` is not served."""
+    if served is not None and signature not in served:
+        names = sorted(name for name in served if not name.startswith("__"))
+        raise ServingError(f"model {model_name!r} has no signature {signature!r} (it serves "
+                           f"{', '.join(names)}): give --signature= one of those, with "
+                           f"values in its units")
 
 
 def frame_image(frame: np.ndarray, values: str, scale: int) -> np.ndarray:
@@ -393,24 +401,6 @@ def latency_line(latencies: list[float], batch_size: int) -> str:
             f"({batch_size / np.median(latencies):.2f} sequences/s at p50)")
 
 
-def first_prediction(frames: np.ndarray, options: ClientOptions, auto: bool
-                     ) -> tuple[np.ndarray, ClientOptions, float]:
-    """The first request ``(predictions, options, seconds)``; with ``--signature=auto`` a
-    physical signature the server lacks is retried once with the one it lists."""
-    start = time.perf_counter()
-    try:
-        return predict(frames, options), options, time.perf_counter() - start
-    except ServingError as error:
-        other = retry_signature(error, options.signature) if auto else None
-        if other is None:
-            raise
-    input_key, output_key = SIGNATURE_KEYS[other]
-    options = dataclasses.replace(options, signature=other, input_key=input_key,
-                                  output_key=output_key)
-    start = time.perf_counter()
-    return predict(frames, options), options, time.perf_counter() - start
-
-
 # --- entry point -----------------------------------------------------------------------------
 def define_flags() -> None:
     """Defines the client's flags (only when run as a program, so tests can import it)."""
@@ -436,8 +426,10 @@ def define_flags() -> None:
     flags.DEFINE_float("frames_per_second", 2.0, "GIF frame rate.")
 
 
-def options_from_flags(signature: str | None = None) -> ClientOptions:
-    """Checks the flags and builds the request options (``signature`` overrides the flag)."""
+def options_from_flags(signature: str | None = None,
+                       served: dict[str, tuple[str, str]] | None = None) -> ClientOptions:
+    """Checks the flags and builds the request options (``signature`` overrides the flag;
+    the input and output names come from the ``served`` metadata when it has them)."""
     values = flags.FLAGS
     signature = signature or values.signature
     for name in ("model_name", "input"):
@@ -448,6 +440,8 @@ def options_from_flags(signature: str | None = None) -> ClientOptions:
     if values.model_version < 0:
         raise ServingError(f"--model_version must be >= 0, got {values.model_version}")
     input_key, output_key = SIGNATURE_KEYS.get(signature, ("frames", "predictions"))
+    if served and all(served.get(signature, ("", ""))):
+        input_key, output_key = served[signature]
     server = values.server or f"localhost:{DEFAULT_PORTS[values.protocol]}"
     return ClientOptions(server=server, model_name=values.model_name,
                          protocol=values.protocol, model_version=values.model_version,
@@ -460,21 +454,21 @@ def run() -> None:
     options_from_flags("serving_default")  # the required flags first, before reading files
     values = flags.FLAGS
     array = read_frames(values.input)
+    served = served_signatures(options_from_flags("serving_default"))
     signature = values.signature
     if signature == "auto":
         signature = "serving_default" if os.path.isdir(values.input) else \
-            choose_signature(array, served_signatures(options_from_flags("serving_default")))
-    options = options_from_flags(signature)
+            choose_signature(array, served)
+    check_served(signature, served, values.model_name)
+    options = options_from_flags(signature, served)
     if options.signature in PHYSICAL_SIGNATURES and os.path.isdir(values.input):
         raise ServingError(f"--signature={options.signature} takes physical values: give a "
                            f".npy of dBZ or mm/h, not PNG pixels")
     frames = prepare_frames(array, options.signature, values.last_frames, values.keep_dtype)
     if options.protocol == "grpc":
         import_tensorflow_quietly()
-    predictions, options, latency = first_prediction(frames, options,
-                                                     values.signature == "auto")
-    latencies = [latency]
-    for _ in range(values.repeats - 1):
+    latencies = []
+    for _ in range(values.repeats):
         start = time.perf_counter()
         predictions = predict(frames, options)
         latencies.append(time.perf_counter() - start)

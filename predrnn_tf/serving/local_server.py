@@ -6,7 +6,12 @@ that ``tools/serving_client.py`` uses, with TF Serving's JSON formats and error 
 - ``POST /v1/models/NAME[/versions/N]:predict`` with ``{"inputs": ...}`` (columnar) or
   ``{"instances": ...}`` (rows), optional ``"signature_name"``; answers ``{"outputs": ...}``
   or ``{"predictions": [...]}``;
-- ``GET /v1/models/NAME[/versions/N]``: the model status (``model_version_status``).
+- ``GET /v1/models/NAME[/versions/N]``: the model status (``model_version_status``);
+- ``GET /v1/models/NAME[/versions/N]/metadata``: ``{"model_spec": ..., "metadata":
+  {"signature_def": {"signature_def": {NAME: {"inputs", "outputs", "method_name"}}}}}``, the
+  JSON of TF Serving's ``GetModelMetadataResponse`` read from the version's saved_model.pb
+  (input and output names, dtypes such as ``DT_FLOAT``, shapes with ``"size": "-1"`` for
+  any).
 
 Like TF Serving's default policy it serves the newest version folder of
 ``EXPORT_DIR/NAME``. Requests larger than ``max_request_bytes`` get 413, malformed ones 400
@@ -28,12 +33,14 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow.core.protobuf import saved_model_pb2
 
 from predrnn_tf import files
 from predrnn_tf.errors import ConfigError, ExportError, RequestError
 from predrnn_tf.serving import publishing
 
-PATH_PATTERN = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(:predict)?$")
+PATH_PATTERN = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?(:predict|/metadata)?$")
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_FRAME_SIZE = 1024  # pixels per side: a whole national composite
 DEFAULT_READ_TIMEOUT_SECONDS = 30.0
@@ -51,6 +58,7 @@ class ServedModel:
     version: int
     path: str
     signatures: Any
+    signature_defs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def check_version(self, version: int) -> None:
         """404 as TF Serving words it unless ``version`` is 0 (newest) or the served one."""
@@ -84,7 +92,21 @@ def load_newest_version(export_dir: str, model_name: str) -> ServedModel:
         version, path, loaded = publishing.load_newest_intact(base, tf.saved_model.load)
     except ExportError as error:
         raise ConfigError(str(error)) from None
-    return ServedModel(model_name, version, path, loaded.signatures)
+    return ServedModel(model_name, version, path, loaded.signatures,
+                       read_signature_defs(path))
+
+
+def read_signature_defs(version_path: str) -> dict[str, Any]:
+    """The SignatureDefs of ``VERSION/saved_model.pb`` as TF Serving's JSON (proto3 JSON with
+    the default fields printed, as its REST metadata answer has them)."""
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(version_path, "saved_model.pb"), "rb") as stream:
+        saved_model.ParseFromString(stream.read())
+    signature_defs = saved_model.meta_graphs[0].signature_def
+    return {name: json_format.MessageToDict(signature_defs[name],
+                                            always_print_fields_with_no_presence=True,
+                                            preserving_proto_field_name=True)
+            for name in sorted(signature_defs)}
 
 
 def _as_inputs(value: Any, keys: list[str], what: str) -> dict[str, Any]:
@@ -166,6 +188,13 @@ def run_signature(model: ServedModel, signature_name: str, body: dict[str, Any],
     return {"outputs": {key: value.tolist() for key, value in values.items()}}
 
 
+def model_metadata(model: ServedModel) -> dict[str, Any]:
+    """TF Serving's ``GetModelMetadata`` answer (REST ``GET .../metadata``)."""
+    return {"model_spec": {"name": model.name, "signature_name": "",
+                           "version": str(model.version)},
+            "metadata": {"signature_def": {"signature_def": model.signature_defs}}}
+
+
 def model_status(model: ServedModel) -> dict[str, Any]:
     """TF Serving's ``GetModelStatus`` answer for the served version."""
     return {"model_version_status": [{
@@ -213,16 +242,16 @@ class ForecastRequestHandler(http.server.BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
-    def route(self, predict: bool) -> int:
-        """The requested version (0: newest); RequestError for a wrong path or model."""
+    def route(self, predict: bool) -> str:
+        """The request's verb (``:predict``, ``/metadata`` or ``""`` for the status) after
+        checking the version; RequestError for a wrong path, method or model."""
         match = PATH_PATTERN.match(self.path.split("?")[0])
-        if match is None or bool(match.group(3)) != predict:
+        if match is None or (match.group(3) == ":predict") != predict:
             raise RequestError(404, f"Malformed request: {self.command} {self.path}")
         if match.group(1) != self.model.name:
             raise RequestError(404, f"Servable not found for request: Latest({match.group(1)})")
-        version = int(match.group(2) or 0)
-        self.model.check_version(version)
-        return version
+        self.model.check_version(int(match.group(2) or 0))
+        return match.group(3) or ""
 
     def discard_body(self, length: int) -> None:
         """Reads and drops up to ``length`` bytes of an oversized body, so the client reads
@@ -292,7 +321,8 @@ class ForecastRequestHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 (http.server's method name)
         def work():
-            self.route(predict=False)
+            if self.route(predict=False) == "/metadata":
+                return model_metadata(self.model)
             return model_status(self.model)
 
         self.handle_safely(work)
@@ -309,7 +339,7 @@ class ForecastRequestHandler(http.server.BaseHTTPRequestHandler):
 
     def refuse_method(self):
         self.reply(501, {"error": f"method {self.command} is not supported: use GET (model "
-                                  f"status) or POST (:predict)"})
+                                  f"status, /metadata) or POST (:predict)"})
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_TRACE = do_CONNECT = refuse_method
 
