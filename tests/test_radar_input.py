@@ -21,7 +21,7 @@ from predrnn_tf.errors import InputError
 from predrnn_tf.inference import forecaster
 from predrnn_tf.inference.frames import load_frames
 from predrnn_tf.inference.outputs import to_physical
-from predrnn_tf.inference.radar_input import RadarArchive, read_radar_archive
+from predrnn_tf.inference.radar_input import RadarArchive, read_radar_archive, read_radar_sequence
 from predrnn_tf.models.builder import build_model
 from predrnn_tf.workdir import WorkDir
 
@@ -197,6 +197,40 @@ def test_pysteps_importer_regrids_from_metres_and_keeps_no_data(monkeypatch, tmp
     expected = np.broadcast_to(pixels[:, None, None, None], frames.shape).copy()
     expected[:, :2, :2] = units.NO_DATA_PIXEL  # source rows 8-15, columns 0-7
     np.testing.assert_allclose(frames * 255.0, expected, atol=1e-4)
+
+
+def test_pysteps_importer_grid_reaches_the_georeference_in_one_read(monkeypatch, tmp_path):
+    """The corners and yorigin of pysteps' metadata give the frame's map coordinates (what
+    the netCDF writer reads) from the one read of each file: no second read to find them."""
+    reads = []
+    fields = {}
+    for step in range(3):
+        name = f"AQC{(START + datetime.timedelta(minutes=10 * step)):%Y%m%d%H%M}.gif"
+        fields[name] = np.full((80, 64), 1.0 + step, np.float32)  # 40 x 32 km at 500 m
+        (tmp_path / name).write_bytes(b"")
+
+    def importer(path, **kwargs):
+        reads.append(os.path.basename(path))
+        info = {"unit": "mm/h", "transform": None, "accutime": 5.0, "xpixelsize": 500.0,
+                "ypixelsize": 500.0, "projection": "+proj=somerc +units=m",
+                "x1": 255000.0, "y1": -160000.0, "x2": 255000.0 + 64 * 500.0,
+                "y2": -160000.0 + 80 * 500.0, "yorigin": "upper", "cartesian_unit": "m"}
+        return fields[os.path.basename(path)], None, info
+
+    module = types.ModuleType("pysteps.io")
+    module.get_method = lambda name, kind: importer if name == "fake_gif" else None
+    package = types.ModuleType("pysteps")
+    package.io = module
+    monkeypatch.setitem(sys.modules, "pysteps", package)
+    monkeypatch.setitem(sys.modules, "pysteps.io", module)
+    archive = RadarArchive("fake_gif", {}, filename_pattern="AQC%Y%m%d%H%M")
+    sequence = read_radar_sequence(str(tmp_path), archive, 16, RAIN, 3, patch_size=4)
+    assert sorted(reads) == sorted(fields)  # each file once
+    grid = sequence.georeference
+    assert (grid.height, grid.width) == sequence.pixels.shape[1:3] == (20, 16)
+    assert (grid.x1, grid.y1, grid.x2, grid.y2) == (255000.0, -160000.0, 287000.0, -120000.0)
+    assert grid.yorigin == "upper" and grid.xpixelsize == grid.ypixelsize == 2000.0
+    assert grid.pysteps_metadata()["projection"] == "+proj=somerc +units=m"
 
 
 def test_float_npy_of_a_rain_rate_model_is_mm_per_hour(tmp_path):

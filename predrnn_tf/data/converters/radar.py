@@ -38,6 +38,9 @@ from predrnn_tf.errors import ConfigError, DataError
 
 BUILTIN_IMPORTERS = ("fmi_pgm", "knmi_hdf5", "pgm", "png", "npy")
 
+# What import_with_pysteps keeps of a pysteps importer's metadata: units and the grid.
+PYSTEPS_INFO_KEYS = ("unit", "transform", "accutime", "xpixelsize", "ypixelsize", "projection",
+                     "x1", "y1", "x2", "y2", "yorigin", "cartesian_unit")
 Importer = Callable[[str], tuple[np.ndarray, dict[str, Any]]]
 
 _PATTERN_CODES = {
@@ -266,7 +269,12 @@ def import_npy(path: str, unit: str = "dBZ", accutime: float = 5.0, transform: A
 
 
 def import_with_pysteps(name: str, path: str, kwargs: dict[str, Any]) -> tuple[np.ndarray, dict]:
-    """Any ``pysteps.io`` importer by name (pysteps imported on first use)."""
+    """Any ``pysteps.io`` importer by name (pysteps imported on first use).
+
+    The info keeps the units and the grid of pysteps' metadata (``PYSTEPS_INFO_KEYS``: the
+    corners ``x1, y1, x2, y2``, ``yorigin`` and the projection), so the forecast's netCDF gets
+    the map coordinates from this one read.
+    """
     pysteps_io = _import_optional("pysteps.io", f"the pysteps importer {name!r}",
                                   package="pysteps")
     try:
@@ -284,9 +292,7 @@ def import_with_pysteps(name: str, path: str, kwargs: dict[str, Any]) -> tuple[n
                               f"{error}") from error
         raise
     values = np.asarray(values, np.float32)
-    return values, {"unit": info.get("unit"), "transform": info.get("transform"),
-                    "accutime": info.get("accutime"), "xpixelsize": info.get("xpixelsize"),
-                    "projection": info.get("projection")}
+    return values, {key: info.get(key) for key in PYSTEPS_INFO_KEYS}
 
 
 def check_importer_name(name: str, use_pysteps: bool = False) -> None:
