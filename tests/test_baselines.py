@@ -132,3 +132,18 @@ def test_guarded_baseline_leaves_out_counts_and_names_failed_sequences():
                                 "errors": {"ValueError: x contains non-finite values": 1}}
     whole = baselines.fill_failed(*guarded(inputs), (4, 2, 8, 8, 1))
     assert np.isnan(whole[2]).all() and np.isfinite(whole[[0, 1, 3]]).all()
+
+
+def test_extrapolated_rates_are_nan_where_advected_in_from_outside():
+    pytest.importorskip("pysteps")
+    from predrnn_tf import units
+
+    metadata = {"name": "toy", "value_mapping": units.rain_rate_mapping()}
+    nowcast = baselines.RainRateNowcast("extrapolation", 3, metadata)
+    frames = _rain_rate_pixels(5)
+    rates = nowcast.forecast_rates(frames)  # the cell moves down-right: inflow top-left
+    assert rates.shape == (1, 3, 48, 48, 1)
+    assert np.isnan(rates[0, :, 0, 0]).all() and np.isfinite(rates[0, :, 40, 40]).all()
+    pixels = nowcast(frames)
+    np.testing.assert_array_equal(
+        pixels, units.rain_rate_to_unit_pixels(np.nan_to_num(rates)).astype(np.float32))

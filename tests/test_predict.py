@@ -148,8 +148,11 @@ def test_nan_in_physical_units_is_no_echo_and_pixels_refuse_it(tmp_path):
 
 def test_failures_write_nothing(workdir, tmp_path):
     np.save(tmp_path / "short.npy", np.zeros((2, 16, 16), np.uint8))
+    np.save(tmp_path / "past.npy", (pixels01()[0] * 255).astype(np.uint8))
     out = tmp_path / "out"
     for options, error in [
+        (PredictOptions(input=str(tmp_path / "past.npy"), output_dir=str(out),
+                        workdir=workdir, probability_matching="last_input"), ConfigError),
         (PredictOptions(input=str(tmp_path / "short.npy"), output_dir=str(out),
                         workdir=workdir), InputError),
         (PredictOptions(input=str(tmp_path / "short.npy"), output_dir=str(out)), ConfigError),

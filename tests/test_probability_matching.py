@@ -42,3 +42,70 @@ def test_mismatched_shapes_are_refused():
     with pytest.raises(ValueError, match="share"):
         probability_matching.match_forecast(np.zeros((1, 2, 8, 8, 1)), np.zeros((1, 3, 8, 9, 1)),
                                             METADATA)
+
+
+def test_resampled_distribution_keeps_the_quantiles():
+    values = np.array([3.0, 0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(probability_matching.resample_distribution(values, 4),
+                                  [0.0, 1.0, 2.0, 3.0])
+    resampled = probability_matching.resample_distribution(values, 8)
+    assert resampled.shape == (8,) and resampled.min() == 0.0 and resampled.max() == 3.0
+    np.testing.assert_allclose(np.mean(resampled), np.mean(values))
+
+
+def test_blend_and_match_takes_the_distribution_of_the_pixels_advected_from_inside():
+    rng = np.random.default_rng(4)
+    forecast = 0.2 + 0.3 * rng.random(200)  # blurred: wet everywhere, nothing above 1 mm/h
+    extrapolated = rng.gamma(0.8, 3.0, 200) * (rng.random(200) < 0.6)
+    extrapolated[:50] = np.nan  # advected in from outside: unknown, not dry
+    full = probability_matching.blend_and_match(forecast, extrapolated, strength=1.0)
+    inside = np.sort(extrapolated[50:])
+    np.testing.assert_allclose(np.quantile(full, [0.25, 0.5, 0.9]),
+                               np.quantile(inside, [0.25, 0.5, 0.9]), rtol=0.05, atol=1e-9)
+    blend = probability_matching.blend_and_match(forecast, extrapolated, model_weight=0.5,
+                                                 strength=0.0)
+    np.testing.assert_allclose(blend, 0.5 * forecast + 0.5 * np.nan_to_num(extrapolated))
+    half = probability_matching.blend_and_match(forecast, extrapolated)
+    matched = probability_matching.blend_and_match(forecast, extrapolated, strength=1.0)
+    np.testing.assert_allclose(half, 0.5 * blend + 0.5 * matched)
+    assert (half > 1).sum() > (blend > 1).sum()  # the area above 1 mm/h grows back
+
+
+def test_match_to_extrapolation_leaves_no_data_alone_and_checks_shapes():
+    rng = np.random.default_rng(5)
+    rate = rng.gamma(0.8, 3.0, (1, 2, 12, 12, 1)) * (rng.random((1, 2, 12, 12, 1)) < 0.6)
+    inputs01 = units.rain_rate_to_pixels(rate) / 255.0
+    inputs01[:, :, :3] = units.NO_DATA_PIXEL / 255.0
+    forecast01 = units.rain_rate_to_unit_pixels(np.repeat(0.3 * rate[:, -1:], 2, axis=1))
+    extrapolated = np.repeat(rate[:, -1:], 2, axis=1)
+    matched = probability_matching.match_to_extrapolation(inputs01, forecast01, extrapolated,
+                                                          METADATA)
+    assert matched.shape == forecast01.shape and matched.dtype == np.float32
+    np.testing.assert_array_equal(matched[:, :, :3], np.float32(forecast01[:, :, :3]))
+    assert np.all(matched[:, :, 3:] >= 0) and np.all(matched <= 1)
+    with pytest.raises(ValueError, match="one shape"):
+        probability_matching.match_to_extrapolation(inputs01, forecast01, extrapolated[:, :1],
+                                                    METADATA)
+
+
+def test_postprocess_methods_and_errors():
+    inputs01 = np.full((1, 2, 8, 8, 1), 0.5, np.float32)
+    forecast01 = np.full((1, 3, 8, 8, 1), 0.4, np.float32)
+    np.testing.assert_array_equal(
+        probability_matching.postprocess("none", inputs01, forecast01, METADATA), forecast01)
+    extrapolate_calls = []
+
+    def extrapolate(inputs):
+        extrapolate_calls.append(inputs.shape)
+        return np.full((1, 3, 8, 8, 1), 2.0)
+
+    matched = probability_matching.postprocess("extrapolation", inputs01, forecast01, METADATA,
+                                               extrapolate)
+    assert extrapolate_calls == [(1, 2, 8, 8, 1)] and matched.shape == forecast01.shape
+    with pytest.raises(ValueError, match="needs the extrapolation nowcast"):
+        probability_matching.postprocess("extrapolation", inputs01, forecast01, METADATA)
+    with pytest.raises(ValueError, match="must be one of none, last_input, extrapolation"):
+        probability_matching.postprocess("median", inputs01, forecast01, METADATA)
+    with pytest.raises(ValueError, match="rain-rate"):
+        probability_matching.postprocess("last_input", inputs01, forecast01,
+                                         {"value_mapping": units.hko7_mapping()})

@@ -8,8 +8,9 @@ For every source S (the datasets made with tools/make_radar.py
 ``configs/radar_real.flags`` (or --train_flagfile) on the other sources
 (``--dataset_name=A,B``), then evaluates the model and the baselines on S's test split in one
 run (``predrnn_tf.evaluation.run.evaluate``, baselines persistence, extrapolation, sprog,
-advection; with --probability_matching also ``model_pm``). Datasets converted with whole test
-frames (``whole_test_frames``) are scored on whole composites. Writes OUTPUT_DIR/S/{run,eval}/
+advection; unless --probability_matching=none also ``model_pm``, the model post-processed by
+that method). Datasets converted with whole test frames (``whole_test_frames``) are scored
+on whole composites. Writes OUTPUT_DIR/S/{run,eval}/
 and OUTPUT_DIR/loso.md: per source and lead time MSE (mm/h)^2, CSI and frequency bias at
 1 mm/h of every forecaster, and issue 29's goals a-e with their margins
 (:mod:`predrnn_tf.evaluation.skill_goals`). A fold whose evaluation exists is not run again.
@@ -46,9 +47,11 @@ _BASELINES = flags.DEFINE_string("baselines", "persistence,extrapolation,sprog,a
                                  "Baselines scored beside the model ('advection': the "
                                  "recipe's advection prior alone, the untrained model).")
 _EVERY = flags.DEFINE_integer("every_kth_sequence", 1, "Score every k-th test sequence.")
-_PROBABILITY_MATCHING = flags.DEFINE_bool(
-    "probability_matching", True, "Also score model_pm: the model's forecast matched to the "
-    "last input's rain-rate distribution.")
+_PROBABILITY_MATCHING = flags.DEFINE_enum(
+    "probability_matching", "last_input", ["none", "last_input", "extrapolation"],
+    "Also score model_pm, the model's forecast post-processed: last_input = matched to the "
+    "last input's rain-rate distribution; extrapolation = blended with pysteps' extrapolation "
+    "and matched halfway to its distribution (predrnn_tf.models.probability_matching).")
 _MIN_LEAD_MINUTES = flags.DEFINE_float("csi_min_lead_minutes", 30.0,
                                        "Lead times averaged for the CSI check.")
 

@@ -48,9 +48,11 @@ flags.DEFINE_integer(
     "length, e.g. KTH 10 -> 20, if the test sequences are long enough.")
 flags.DEFINE_bool("save_predictions", False,
                   "Also write predictions.npz (inputs, truth, predictions).")
-flags.DEFINE_bool("probability_matching", False,
-                  "Rain-rate models: also score model_pm, the model's forecast matched to the "
-                  "last input's rain-rate distribution (pysteps' empirical-CDF rule).")
+flags.DEFINE_enum("probability_matching", "none", ["none", "last_input", "extrapolation"],
+                  "Rain-rate models: also score model_pm, the model's forecast post-processed: "
+                  "last_input = matched to the last input's rain-rate distribution; "
+                  "extrapolation = blended with pysteps' extrapolation and matched halfway to "
+                  "its distribution (needs pysteps).")
 _BASELINE = flags.DEFINE_enum("baseline", None, ["persistence", "extrapolation"],
                               "Evaluate a baseline instead of the model.")
 _BASELINES = flags.DEFINE_string(

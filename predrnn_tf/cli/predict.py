@@ -60,6 +60,11 @@ _SOURCE_PIXEL_KM = flags.DEFINE_float(
     "source_pixel_km", 0.0, "Radar files' grid spacing in km (0: the importer's metadata, "
     "else the training data's for the same importer; needed for npy/pgm/png radar files).")
 _FRAMES_PER_SECOND = flags.DEFINE_float("frames_per_second", 2.0, "GIF frame rate.")
+_PROBABILITY_MATCHING = flags.DEFINE_enum(
+    "probability_matching", "none", ["none", "last_input", "extrapolation"],
+    "Rain-rate models: post-process the forecast (last_input: matched to the last input's "
+    "rain-rate distribution; extrapolation: blended with pysteps' extrapolation and matched "
+    "halfway to its distribution, needs pysteps).")
 
 
 RADAR_ONLY_FLAGS = ("importer_kwargs", "filename_pattern", "crop", "source_pixel_km")
@@ -147,7 +152,8 @@ def predict_options():
         saved_model=_SAVED_MODEL.value, checkpoint=_CHECKPOINT.value,
         output_length=_OUTPUT_LENGTH.value, with_truth=_WITH_TRUTH.value,
         input_units=_INPUT_UNITS.value, radar_archive=archive,
-        frames_per_second=_FRAMES_PER_SECOND.value)
+        frames_per_second=_FRAMES_PER_SECOND.value,
+        probability_matching=_PROBABILITY_MATCHING.value)
 
 
 def run() -> None:

@@ -155,6 +155,12 @@ class RainRateNowcast:
 
     def forecast_one(self, frames01: np.ndarray) -> np.ndarray:
         """``[T_in, H, W]`` pixels -> ``[T_out, H, W]`` float32 pixels."""
+        forecast = self.forecast_rate_one(frames01)
+        forecast = np.where(np.isfinite(forecast), forecast, 0.0)
+        return units.rain_rate_to_unit_pixels(forecast).astype(np.float32)
+
+    def forecast_rate_one(self, frames01: np.ndarray) -> np.ndarray:
+        """``[T_in, H, W]`` pixels -> ``[T_out, H, W]`` mm/h, NaN where advected from outside."""
         rate = units.pixels_to_rain_rate(frames01[-MOTION_FRAMES:], self.metadata)
         rate = np.where(units.valid_pixels(frames01[-MOTION_FRAMES:], self.metadata), rate, 0.0)
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -172,15 +178,24 @@ class RainRateNowcast:
                                          precip_thr=SPROG_PRECIP_THRESHOLD_DBR)
                 forecast = self._transform(forecast, threshold=SPROG_PRECIP_THRESHOLD_DBR,
                                            inverse=True)[0]
-        forecast = np.where(np.isfinite(forecast), forecast, 0.0)
-        return units.rain_rate_to_unit_pixels(forecast).astype(np.float32)
+        return forecast
 
-    def __call__(self, input_frames: Any) -> np.ndarray:
+    def _frames(self, input_frames: Any) -> np.ndarray:
         frames = np.asarray(input_frames, np.float32)
         if frames.ndim != 5 or frames.shape[-1] != 1 or frames.shape[1] < MOTION_FRAMES:
             raise ValueError(f"{self.name} needs one-channel frames [B, T >= {MOTION_FRAMES}, "
                              f"H, W, 1], got shape {frames.shape}")
+        return frames
+
+    def __call__(self, input_frames: Any) -> np.ndarray:
+        frames = self._frames(input_frames)
         return np.stack([self.forecast_one(sequence[..., 0]) for sequence in frames])[..., None]
+
+    def forecast_rates(self, input_frames: Any) -> np.ndarray:
+        """``[B, T_out, H, W, 1]`` mm/h, NaN where advected in from outside the domain."""
+        frames = self._frames(input_frames)
+        return np.stack([self.forecast_rate_one(sequence[..., 0])
+                         for sequence in frames])[..., None]
 
 
 def make_baseline(name: str, output_length: int, metadata: dict[str, Any] | None = None,

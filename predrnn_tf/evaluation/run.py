@@ -56,8 +56,9 @@ class EvaluateOptions:
       frames_per_second: GIF frame rate.
       crop_to_model: read frames at ``config.img_width`` (False: as stored, baselines alone);
         whole test composites (``test_image_height`` in the metadata) are never cropped.
-      probability_matching: also score ``model_pm``, the model's forecast matched to the last
-        input's rain-rate distribution (:mod:`predrnn_tf.models.probability_matching`).
+      probability_matching: also score ``model_pm``, the model's forecast post-processed by
+        this method of :mod:`predrnn_tf.models.probability_matching` (``last_input``,
+        ``extrapolation``; ``none``: not scored; True means ``last_input``).
     """
 
     output_dir: str
@@ -78,7 +79,7 @@ class EvaluateOptions:
     num_strips: int = 3
     frames_per_second: float = 2.0
     crop_to_model: bool = True
-    probability_matching: bool = False
+    probability_matching: str = "none"
 
 
 def restore_model(config: Config, workdir: str, checkpoint: str | None) -> tuple[Any, str]:
@@ -193,8 +194,10 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
     forecasters = {}
     if model is not None:
         forecasters["model"] = LastForecast(evaluator.as_forecaster(model, output_length))
-        if options.probability_matching:
-            forecasters["model_pm"] = ProbabilityMatched(forecasters["model"], metadata)
+        method = pm_method(options.probability_matching)
+        if method != "none":
+            forecasters["model_pm"] = ProbabilityMatched(forecasters["model"], metadata, method,
+                                                         output_length)
     for name in options.baselines:
         forecasters[name] = baselines.make_baseline(name, output_length, metadata)
     if not forecasters:
@@ -204,7 +207,8 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
         options.output_dir, input_length, output_length,
         save_predictions=options.save_predictions,
         info={"workdir": info["workdir"], "checkpoint": info["checkpoint"],
-              "every_kth_sequence": options.every_kth_sequence},
+              "every_kth_sequence": options.every_kth_sequence,
+              "probability_matching": pm_method(options.probability_matching)},
         thresholds=options.rain_thresholds, fss_thresholds=options.fss_thresholds,
         fss_scales_km=options.fss_scales_km)
 
@@ -225,17 +229,36 @@ class LastForecast:
         return self.forecast
 
 
-class ProbabilityMatched:
-    """``base``'s forecast matched to the last input's rain-rate distribution."""
+def pm_method(value: bool | str) -> str:
+    """The probability-matching method of ``EvaluateOptions`` (a bool: True = last_input)."""
+    from predrnn_tf.models import probability_matching
 
-    def __init__(self, base: LastForecast, metadata: dict[str, Any]):
+    if isinstance(value, bool):
+        return "last_input" if value else "none"
+    try:
+        return probability_matching.check_method(value)
+    except ValueError as error:
+        raise ConfigError(f"--{error}") from None
+
+
+class ProbabilityMatched:
+    """``base``'s forecast post-processed by a :mod:`.probability_matching` method."""
+
+    def __init__(self, base: LastForecast, metadata: dict[str, Any], method: str = "last_input",
+                 output_length: int = 0):
         self.base = base
         self.metadata = metadata
+        self.method = method
+        self.extrapolate = None
+        if method == "extrapolation":
+            self.extrapolate = baselines.RainRateNowcast("extrapolation", output_length,
+                                                         metadata).forecast_rates
 
     def __call__(self, inputs: Any) -> np.ndarray:
         from predrnn_tf.models import probability_matching
 
-        return probability_matching.match_forecast(inputs, self.base(inputs), self.metadata)
+        return probability_matching.postprocess(self.method, inputs, self.base(inputs),
+                                                self.metadata, self.extrapolate)
 
 
 def summary(result: dict[str, Any], output_dir: str) -> str:

@@ -45,6 +45,9 @@ class PredictOptions:
       input_units: ``auto``, ``physical`` or ``pixels`` for float .npy files.
       radar_archive: importer options to read ``input`` as a radar archive.
       frames_per_second: GIF frame rate.
+      probability_matching: rain-rate models: post-process the forecast
+        (:mod:`predrnn_tf.models.probability_matching`: ``none``, ``last_input``,
+        ``extrapolation``).
     """
 
     input: str
@@ -57,6 +60,7 @@ class PredictOptions:
     input_units: str = "auto"
     radar_archive: RadarArchive | None = None
     frames_per_second: float = 2.0
+    probability_matching: str = "none"
 
 
 def load_forecaster(options: PredictOptions) -> forecaster.Forecaster:
@@ -143,6 +147,28 @@ def files_summary(sequence: RadarSequence | None) -> dict[str, Any]:
             "frame_size": list(sequence.pixels.shape[1:3])}
 
 
+def postprocess(method: str, inputs: np.ndarray, predictions: np.ndarray,
+                model: forecaster.Forecaster) -> np.ndarray:
+    """``predictions`` post-processed by a probability-matching method (ConfigError if wrong)."""
+    from predrnn_tf.models import probability_matching
+
+    if method == "none":
+        return predictions
+    metadata = {"value_mapping": model.value_mapping}
+    extrapolate = None
+    try:
+        probability_matching.check_method(method)
+        if method == "extrapolation":
+            from predrnn_tf.evaluation import baselines
+
+            extrapolate = baselines.RainRateNowcast("extrapolation", predictions.shape[1],
+                                                    metadata).forecast_rates
+        return probability_matching.postprocess(method, inputs, predictions, metadata,
+                                                extrapolate)
+    except ValueError as error:
+        raise ConfigError(f"--{error}") from None
+
+
 def predict_files(options: PredictOptions) -> dict[str, Any]:
     """Forecasts from ``options.input`` and writes the outputs; returns a JSON-ready summary."""
     if not options.output_dir:
@@ -161,7 +187,8 @@ def predict_files(options: PredictOptions) -> dict[str, Any]:
     inputs, truth = split_sequence(frames, model.input_length, options.with_truth)
     if sequence is not None:
         context = radar_context(sequence, model, model.input_length)
-    predictions = model.forecast(inputs, options.output_length)
+    predictions = postprocess(options.probability_matching, inputs,
+                              model.forecast(inputs, options.output_length), model)
     written = write_forecast(options.output_dir, inputs, predictions, truth,
                              model.value_mapping, title=os.path.basename(options.input),
                              frames_per_second=options.frames_per_second, context=context)
@@ -171,4 +198,5 @@ def predict_files(options: PredictOptions) -> dict[str, Any]:
             "output_frames": int(predictions.shape[1]),
             "truth_frames": 0 if truth is None else int(truth.shape[1]),
             "units": mapping.get("units", "[0, 1] pixels"), **files_summary(sequence),
+            "probability_matching": options.probability_matching,
             "written": written}

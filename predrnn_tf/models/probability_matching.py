@@ -1,18 +1,29 @@
-"""Probability matching of a rain-rate forecast to the last input's distribution.
+"""Probability matching of a rain-rate forecast: the rain area a squared-error model loses.
 
 A forecast trained on the squared error blurs: its rain area above 1 mm/h shrinks with the
 lead time (frequency bias below 1). pysteps' S-PROG and STEPS correct the same effect by
-matching each forecast field's empirical distribution to the observed one
+matching each forecast field's empirical distribution to an observed one
 (``pysteps.postprocessing.probmatching.nonparam_match_empirical_cdf``): the forecast keeps
-the ranks of its pixels (where rain is heavier), and takes the values of the last observed
-field. :func:`match_empirical_cdf` is that function in numpy (no pysteps needed, equal to it,
-tests/test_probability_matching.py); :func:`match_forecast` applies it to every lead time of
-a forecast in the model's [0, 1] pixels of a dBR rain-rate dataset, over the pixels valid in
-the last input frame. Pixels outside them are left as forecast.
+the ranks of its pixels (where rain is heavier) and takes the target's values.
+:func:`match_empirical_cdf` is that function in numpy (no pysteps needed, equal to it,
+tests/test_probability_matching.py). Two post-processing methods (:data:`METHODS`), both on
+the model's [0, 1] pixels of a dBR rain-rate dataset, over the pixels valid in the last
+input frame (pixels outside them are left as forecast):
+
+- ``last_input`` (:func:`match_forecast`): every lead matched to the last input's
+  distribution. Keeps persistence's rain area, which grows far too large where rain decays
+  or leaves the domain.
+- ``extrapolation`` (:func:`match_to_extrapolation`): every lead blended with the same
+  lead's extrapolation nowcast (pysteps' Lucas-Kanade + semi-Lagrangian, given by the
+  caller), then moved halfway to the extrapolated field's distribution over the pixels
+  advected from inside the domain (extrapolation has no rain to bring in at the edges, so
+  its own area is too small where rain flows in). Measured on leave-one-source-out whole
+  composites: docs/experiments/radar_whole_composite.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -85,3 +96,109 @@ def match_forecast(inputs01: Any, forecast01: Any, metadata: dict[str, Any]) -> 
             rate = match_empirical_cdf(forecast_rate[sequence, lead][mask], target)
             matched[sequence, lead][mask] = units.rain_rate_to_unit_pixels(rate)
     return matched
+
+
+METHODS = ("none", "last_input", "extrapolation")
+MODEL_WEIGHT = 0.5  # the model's share of the blend with extrapolation (mm/h)
+MATCH_STRENGTH = 0.5  # how far the blend moves to the matched field (0: blend, 1: matched)
+
+
+def check_method(method: str) -> str:
+    """``method`` if it is one of :data:`METHODS`, else ValueError naming the choices."""
+    if method not in METHODS:
+        raise ValueError(f"probability_matching must be one of {', '.join(METHODS)}, got "
+                         f"{method!r}")
+    return method
+
+
+def resample_distribution(values: np.ndarray, size: int) -> np.ndarray:
+    """``size`` values with the empirical distribution of ``values`` (sorted, interpolated)."""
+    values = np.sort(np.asarray(values, np.float64).reshape(-1))
+    if values.size == size or not values.size:
+        return values
+    positions = (np.arange(size) + 0.5) * values.size / size - 0.5
+    return np.interp(positions, np.arange(values.size), values)
+
+
+def blend_and_match(forecast: np.ndarray, extrapolated: np.ndarray,
+                    model_weight: float = MODEL_WEIGHT,
+                    strength: float = MATCH_STRENGTH) -> np.ndarray:
+    """One field (mm/h, flat): blended with ``extrapolated``, moved towards its distribution.
+
+    Args:
+      forecast: the model's rain rates (finite).
+      extrapolated: the extrapolation's rain rates of the same pixels, NaN where the pixel
+        was advected in from outside the domain (its rain there is unknown).
+      model_weight: the model's share of the blend (the rest is the extrapolation's, NaN = 0).
+      strength: 0 keeps the blend, 1 takes the matched field.
+
+    Returns:
+      float64 rain rates of ``forecast``'s shape.
+    """
+    inside = np.isfinite(extrapolated)
+    blend = model_weight * forecast + (1 - model_weight) * np.where(inside, extrapolated, 0.0)
+    if not inside.any():
+        return blend
+    target = resample_distribution(extrapolated[inside], blend.size)
+    return (1 - strength) * blend + strength * match_empirical_cdf(blend, target)
+
+
+def match_to_extrapolation(inputs01: Any, forecast01: Any, extrapolated_rate: Any,
+                           metadata: dict[str, Any], model_weight: float = MODEL_WEIGHT,
+                           strength: float = MATCH_STRENGTH) -> np.ndarray:
+    """Every forecast frame blended with extrapolation and matched halfway to its distribution.
+
+    Args:
+      inputs01: ``[B, T_in, H, W, 1]`` input frames, [0, 1] pixels of a dBR dataset.
+      forecast01: ``[B, T_out, H, W, 1]`` forecast frames, same scale and size.
+      extrapolated_rate: ``[B, T_out, H, W, 1]`` extrapolation nowcast in mm/h, NaN where
+        advected in from outside the domain.
+      metadata: the dataset's metadata (its dBR ``value_mapping``).
+      model_weight: see :func:`blend_and_match`.
+      strength: see :func:`blend_and_match`.
+
+    Returns:
+      float32 ``[B, T_out, H, W, 1]`` in [0, 1] pixels.
+    """
+    inputs01 = np.asarray(inputs01, np.float32)
+    forecast01 = np.clip(np.asarray(forecast01, np.float32), 0.0, 1.0)
+    extrapolated_rate = np.asarray(extrapolated_rate, np.float64)
+    if extrapolated_rate.shape != forecast01.shape:
+        raise ValueError(f"extrapolation {extrapolated_rate.shape} and forecast "
+                         f"{forecast01.shape} must have one shape")
+    valid = units.valid_pixels(inputs01[:, -1], metadata)  # [B, H, W, 1]
+    forecast_rate = units.pixels_to_rain_rate(forecast01, metadata)  # [B, T, H, W, 1]
+    matched = forecast01.copy()
+    for sequence in range(forecast01.shape[0]):
+        mask = valid[sequence]
+        for lead in range(forecast01.shape[1]):
+            rate = blend_and_match(forecast_rate[sequence, lead][mask],
+                                   extrapolated_rate[sequence, lead][mask], model_weight,
+                                   strength)
+            matched[sequence, lead][mask] = units.rain_rate_to_unit_pixels(np.maximum(rate, 0))
+    return matched
+
+
+def postprocess(method: str, inputs01: Any, forecast01: Any, metadata: dict[str, Any],
+                extrapolate: Callable[[Any], Any] | None = None) -> np.ndarray:
+    """The forecast post-processed by ``method`` (one of :data:`METHODS`).
+
+    Args:
+      method: ``none``, ``last_input`` or ``extrapolation``.
+      inputs01: ``[B, T_in, H, W, 1]`` input frames, [0, 1] pixels of a dBR dataset.
+      forecast01: ``[B, T_out, H, W, 1]`` the model's forecast.
+      metadata: the dataset's metadata (its dBR ``value_mapping``).
+      extrapolate: ``extrapolation`` only: ``inputs01 -> [B, T_out, H, W, 1]`` mm/h, NaN where
+        advected from outside (e.g. ``baselines.RainRateNowcast.forecast_rates``).
+    """
+    check_method(method)
+    if method == "none":
+        return np.asarray(forecast01, np.float32)
+    if not units.is_rain_rate_mapping(metadata):
+        raise ValueError(f"probability_matching={method} needs a rain-rate (dBR) model; this "
+                         f"one's data is {(units.mapping_of(metadata) or {}).get('units')!r}")
+    if method == "last_input":
+        return match_forecast(inputs01, forecast01, metadata)
+    if extrapolate is None:
+        raise ValueError("probability_matching=extrapolation needs the extrapolation nowcast")
+    return match_to_extrapolation(inputs01, forecast01, extrapolate(inputs01), metadata)
