@@ -44,20 +44,9 @@ MAX_LAYERS = 64
 # Fields that define the model (its weights' shapes or what the weights compute): resuming a
 # checkpoint with another value is refused.
 MODEL_DEFINING_FIELDS = (
-    "model_name",
-    "num_hidden",
-    "filter_size",
-    "patch_size",
-    "layer_norm",
-    "img_width",
-    "img_channel",
-    "conv_lstm_peephole",
-    "memory_bottom_up",
-    "memory_top_down",
-    "residual_frames",
-    "advection_prior",
-    "keep_dry_pixels",
-    "zero_mean_change",
+    "model_name", "num_hidden", "filter_size", "patch_size", "layer_norm", "img_width",
+    "img_channel", "conv_lstm_peephole", "memory_bottom_up", "memory_top_down",
+    "residual_frames", "advection_prior", "keep_dry_pixels", "zero_mean_change",
 )
 
 
@@ -90,6 +79,12 @@ class Config:
     skip_corrupt: bool = False
     augment: bool = False
     augment_time_reversal: bool = False
+    # Input at scale: checked and used by predrnn_tf/data/scale_out.options_from_config.
+    wet_sampling: bool = False
+    wet_sampling_floor: float = 0.05
+    wet_sampling_scale: float = 0.1
+    validation_fraction: float = 0.0
+    data_service: str = ""
     # Loss.
     decouple_beta: float = 0.1
     frame_loss: str = "mse"

@@ -156,11 +156,17 @@ class WorkDir:
         return read_json_object(self.card_path)
 
     def write_data_card(self, metadata: Mapping[str, Any], dataset_name: str,
-                        sources: Mapping[str, float] | None = None) -> str:
-        """Writes the card of the training data atomically; returns its path."""
+                        sources: Mapping[str, float] | None = None,
+                        wet_sampling: Mapping[str, Any] | None = None) -> str:
+        """Writes the card of the training data atomically; returns its path.
+
+        ``wet_sampling`` is the training's wet-sequence sampling rule (and the share of the
+        train records it keeps), recorded under that key; None = every record alike.
+        """
         os.makedirs(self.path, exist_ok=True)
-        return files.write_json(self.card_path, make_card(metadata, dataset_name, sources),
-                                sort_keys=True)
+        card = make_card(metadata, dataset_name, sources)
+        card["wet_sampling"] = dict(wet_sampling) if wet_sampling else None
+        return files.write_json(self.card_path, card, sort_keys=True)
 
     def check_data_agrees(self, metadata: Mapping[str, Any], dataset_name: str) -> None:
         """Refuses data whose pixels mean something else than the model's (see the card).

@@ -49,7 +49,8 @@ OUTPUT_FOLDERS = ("workdir", "output_dir", "export_dir")
 OPTIONAL_WHEN_EMPTY = ("checkpoint", "lpips_weights", "baselines", "fss_scales", "fss_scales_km",
                        "fss_thresholds", "rain_thresholds", "thresholds", "mnist_npz",
                        "train_images", "test_images", "from_npy", "from_official_npz", "crop",
-                       "importer_kwargs", "model_name", "intensity_periods")
+                       "importer_kwargs", "model_name", "intensity_periods",
+                       "data_service")
 ACCEPTED = {
     "*": {*[(flag, label) for flag in OUTPUT_FOLDERS for label in ("missing", "a_folder")],
           *[(flag, "empty") for flag in OPTIONAL_WHEN_EMPTY],
@@ -58,7 +59,8 @@ ACCEPTED = {
         *[(flag, "zero") for flag in (
             "max_iterations", "num_test_batches", "gradient_clip_norm", "num_devices",
             "decouple_beta", "r_sampling_step_1", "sampling_stop_iter",
-            "sampling_start_value", "sampling_changing_rate", "csi_loss_weight")],
+            "sampling_start_value", "sampling_changing_rate", "csi_loss_weight",
+            "validation_fraction")],
         *[(flag, "huge") for flag in ("lr", "r_exp_alpha", "decouple_beta",
                                       "gradient_clip_norm", "sampling_changing_rate",
                                       "csi_loss_weight", "csi_loss_temperature_db")],

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from predrnn_tf.data import reader, scale_out, schema, wetness
-from predrnn_tf.errors import DataError
+from predrnn_tf.errors import ConfigError, DataError
 
 SIZE, LENGTH = 8, 3
 
@@ -121,5 +121,27 @@ def test_tf_data_service_serves_the_pipeline(tmp_path):
     batch = next(iter(dataset))
     assert batch.shape == (4, LENGTH, SIZE, SIZE, 1)
     assert worker is not None
-    with pytest.raises(DataError, match="grpc://"):
+    with pytest.raises(ConfigError, match="grpc://"):
         scale_out.use_data_service(dataset, "http://x:1")
+
+
+@pytest.mark.parametrize("per_shard, workers", [(10, 2), (10, 3), (40, 2), (20, 3)])
+def test_each_worker_reads_its_own_records(tmp_path, per_shard, workers):
+    """The sharding the multi-worker strategy asks for (one InputContext per worker): by file
+    with at least as many shards as workers, else by record; together every record once."""
+    with schema.ShardedWriter(str(tmp_path), "ids", "train", per_shard) as writer:
+        for index in range(40):
+            writer.write(np.full((LENGTH, SIZE, SIZE, 1), index, np.uint8), str(index))
+    schema.write_metadata(str(tmp_path), "ids", {
+        "image_height": SIZE, "image_width": SIZE, "channels": 1, "sequence_length": LENGTH,
+        "num_train": 40, "num_test": 0})
+    seen = []
+    for worker in range(workers):
+        context = tf.distribute.InputContext(num_input_pipelines=workers,
+                                             input_pipeline_id=worker,
+                                             num_replicas_in_sync=workers)
+        dataset = reader.make_dataset(str(tmp_path), "ids", "train", 1, LENGTH, shuffle=True,
+                                      repeat=False, seed=7, input_context=context)
+        seen.append({round(float(batch[0, 0, 0, 0, 0]) * 255) for batch in dataset})
+    assert all(seen)  # every worker gets records
+    assert sum(len(ids) for ids in seen) == 40 and set().union(*seen) == set(range(40))

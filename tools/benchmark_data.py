@@ -45,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from predrnn_tf.config import Config, ConfigError, parse_num_hidden
-from predrnn_tf.data import mixing, reader, scale_out, schema, wetness
+from predrnn_tf.data import mixing, reader, scale_out, schema
 from predrnn_tf.data.converters import convert, publishing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,9 +66,10 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Reader batch size.")
 _READER_BATCHES = flags.DEFINE_integer("reader_batches", 200, "Batches timed per reader.")
 _SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", 256, "Reader shuffle buffer.")
 _WET_SAMPLING = flags.DEFINE_bool(
-    "wet_sampling", False, "datasets: read with wet-sequence sampling (the reader's "
-    "rejection by each record's wet_fraction, default rule of predrnn_tf.data.wetness); "
-    "records without a wet fraction are all kept.")
+    "wet_sampling", False, "Read with wet-sequence sampling (the reader's rejection by each "
+    "record's wet_fraction; radar_real: the recipe's --wet_sampling_floor/scale, datasets: "
+    "the defaults); records without a wet fraction are all kept. The recipe's own "
+    "--wet_sampling=true turns it on too.")
 _MODE = flags.DEFINE_enum(
     "mode", "radar_real", ["radar_real", "datasets"],
     "radar_real: the recipe's mixed, augmented pipeline vs its training update; datasets: "
@@ -127,13 +128,11 @@ def prepare_datasets(data_dir: str, kinds: list[str]) -> None:
 
 
 def time_reader(data_dir: str, name: str, batch_size: int, batches: int,
-                shuffle_buffer: int, augment: bool = False,
-                frame_size: int | None = None) -> dict[str, float]:
+                shuffle_buffer: int, augment: bool = False, frame_size: int | None = None,
+                scale: scale_out.ScaleOptions = scale_out.NO_SCALING) -> dict[str, float]:
     """Decoded sequences/s of the training reader (after a warm-up of 10 batches)."""
     metadata = mixing.read_metadata(data_dir, name)
     length = metadata.get("train_sequence_length", metadata["sequence_length"])
-    scale = scale_out.ScaleOptions(
-        wet_sampling=wetness.WetSampling() if _WET_SAMPLING.value else None)
     dataset = reader.make_dataset(data_dir, name, "train", batch_size, length, shuffle=True,
                                   repeat=True, shuffle_buffer=shuffle_buffer, augment=augment,
                                   frame_size=frame_size, scale=scale)
@@ -259,7 +258,8 @@ def recipe_config(data_dir: str, mixture: str) -> Config:
     """The recipe's Config on ``mixture`` in ``data_dir``."""
     path = _RECIPE_FLAGFILE.value
     config = config_from_flagfile(path if os.path.exists(path) else os.path.join(REPO, path))
-    return config.replace(dataset_name=mixture, data_dir=data_dir)
+    return config.replace(dataset_name=mixture, data_dir=data_dir,
+                          wet_sampling=config.wet_sampling or _WET_SAMPLING.value)
 
 
 def time_recipe(data_dir: str) -> dict:
@@ -274,7 +274,8 @@ def time_recipe(data_dir: str) -> dict:
                          config.dataset_name)):
         rows[label] = time_reader(data_dir, name, config.batch_size, _READER_BATCHES.value,
                                   _SHUFFLE_BUFFER.value, augment=config.augment,
-                                  frame_size=config.img_width)
+                                  frame_size=config.img_width,
+                                  scale=scale_out.options_from_config(config))
     training = time_training(config, data_dir, _TRAIN_STEPS.value) if _TRAIN_STEPS.value else {}
     return {"config": config, "rows": rows, "training": training}
 
@@ -289,7 +290,8 @@ def print_recipe_table(result: dict, data: str, cpu: dict, loads: tuple[str, str
     for label, row in result["rows"].items():
         ratio = row["sequences_per_second"] / train_rate if training else float("nan")
         verdict = ("ok" if ratio >= 20 else "MISSED") if training else "-"
-        print(f"| {label}, augment={config.augment} | {config.batch_size} x {row['shape']} | "
+        print(f"| {label}, augment={config.augment}, wet_sampling={config.wet_sampling} | "
+              f"{config.batch_size} x {row['shape']} | "
               f"{row['sequences_per_second']:.1f} | {ratio:.0f}x | >= 20x {verdict} |")
     if training:
         print(f"| training update, {_RECIPE_FLAGFILE.value} ({config.model_name}, num_hidden "
@@ -339,8 +341,9 @@ def run() -> None:
         rss_before = peak_rss_mib()
         readers = {}
         for kind, name in kinds_and_names:
-            readers[kind] = time_reader(data_dir, name, _BATCH_SIZE.value, _READER_BATCHES.value,
-                                        _SHUFFLE_BUFFER.value)
+            readers[kind] = time_reader(
+                data_dir, name, _BATCH_SIZE.value, _READER_BATCHES.value, _SHUFFLE_BUFFER.value,
+                scale=scale_out.options_from_config(Config(wet_sampling=_WET_SAMPLING.value)))
             readers[kind]["name"] = name
         rss_readers = peak_rss_mib()
         print_reader_table(readers)

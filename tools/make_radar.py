@@ -46,6 +46,7 @@ from predrnn_tf.cli import flag_parsing
 
 flag_parsing.import_tensorflow_quietly()
 
+from predrnn_tf.config import Config
 from predrnn_tf.data import wetness
 from predrnn_tf.data.converters import (
     beam_pipeline,
@@ -133,11 +134,12 @@ _BEAM_OPTIONS = flags.DEFINE_string(
     "'--runner=FlinkRunner --flink_master=host:8081' or '--runner=DataflowRunner "
     "--project=P --region=R --temp_location=gs://B/tmp'.")
 _WET_SAMPLING_FLOOR = flags.DEFINE_float(
-    "wet_sampling_floor", 0.05, "The wet-sampling rule recorded in the metadata: acceptance "
-    "of a dry sequence (training may override it).")
+    "wet_sampling_floor", Config.wet_sampling_floor, "The wet-sampling rule recorded in "
+    "the metadata: acceptance of a dry sequence (training's --wet_sampling_floor may "
+    "override it).")
 _WET_SAMPLING_SCALE = flags.DEFINE_float(
-    "wet_sampling_scale", 0.1, "The wet-sampling rule: weight = max(floor, 1 - exp(-wet "
-    "fraction / scale)).")
+    "wet_sampling_scale", Config.wet_sampling_scale, "The wet-sampling rule: weight = "
+    "max(floor, 1 - exp(-wet fraction / scale)).")
 
 
 def check_engine_flags(options: radar_conversion.RadarOptions) -> None:

@@ -68,6 +68,17 @@ HELP = {
     "augment_time_reversal": "Training input: each sequence is played backwards with "
                              "probability 0.5 (growth and decay equally likely), in tf.data; "
                              "never applied to test data.",
+    "wet_sampling": "Training input: keep each record with probability max(floor, 1 - "
+                    "exp(-wet_fraction / scale)) of its stored wet fraction (share of pixels "
+                    ">= 0.1 mm/h; radar converted by tools/make_radar.py), so dry sequences "
+                    "are drawn less often (as DGMR); recorded in the data card.",
+    "wet_sampling_floor": "Wet sampling: acceptance of a dry sequence, in (0, 1].",
+    "wet_sampling_scale": "Wet sampling: wet fraction at which acceptance reaches 63%, in "
+                          "(0, 1].",
+    "validation_fraction": "Hold out the last ceil(fraction x shards) train shards (the "
+                           "latest in time for radar) as the validation split; 0 = none.",
+    "data_service": "grpc://HOST:PORT of a tf.data service dispatcher: the input pipeline "
+                    "runs on its workers (input-bound runs); empty = in this process.",
     "reverse_scheduled_sampling": "Reverse scheduled sampling (PredRNN-V2 curriculum).",
     "r_sampling_step_1": "Reverse sampling: iteration where the encoder curve starts.",
     "r_sampling_step_2": "Reverse sampling: iteration where both curves end.",

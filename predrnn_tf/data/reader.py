@@ -218,7 +218,9 @@ def _read_records(paths: list[str], *, shuffle: bool, repeat: bool, seed: int,
                   input_context: tf.distribute.InputContext | None) -> tf.data.Dataset:
     """Serialized records of ``paths``, interleaved by file and sharded per input pipeline.
 
-    Shards by file when there are at least as many files as pipelines, else by record.
+    Shards by file when there are at least as many files as pipelines, else by record
+    (each file's every n-th record, so that the pipelines' records stay disjoint whatever
+    order the parallel interleave produces).
     """
     files = tf.data.Dataset.from_tensor_slices(paths)
     pipelines = input_context.num_input_pipelines if input_context is not None else 1
@@ -229,12 +231,14 @@ def _read_records(paths: list[str], *, shuffle: bool, repeat: bool, seed: int,
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         files = files.repeat()
-    records = files.interleave(
-        tf.data.TFRecordDataset, cycle_length=min(4, len(paths)), block_length=1,
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    if shard_records:
-        records = records.shard(pipelines, input_context.input_pipeline_id)
-    return records
+    def read(path):
+        records = tf.data.TFRecordDataset(path)
+        if shard_records:  # every n-th record of each file: disjoint in any interleave order
+            records = records.shard(pipelines, input_context.input_pipeline_id)
+        return records
+
+    return files.interleave(read, cycle_length=min(4, len(paths)), block_length=1,
+                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
 
 
 def _batch_sequences(sequences: tf.data.Dataset, batch_size: int, drop_remainder: bool,

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 import tensorflow as tf
 
+from predrnn_tf.config import Config
 from predrnn_tf.data import schema, wetness
-from predrnn_tf.errors import DataError
+from predrnn_tf.errors import ConfigError, DataError
 
+# A tf.data service dispatcher's address: [grpc:// or grpc+loas://]HOST:PORT.
+_SERVICE_ADDRESS = re.compile(r"(grpc(\+loas)?://)?[A-Za-z0-9._\-\[\]:]+:[0-9]{1,5}")
 VALIDATION = "validation"  # train's last shards, held out (ScaleOptions.validation_fraction)
 
 
@@ -39,12 +43,58 @@ class ScaleOptions:
     """
 
     wet_sampling: wetness.WetSampling | None = None
-    validation_fraction: float = 0.0
-    data_service: str = ""
+    validation_fraction: float = Config.validation_fraction
+    data_service: str = Config.data_service
     data_service_job: str = ""
 
 
 NO_SCALING = ScaleOptions()  # the reader's default: none of the options
+
+
+def options_from_config(config: Config) -> ScaleOptions:
+    """The training input's options from the run's Config; checks every field.
+
+    The wet-sampling rule is checked even when ``wet_sampling`` is off, so a bad
+    ``--wet_sampling_floor`` never waits for the day it is switched on.
+
+    Raises:
+      ConfigError: one line naming the flag, the value and the remedy.
+    """
+    rule = wetness.WetSampling(config.wet_sampling_floor, config.wet_sampling_scale)
+    check_validation_fraction(config.validation_fraction)
+    check_data_service(config.data_service)
+    return ScaleOptions(wet_sampling=rule if config.wet_sampling else None,
+                        validation_fraction=config.validation_fraction,
+                        data_service=config.data_service)
+
+
+def card_entry(scale: ScaleOptions, metadata: dict) -> dict | None:
+    """The data card's ``wet_sampling``: the rule and what it keeps of the train records.
+
+    ``train`` is the converter's wet-fraction histogram of the train split re-weighted by
+    this rule (:func:`wetness.summary`), or None when the records store no wet fraction
+    (then every record is kept). None when wet sampling is off.
+    """
+    if scale.wet_sampling is None:
+        return None
+    stored = (metadata.get("wet_sampling") or {}).get("train") or {}
+    histogram = stored.get("histogram")
+    return {**scale.wet_sampling.as_dict(), "feature": "wet_fraction",
+            "train": wetness.summary(histogram, scale.wet_sampling) if histogram else None}
+
+
+def check_validation_fraction(fraction: float) -> None:
+    """ConfigError unless ``fraction`` is in [0, 1)."""
+    if not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"--validation_fraction must be in [0, 1) (the share of train "
+                          f"shards held out; 0 = none), got {fraction}")
+
+
+def check_data_service(service: str) -> None:
+    """ConfigError unless ``service`` is empty or a ``[grpc://]HOST:PORT`` address."""
+    if service and not _SERVICE_ADDRESS.fullmatch(service):
+        raise ConfigError(f"--data_service must be grpc://HOST:PORT (a tf.data service "
+                          f"dispatcher) or empty, got {service!r}")
 
 
 def split_shards(data_dir: str, name: str, split: str, validation_fraction: float = 0.0
@@ -58,8 +108,7 @@ def split_shards(data_dir: str, name: str, split: str, validation_fraction: floa
     paths = schema.shard_paths(data_dir, name, source)
     if not paths:
         raise DataError(f"no {source} shards {name}-{source}-*-of-*.tfrecord in {data_dir}")
-    if not 0.0 <= validation_fraction < 1.0:
-        raise DataError(f"--validation_fraction must be in [0, 1), got {validation_fraction}")
+    check_validation_fraction(validation_fraction)
     if split == "test" or (split == "train" and not validation_fraction):
         return paths
     held_out = math.ceil(validation_fraction * len(paths))
@@ -100,10 +149,9 @@ def use_data_service(dataset: tf.data.Dataset, service: str, job_name: str = ""
     DispatchServer`` / ``WorkerServer``); every trainer that passes the same ``job_name``
     shares one stream (each batch goes to one trainer), else each gets its own.
     """
+    check_data_service(service)
     if not service:
         return dataset
-    if not service.startswith(("grpc://", "grpc+loas://")) and "://" in service:
-        raise DataError(f"--data_service must be grpc://HOST:PORT, got {service!r}")
     distributed = dataset.apply(tf.data.experimental.service.distribute(
         processing_mode=tf.data.experimental.service.ShardingPolicy.OFF, service=service,
         job_name=job_name or None))

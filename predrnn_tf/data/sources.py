@@ -15,7 +15,7 @@ from absl import logging
 
 from predrnn_tf import files, units
 from predrnn_tf.config import Config
-from predrnn_tf.data import mixing, reader, schema, synthetic_radar
+from predrnn_tf.data import mixing, reader, scale_out, schema, synthetic_radar
 from predrnn_tf.errors import ConfigError, DataError
 
 # Seconds a non-chief worker waits for the chief to write the synthetic dataset.
@@ -129,6 +129,7 @@ def check_data_source(config: Config, workdir: str) -> tuple[str, bool]:
         mixing.parse_sources(config.dataset_name)
     except ValueError as error:  # a malformed mixture "a,b:2" is a flag error
         raise ConfigError(str(error)) from None
+    scale_out.options_from_config(config)  # --wet_sampling*, --validation_fraction, ...
     data_dir = resolve_data_dir(config, workdir)
     generate = _needs_generation(config, data_dir)
     _check_folder(config, data_dir, generate)
@@ -144,6 +145,12 @@ def check_dataset(config: Config, data_dir: str) -> dict[str, Any]:
         reader.check_metadata(metadata, config, split)
         for name, _ in mixing.parse_sources(config.dataset_name):
             reader.check_split_has_records(data_dir, name, split, metadata)
+    for name, _ in mixing.parse_sources(config.dataset_name):  # leaves train shards
+        scale_out.split_shards(data_dir, name, "train", config.validation_fraction)
+    if config.wet_sampling and not metadata.get("wet_sampling"):
+        logging.warning("--wet_sampling: %r stores no wet fraction per record (converted "
+                        "before it was recorded, or not radar): every record is kept.",
+                        config.dataset_name)
     return metadata
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from predrnn_tf.config import Config
 from predrnn_tf.errors import ConfigError
 
 WET_THRESHOLD_MM_PER_HOUR = 0.1
@@ -41,8 +42,8 @@ class WetSampling:
       scale: wet fraction at which the acceptance reaches 1 - 1/e.
     """
 
-    floor: float = 0.05
-    scale: float = 0.1
+    floor: float = Config.wet_sampling_floor
+    scale: float = Config.wet_sampling_scale
 
     def __post_init__(self):
         if not 0.0 < self.floor <= 1.0:

@@ -28,7 +28,7 @@ from absl import logging
 
 from predrnn_tf import checkpoints
 from predrnn_tf.config import Config, changed_model_fields, validate_config
-from predrnn_tf.data import mixing
+from predrnn_tf.data import mixing, scale_out
 from predrnn_tf.data.sources import check_data_source, prepare_data
 from predrnn_tf.errors import ConfigError, DataError, NonFiniteLossError, WorkdirError
 from predrnn_tf.models.forecasting import make_forecast_function
@@ -165,7 +165,9 @@ def _checkpoint_before_stopping(trainer: Trainer) -> str:
 def _record_units(config: Config, workdir: str, metadata: dict[str, Any]) -> None:
     """Writes ``WORKDIR/data_card.json`` (unit, transform, km/pixel, interval) and logs it."""
     sources = dict(mixing.parse_sources(config.dataset_name))
-    path = WorkDir(workdir).write_data_card(metadata, config.dataset_name, sources)
+    wet_sampling = scale_out.card_entry(scale_out.options_from_config(config), metadata)
+    path = WorkDir(workdir).write_data_card(metadata, config.dataset_name, sources,
+                                            wet_sampling)
     logging.info("Data units: %s (recorded in %s).",
                  describe(make_card(metadata, config.dataset_name)), path)
 

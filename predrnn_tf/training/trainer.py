@@ -22,7 +22,7 @@ from absl import logging
 
 from predrnn_tf import checkpoints
 from predrnn_tf.config import Config, parse_csi_thresholds
-from predrnn_tf.data import reader
+from predrnn_tf.data import reader, scale_out
 from predrnn_tf.errors import CheckpointError, NonFiniteLossError, WorkdirError
 from predrnn_tf.models import losses
 from predrnn_tf.models.builder import build_model
@@ -144,6 +144,7 @@ class Trainer:
         """
         config = self.config
         seed = resume_input_seed(config.seed, resumed_step)
+        scale = scale_out.options_from_config(config)
 
         def dataset_fn(input_context=None):
             batch, pipelines = self.global_batch, 1
@@ -156,7 +157,7 @@ class Trainer:
                 skip_corrupt=config.skip_corrupt, shuffle_buffer=config.shuffle_buffer,
                 input_context=input_context, augment=config.augment,
                 augment_time_reversal=config.augment_time_reversal,
-                frame_size=config.img_width,
+                frame_size=config.img_width, scale=scale,
                 skip_records=skip_steps * self.global_batch // pipelines)
 
         if self.distributes_input:
