@@ -110,3 +110,36 @@ def test_exceedance_probabilities_count_members_in_mm_per_hour():
         np.testing.assert_allclose(probabilities[:, index],
                                    np.mean(rates >= threshold, axis=1), atol=1e-6)
     assert 0.05 < probabilities[:, 1].mean() < probabilities[:, 0].mean() < 0.95
+
+
+def test_the_compiled_member_forecaster_equals_the_eager_ensemble():
+    model, inputs = tiny_model(), moving_blobs()
+    eager = ensemble.MotionEnsemble(model, 3, seed=4, **GRID)(inputs).numpy()
+    compiled = ensemble.MemberForecaster(ensemble.MotionEnsemble(model, 3, seed=4, **GRID), 4)
+    members = compiled.members(inputs)
+    assert members.shape == (2, 3, 4, SIZE, SIZE, 1) and compiled.num_members == 3
+    np.testing.assert_allclose(members, eager, atol=1e-5)
+    assert not np.allclose(compiled.members(inputs), members)  # new draws on every call
+
+
+def test_predrnn_evaluate_scores_the_model_ensemble_beside_the_model(tmp_path):
+    from predrnn_tf.evaluation import run
+
+    metadata = {"name": "blobs", "value_mapping": units.rain_rate_mapping(), "grid": GRID}
+    frames = np.concatenate([moving_blobs(), moving_blobs()[:, ::-1], moving_blobs()[:, :1]],
+                            axis=1)  # [B, 7, H, W, 1]
+    frames = np.clip(0.05 + frames, 0, 1)  # valid pixels (pixel 0 is no data)
+    options = run.EvaluateOptions(output_dir=str(tmp_path), ensemble_size=3,
+                                  baselines=("persistence",))
+    info = {"workdir": None, "checkpoint": None}
+    result = run._evaluate_rain_rate(tiny_model(), [frames], metadata, 3, 4, options, info)
+    forecasters = result["forecasters"]
+    assert list(forecasters) == ["model", "model_ensemble", "persistence"]
+    assert forecasters["model_ensemble"]["ensemble"]["members"] == 3
+    assert np.shape(forecasters["model_ensemble"]["ensemble"]["rank_histogram"]) == (4, 4)
+    for name in ("model", "persistence"):  # one-member ensembles
+        assert forecasters[name]["ensemble"]["members"] == 1
+        np.testing.assert_allclose(forecasters[name]["per_frame"]["crps_mmh"],
+                                   forecasters[name]["per_frame"]["mae_mmh"], rtol=1e-6)
+    spread = forecasters["model_ensemble"]["per_frame"]["spread_mmh"]
+    assert spread[-1] > 0

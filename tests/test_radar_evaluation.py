@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from predrnn_tf import units
-from predrnn_tf.evaluation import radar_evaluation, scores
+from predrnn_tf.evaluation import probabilistic, radar_evaluation, scores
 
 
 def rain_fields(seed: int, shape=(3, 2, 24, 24, 1)) -> tuple[np.ndarray, np.ndarray]:
@@ -176,3 +178,48 @@ def test_whole_composite_scores_equal_pysteps(tmp_path):
             np.testing.assert_allclose(per_frame["fss_1mmh_4km"][lead],
                                        verification.spatialscores.fss_compute(state), atol=1e-6)
     assert np.any(saved["extrapolation"] != saved["persistence"])  # it advected the field
+
+
+class ThreeMembers:
+    """An ensemble forecaster: persistence scaled by 0.9, 1 and 1.1 (in [0, 1] pixels)."""
+
+    num_members = 3
+
+    def members(self, inputs):
+        last = np.repeat(np.asarray(inputs)[:, -1:], 2, axis=1)  # [B, 2, H, W, 1]
+        return np.stack([np.clip(last * factor, 0, 1) for factor in (0.9, 1.0, 1.1)], axis=1)
+
+    def __call__(self, inputs):
+        raise AssertionError("an ensemble is scored by its members")
+
+
+def test_ensembles_are_scored_by_their_members_and_their_median(tmp_path):
+    truth01, _ = rain_fields(4, shape=(3, 4, 24, 24, 1))  # 2 inputs + 2 leads
+    forecasters = {"model": lambda inputs: np.repeat(inputs[:, -1:], 2, axis=1),
+                   "three": ThreeMembers()}
+    content = radar_evaluation.evaluate_forecasters(
+        forecasters, [truth01], metadata(), str(tmp_path), 2, 2, ensemble=True)
+    model, three = content["forecasters"]["model"], content["forecasters"]["three"]
+    # a deterministic forecaster is a one-member ensemble: its CRPS is its MAE
+    np.testing.assert_allclose(model["per_frame"]["crps_mmh"], model["per_frame"]["mae_mmh"],
+                               rtol=1e-9)
+    assert model["ensemble"]["members"] == 1 and three["ensemble"]["members"] == 3
+    # the median of the members (the factor-1 member) gets the contingency scores
+    for name in ("csi_1mmh", "mse_mmh", "fss_1mmh_16km"):
+        np.testing.assert_allclose(three["per_frame"][name], model["per_frame"][name],
+                                   atol=1e-9, err_msg=name)
+    mapping = metadata()
+    valid = units.valid_pixels(truth01[:, 2:], mapping)[..., 0]  # [B, T, H, W]
+    truth = units.pixels_to_rain_rate(truth01[:, 2:], mapping)[..., 0]
+    members = units.pixels_to_rain_rate(ThreeMembers().members(truth01[:, :2]), mapping)[..., 0]
+    for lead in range(2):
+        mask = valid[:, lead]
+        expected = probabilistic.crps_values(truth[:, lead][mask],
+                                             members[:, :, lead].transpose(1, 0, 2, 3)[:, mask])
+        np.testing.assert_allclose(three["per_frame"]["crps_mmh"][lead], expected.mean(),
+                                   rtol=1e-6)
+    assert np.shape(three["ensemble"]["rank_histogram"]) == (2, 4)
+    assert 0.5 < three["per_frame"]["roc_area_1mmh"][0] <= 1.0
+    with open(tmp_path / "metrics.json") as handle:
+        assert json.load(handle)["forecasters"]["three"]["metrics"]["crps_mmh"] > 0
+    assert "| three | crps_mmh |" in (tmp_path / "metrics_table.md").read_text()

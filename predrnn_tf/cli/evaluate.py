@@ -53,13 +53,19 @@ flags.DEFINE_enum("probability_matching", "none", ["none", "last_input", "extrap
                   "last_input = matched to the last input's rain-rate distribution; "
                   "extrapolation = blended with pysteps' extrapolation and matched halfway to "
                   "its distribution (needs pysteps).")
+flags.DEFINE_integer(
+    "ensemble_size", 0, "Rain-rate models with the advection prior: N > 0 also scores "
+    "model_ensemble, N members of the model (its motion perturbed as STEPS does, one batched "
+    "forecast), STEPS with N members, and every other forecaster as a one-member ensemble: "
+    "CRPS, rank histogram, reliability, ROC area at 1 and 5 mm/h, spread-skill ratio per lead; "
+    "contingency scores of an ensemble are its median's. 0: deterministic scores only.")
 _BASELINE = flags.DEFINE_enum("baseline", None, ["persistence", "extrapolation"],
                               "Evaluate a baseline instead of the model.")
 _BASELINES = flags.DEFINE_string(
     "baselines", "", "Rain-rate (dBR) datasets: comma list of persistence, extrapolation, "
     "sprog, advection (the recipe's TF advection prior alone), steps (pysteps' STEPS "
-    "ensemble of 20 members, scored by its median) scored beside the model in the same run "
-    "(one table, metrics.json under each name). Without --workdir only the "
+    "ensemble of 20 members or --ensemble_size, scored by its median) scored beside the "
+    "model in the same run (one table, metrics.json under each name). Without --workdir only the "
     "baselines are scored. A baseline failing on a sequence is counted, not fatal.")
 flags.DEFINE_string("rain_thresholds", "0.5,1,5,10", "Rain-rate datasets: mm/h thresholds of "
                     "CSI, POD, FAR, ETS, HSS, bias (event: value > threshold, as pysteps).")
@@ -117,7 +123,7 @@ def check_flags() -> None:
     if not _WORKDIR.value and not _BASELINE.value and not _BASELINES.value:
         raise ConfigError("--workdir is required (or pass --baseline=persistence|extrapolation "
                           "or --baselines=...)")
-    for name in ("output_length", "num_sequences", "num_strips"):
+    for name in ("output_length", "num_sequences", "num_strips", "ensemble_size"):
         if flags.FLAGS[name].value < 0:
             raise ConfigError(f"--{name} must be >= 0, got {flags.FLAGS[name].value}")
     if flags.FLAGS.every_kth_sequence < 1:
@@ -159,7 +165,7 @@ def evaluate_options():
              for name, (kind, *_) in NUMBER_LISTS.items()}
     names = ("checkpoint", "output_length", "every_kth_sequence", "num_sequences",
              "save_predictions", "lpips_weights", "lpips_unscaled_inputs", "num_strips",
-             "frames_per_second", "probability_matching")
+             "frames_per_second", "probability_matching", "ensemble_size")
     return EvaluateOptions(
         output_dir=_OUTPUT_DIR.value, baseline=_BASELINE.value,
         baselines=tuple(name.strip() for name in _BASELINES.value.split(",") if name.strip()),

@@ -59,6 +59,10 @@ class EvaluateOptions:
       probability_matching: also score ``model_pm``, the model's forecast post-processed by
         this method of :mod:`predrnn_tf.models.probability_matching` (``last_input``,
         ``extrapolation``; ``none``: not scored; True means ``last_input``).
+      ensemble_size: rain-rate datasets: N > 0 scores ensembles (CRPS, rank histogram,
+        reliability, ROC, spread-skill): ``model_ensemble``, N members of the model's motion
+        ensemble drawn in one batched call, STEPS with N members, every other forecaster as
+        a one-member ensemble; 0: deterministic scores only.
     """
 
     output_dir: str
@@ -80,6 +84,7 @@ class EvaluateOptions:
     frames_per_second: float = 2.0
     crop_to_model: bool = True
     probability_matching: str = "none"
+    ensemble_size: int = 0
 
 
 def restore_model(config: Config, workdir: str, checkpoint: str | None) -> tuple[Any, str]:
@@ -198,8 +203,13 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
         if method != "none":
             forecasters["model_pm"] = ProbabilityMatched(forecasters["model"], metadata, method,
                                                          output_length)
+    if model is not None and options.ensemble_size:
+        forecasters["model_ensemble"] = model_ensemble(model, options.ensemble_size, metadata,
+                                                       output_length)
     for name in options.baselines:
-        forecasters[name] = baselines.make_baseline(name, output_length, metadata)
+        forecasters[name] = baselines.make_baseline(
+            name, output_length, metadata,
+            num_members=options.ensemble_size or baselines.STEPS_DEFAULT_MEMBERS)
     if not forecasters:
         raise ConfigError("nothing to evaluate: give --workdir and/or --baselines")
     return radar_evaluation.evaluate_forecasters(
@@ -210,7 +220,18 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
               "every_kth_sequence": options.every_kth_sequence,
               "probability_matching": pm_method(options.probability_matching)},
         thresholds=options.rain_thresholds, fss_thresholds=options.fss_thresholds,
-        fss_scales_km=options.fss_scales_km)
+        fss_scales_km=options.fss_scales_km, ensemble=options.ensemble_size > 0)
+
+
+def model_ensemble(model: Any, num_members: int, metadata: dict[str, Any],
+                   output_length: int) -> Any:
+    """The model's N-member motion ensemble on the dataset's grid, as a ``members`` forecaster."""
+    from predrnn_tf.evaluation.steps_baseline import grid_of
+    from predrnn_tf.models.ensemble import MemberForecaster, MotionEnsemble
+
+    pixel_km, interval_minutes = grid_of(metadata)
+    return MemberForecaster(MotionEnsemble(model, num_members, pixel_km, interval_minutes),
+                            output_length)
 
 
 class LastForecast:

@@ -242,3 +242,26 @@ def exceedance_probabilities(members: Any, thresholds: Any,
     levels = threshold_pixels(thresholds, metadata)
     return tf.stack([tf.reduce_mean(tf.cast(members >= level, tf.float32), axis=1)
                      for level in levels], axis=1)
+
+
+class MemberForecaster:
+    """An ensemble as an evaluation forecaster: ``members(inputs)`` in one compiled call.
+
+    Args:
+      ensemble: a :class:`MotionEnsemble` (built on the first call if it is not).
+      output_length: lead times to forecast.
+    """
+
+    def __init__(self, ensemble: MotionEnsemble, output_length: int):
+        self.ensemble, self.output_length = ensemble, int(output_length)
+        self.num_members = ensemble.num_members
+        self._function = tf.function(
+            lambda frames: ensemble(frames, output_length=self.output_length),
+            reduce_retracing=True)
+
+    def members(self, input_frames: Any) -> np.ndarray:
+        """``[B, input_length, H, W, C]`` [0, 1] -> ``[B, N, T, H, W, C]`` float32 [0, 1]."""
+        frames = tf.convert_to_tensor(np.asarray(input_frames, np.float32))
+        if not self.ensemble.built:  # weights are created and copied eagerly, not in a trace
+            self.ensemble.build(tuple(frames.shape))
+        return self._function(frames).numpy()
