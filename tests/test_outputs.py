@@ -119,3 +119,43 @@ def test_precipitation_colours_are_pysteps_and_no_data_is_not_dry():
     middles = [(low + high) / 2 for low, high in zip(levels, levels[1:])] + [levels[-1] + 1]
     theirs = [tuple(round(255 * c) for c in colormap(norm(m))[:3]) for m in middles]
     assert theirs == list(plots.RAIN_RATE_COLOURS)
+
+
+def test_an_ensemble_writes_members_median_mean_probabilities_and_netcdf_members(tmp_path):
+    netcdf = pytest.importorskip("netCDF4")
+    pytest.importorskip("pysteps")
+    grid = radar_grid.Georeference("+proj=stere +lon_0=25E +lat_0=90N +lat_ts=60 +a=6371288 "
+                                   "+x_0=0 +y_0=0",
+                                   0.0, 0.0, 16000.0, 16000.0, "upper", 8, 8)
+    context = ForecastContext([START + datetime.timedelta(minutes=10 * k) for k in range(3)],
+                              10.0, grid)
+    inputs, _ = forecast_arrays(2)
+    rates = np.stack([np.full((2, 8, 8, 1), rate) for rate in (0.5, 2.0, 6.0)])  # 3 members
+    members = units.rain_rate_to_unit_pixels(rates)[None].astype(np.float32)  # [1, 3, 2, ...]
+    median = np.median(members, axis=1)
+    written = outputs.write_forecast(str(tmp_path / "out"), inputs, median, None, MAPPING,
+                                     context=context, members=members)
+    ensemble = np.load(written["ensemble"])
+    assert ensemble.shape == (1, 3, 2, 8, 8, 1) and np.isnan(ensemble[0, :, :, :2, :2]).all()
+    np.testing.assert_allclose(np.load(written["predictions"])[0, :, 2:, 2:], 2.0, rtol=1e-4)
+    np.testing.assert_allclose(np.load(written["mean"])[0, :, 2:, 2:], 8.5 / 3, rtol=1e-4)
+    names = sorted(os.listdir(written["probability"]))
+    assert names == ["p_ge_1mmh_+10min.png", "p_ge_1mmh_+20min.png", "p_ge_5mmh_+10min.png",
+                     "p_ge_5mmh_+20min.png"]
+    titles = [title for _, title in outputs_titles()]
+    assert titles[0] == "P(R \u2265 5 mm/h) 2017-05-09 10:30 UTC (+10 min)"
+    with netcdf.Dataset(written["netcdf"]) as dataset:
+        assert dataset["precip_intensity"].dimensions == ("ens_number", "time", "y", "x")
+        np.testing.assert_allclose(dataset["precip_intensity"][:][:, 0, 4, 4], [0.5, 2.0, 6.0],
+                                   rtol=1e-4)
+        np.testing.assert_allclose(dataset["precip_intensity_median"][:][:, 4, 4], 2.0,
+                                   rtol=1e-4)
+        np.testing.assert_allclose(dataset["precip_intensity_mean"][:][:, 4, 4], 8.5 / 3,
+                                   rtol=1e-4)
+
+
+def outputs_titles():
+    from predrnn_tf.inference import forecast_maps
+
+    context = ForecastContext([START + datetime.timedelta(minutes=20)], 10.0)
+    return forecast_maps.probability_titles(5.0, 2, context)

@@ -208,3 +208,27 @@ def test_tensorboard_strip_has_labelled_rows_with_inputs_and_error():
     # |prediction - truth| with a zero prediction is the truth itself (4 frames side by side)
     expected = (np.concatenate(list(truth), axis=1)[..., 0] * 255.0).astype(np.uint8)
     np.testing.assert_array_equal(error_row[:16, :, 0], expected)
+
+
+def test_an_ensemble_of_the_pretrained_radar_model_in_mm_per_hour(workdir, tmp_path):
+    from predrnn_tf.inference import pretrained_models
+
+    rows, columns = np.mgrid[0:32, 0:32]
+    rain = np.stack([8.0 * np.exp(-((rows - 16) ** 2 + (columns - 8 - 2 * step) ** 2) / 40.0)
+                     for step in range(5)])[..., None].astype(np.float32)  # [5, H, W, 1] mm/h
+    np.save(tmp_path / "rain.npy", rain)
+    options = PredictOptions(input=str(tmp_path / "rain.npy"), output_dir=str(tmp_path / "out"),
+                             workdir=pretrained_models.pretrained_workdir("radar_real"),
+                             output_length=3, ensemble_size=3)
+    summary = predict_files(options)
+    ensemble = np.load(summary["written"]["ensemble"])
+    assert ensemble.shape == (1, 3, 3, 32, 32, 1) and summary["ensemble_size"] == 3
+    assert np.nanstd(ensemble, axis=1).max() > 0  # the members differ
+    median = np.load(summary["written"]["predictions"])
+    np.testing.assert_allclose(median, np.median(ensemble, axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.load(summary["written"]["mean"]), ensemble.mean(axis=1),
+                               rtol=1e-5, atol=1e-6)
+    assert len(os.listdir(summary["written"]["probability"])) == 2 * 3
+    with pytest.raises(ConfigError, match="--ensemble_size needs a rain-rate model"):
+        predict_files(PredictOptions(input=str(tmp_path / "rain.npy"), workdir=workdir,
+                                     output_dir=str(tmp_path / "dbz"), ensemble_size=2))

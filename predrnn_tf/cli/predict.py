@@ -11,6 +11,9 @@ predictions.npy (physical units), frames/N/gt*.png and pd*.png per sequence (the
 code's names), predictions.png (with persistence and extrapolation beside the forecast and
 a colour bar in physical units) and predictions.gif; for a radar archive of a rain-rate
 model the whole composite, forecast.nc (CF netCDF, UTC times, map coordinates) and maps/.
+With --ensemble_size=N (a rain-rate model with the advection prior): ensemble.npy
+[B, N, T, H, W, C] in mm/h, predictions.npy the members' median, predictions_mean.npy,
+probability/ maps of P(R >= 1 mm/h) and P(R >= 5 mm/h), members in forecast.nc.
 The folder is replaced as a whole. Prints one JSON summary line (files used, UTC times).
 """
 
@@ -65,10 +68,16 @@ _PROBABILITY_MATCHING = flags.DEFINE_enum(
     "Rain-rate models: post-process the forecast (last_input: matched to the last input's "
     "rain-rate distribution; extrapolation: blended with pysteps' extrapolation and matched "
     "halfway to its distribution, needs pysteps).")
+_ENSEMBLE_SIZE = flags.DEFINE_integer(
+    "ensemble_size", 0, "N > 0: an N-member ensemble of a rain-rate model with the advection "
+    "prior (--workdir; its motion perturbed as pysteps' STEPS does, one batched call): "
+    "writes ensemble.npy, the median as predictions.npy, predictions_mean.npy and "
+    "probability maps of P(R >= 1 and 5 mm/h).")
 
 
 RADAR_ONLY_FLAGS = ("importer_kwargs", "filename_pattern", "crop", "source_pixel_km")
 MAX_OUTPUT_LENGTH = 10_000  # frames, as Config's --total_length
+MAX_ENSEMBLE_SIZE = 1_000
 
 
 def check_model_flags() -> None:
@@ -104,6 +113,7 @@ def check_input_flags() -> None:
     if _OUTPUT_LENGTH.value is not None:
         checks.integer("output_length", _OUTPUT_LENGTH.value, 1, MAX_OUTPUT_LENGTH)
     checks.number("frames_per_second", _FRAMES_PER_SECOND.value, 0.0, 1000.0, low_open=True)
+    checks.integer("ensemble_size", _ENSEMBLE_SIZE.value, 0, MAX_ENSEMBLE_SIZE)
     if _IMPORTER.value:
         checks.number("source_pixel_km", _SOURCE_PIXEL_KM.value, 0.0, 1000.0)
         return
@@ -153,7 +163,7 @@ def predict_options():
         output_length=_OUTPUT_LENGTH.value, with_truth=_WITH_TRUTH.value,
         input_units=_INPUT_UNITS.value, radar_archive=archive,
         frames_per_second=_FRAMES_PER_SECOND.value,
-        probability_matching=_PROBABILITY_MATCHING.value)
+        probability_matching=_PROBABILITY_MATCHING.value, ensemble_size=_ENSEMBLE_SIZE.value)
 
 
 def run() -> None:

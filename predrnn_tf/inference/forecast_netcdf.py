@@ -9,7 +9,10 @@
   grid mapping of the importer's projection (pysteps' conversion);
 - ``input_precip_intensity`` ``[input_time, y, x]``: the input frames in mm/h (``input_time``
   in the same units, <= 0), and with ``--with_truth`` ``observed_precip_intensity``
-  ``[time, y, x]``: the true future at the forecast's valid times.
+  ``[time, y, x]``: the true future at the forecast's valid times;
+- an ensemble (``members``): ``precip_intensity`` is ``[ens_number, time, y, x]`` (every
+  member, pysteps' layout), ``precip_intensity_median`` and ``precip_intensity_mean``
+  ``[time, y, x]`` beside it.
 """
 
 from __future__ import annotations
@@ -62,8 +65,12 @@ def _add_field(dataset, name: str, dimension: str, values: np.ndarray, long_name
 
 
 def write_netcdf(folder: str, predictions: np.ndarray, inputs: np.ndarray,
-                 truth: np.ndarray | None, context: ForecastContext) -> str:
+                 truth: np.ndarray | None, context: ForecastContext,
+                 members: np.ndarray | None = None) -> str:
     """Writes ``folder/forecast.nc``; arrays are ``[T, H, W]`` in mm/h. Returns its path.
+
+    ``members`` (``[N, T, H, W]`` mm/h, or None) makes it an ensemble file and
+    ``predictions`` its median.
 
     Raises:
       ImportError: pysteps, netCDF4 or pyproj is missing.
@@ -78,7 +85,8 @@ def write_netcdf(folder: str, predictions: np.ndarray, inputs: np.ndarray,
     exporter = exporters.initialize_forecast_exporter_netcdf(
         folder, os.path.splitext(NETCDF_FILENAME)[0], start, context.interval_minutes,
         int(predictions.shape[0]), tuple(predictions.shape[1:]),
-        context.georeference.pysteps_metadata("mm/h"), n_ens_members=1,
+        context.georeference.pysteps_metadata("mm/h"),
+        n_ens_members=1 if members is None else int(members.shape[0]),
         institution="predrnn_tf (PredRNN-V2 nowcast)")
     dataset = exporter["ncfile"]
     dataset.title = "PredRNN-V2 nowcast"
@@ -94,6 +102,11 @@ def write_netcdf(folder: str, predictions: np.ndarray, inputs: np.ndarray,
     if truth is not None:
         _add_field(dataset, "observed_precip_intensity", "time", truth[:predictions.shape[0]],
                    "observed precipitation rate at the forecast's valid times", grid_mapping)
-    exporters.export_forecast_dataset(predictions, exporter)
+    if members is not None:
+        _add_field(dataset, "precip_intensity_median", "time", predictions,
+                   "ensemble median precipitation rate", grid_mapping)
+        _add_field(dataset, "precip_intensity_mean", "time", members.mean(axis=0),
+                   "ensemble mean precipitation rate", grid_mapping)
+    exporters.export_forecast_dataset(predictions if members is None else members, exporter)
     exporters.close_forecast_files(exporter)
     return os.path.join(folder, NETCDF_FILENAME)

@@ -36,6 +36,9 @@ class Forecaster:
         radar archive is converted like it), or None.
       run: ``(frames01, output_length) -> predictions`` (numpy in, numpy out).
       fixed_output_length: True for a SavedModel (its horizon is fixed at export).
+      run_members: ``(frames01, output_length, N) -> [B, N, T, H, W, C]`` in [0, 1]: N
+        members in one batched call (a work directory's radar model with the advection
+        prior: :class:`predrnn_tf.models.ensemble.MotionEnsemble`), or None.
     """
 
     source: str
@@ -48,6 +51,7 @@ class Forecaster:
     run: Callable[[np.ndarray, int], np.ndarray]
     fixed_output_length: bool = False
     data: dict[str, Any] | None = None
+    run_members: Callable[[np.ndarray, int, int], np.ndarray] | None = None
 
     def forecast(self, frames01: np.ndarray, output_length: int | None = None,
                  batch_size: int = 8) -> np.ndarray:
@@ -62,6 +66,49 @@ class Forecaster:
         chunks = [self.run(np.asarray(frames01[start:start + batch_size], np.float32), length)
                   for start in range(0, len(frames01), batch_size)]
         return np.concatenate(chunks, axis=0)
+
+    def forecast_members(self, frames01: np.ndarray, num_members: int,
+                         output_length: int | None = None) -> np.ndarray:
+        """N members ``[B, N, T, H, W, C]`` in [0, 1], one batched call per sequence."""
+        from predrnn_tf.models.inputs import check_frames, check_output_length
+
+        if self.run_members is None:
+            raise ConfigError(f"--ensemble_size needs a work directory's radar model with the "
+                              f"advection prior (--workdir); {self.source} has none")
+        length = check_output_length(output_length, self.trained_output_length)
+        check_frames(frames01, self.input_length, self.img_channel, self.patch_size)
+        return np.concatenate([self.run_members(np.asarray(frames01[index:index + 1],
+                                                           np.float32), length, num_members)
+                               for index in range(len(frames01))], axis=0)
+
+
+def members_function(model: Any, metadata: dict[str, Any] | None
+                     ) -> Callable[[np.ndarray, int, int], np.ndarray] | None:
+    """``(frames01, output_length, N) -> members`` of a radar model with the advection prior.
+
+    None for other models (no :class:`~predrnn_tf.models.radar_head.RadarHead` with the
+    advection prior, or no grid in the training data's metadata).
+    """
+    from predrnn_tf.evaluation.steps_baseline import grid_of
+    from predrnn_tf.models import ensemble
+    from predrnn_tf.models.radar_head import RadarHead
+
+    head = getattr(model, "output_head", None)
+    if not isinstance(head, RadarHead) or not head.advection_prior:
+        return None
+    try:
+        pixel_km, interval_minutes = grid_of(metadata)
+    except ValueError:
+        return None
+    built: dict[tuple[int, int], Any] = {}
+
+    def run_members(frames01: np.ndarray, output_length: int, num_members: int) -> np.ndarray:
+        if (output_length, num_members) not in built:
+            built[output_length, num_members] = ensemble.MemberForecaster(ensemble.MotionEnsemble(
+                model, num_members, pixel_km, interval_minutes), output_length)
+        return built[output_length, num_members].members(frames01)
+
+    return run_members
 
 
 def workdir_metadata(work: WorkDir) -> dict[str, Any] | None:
@@ -95,7 +142,7 @@ def from_workdir(workdir: str, checkpoint: str | None = None) -> Forecaster:
         trained_output_length=config.total_length - config.input_length,
         img_channel=config.img_channel, img_width=config.img_width,
         patch_size=config.patch_size, value_mapping=units.mapping_of(metadata), run=run,
-        data=metadata)
+        data=metadata, run_members=members_function(model, metadata))
 
 
 def saved_model_version_dir(path: str) -> str:

@@ -17,7 +17,12 @@ completely; a folder with other files is refused). ``OUTPUT_DIR/``:
   truth with ``--with_truth``, UTC times and map coordinates:
   :mod:`~predrnn_tf.inference.forecast_netcdf`) and ``maps/`` (pysteps' precipitation scale,
   :mod:`~predrnn_tf.inference.forecast_maps`);
-- ``predict_outputs.json``: the list of the files written.
+- ``predict_outputs.json``: the list of the files written;
+- with ``--ensemble_size=N`` (``members``): ``ensemble.npy`` ``[B, N, T, H, W, C]`` in
+  physical units, ``predictions.npy`` is the members' median and ``predictions_mean.npy``
+  their mean, ``probability/`` the maps of P(R >= 1 mm/h) and P(R >= 5 mm/h) of the first
+  sequence (percent, UTC times with a radar archive: :func:`.forecast_maps.write_probability_maps`)
+  and ``forecast.nc`` holds every member (an ``ens_number`` dimension) with the median and mean.
 
 For a rain-rate model the forecast is NaN where the newest input frame has no data
 (outside radar coverage), as in the export's ``predict_mm_per_hour``.
@@ -36,6 +41,9 @@ from predrnn_tf.inference import publishing
 from predrnn_tf.inference.forecast_netcdf import ForecastContext
 
 PREDICTIONS_FILENAME = "predictions.npy"
+ENSEMBLE_FILENAME = "ensemble.npy"
+MEAN_FILENAME = "predictions_mean.npy"
+PROBABILITY_THRESHOLDS = (1.0, 5.0)  # mm/h
 STRIP_FILENAME = "predictions.png"
 GIF_FILENAME = "predictions.gif"
 FRAMES_FOLDER = "frames"
@@ -87,11 +95,16 @@ def baseline_rows(inputs: np.ndarray, output_length: int) -> dict[str, np.ndarra
 
 def physical_forecast(inputs: np.ndarray, predictions: np.ndarray,
                       value_mapping: dict[str, Any] | None) -> np.ndarray:
-    """The forecast in physical units; rain rate: NaN where the newest input has no data."""
+    """The forecast in physical units; rain rate: NaN where the newest input has no data.
+
+    ``predictions`` is ``[B, T, H, W, C]``, or members ``[B, N, T, H, W, C]``.
+    """
     values = to_physical(predictions, value_mapping)
     if not units.is_rain_rate_mapping(value_mapping):
         return values
     covered = units.valid_pixels(inputs[:, -1:], value_mapping)  # [B, 1, H, W, C]
+    if values.ndim == 6:
+        covered = covered[:, None]  # [B, 1, 1, H, W, C]: every member
     return np.where(covered, values, np.nan).astype(np.float32)
 
 
@@ -103,8 +116,12 @@ def observed_rain_rate(frames01: np.ndarray, value_mapping: dict[str, Any]) -> n
 
 def write_radar_products(folder: str, inputs: np.ndarray, forecast: np.ndarray,
                          truth: np.ndarray | None, value_mapping: dict[str, Any] | None,
-                         context: ForecastContext | None) -> dict[str, str]:
-    """``forecast.nc`` and ``maps/`` of the first sequence of a rain-rate radar forecast."""
+                         context: ForecastContext | None,
+                         ensemble: np.ndarray | None = None) -> dict[str, str]:
+    """``forecast.nc`` and ``maps/`` of the first sequence of a rain-rate radar forecast.
+
+    ``ensemble`` (``[B, N, T, H, W, C]`` mm/h, or None) goes into ``forecast.nc`` as members.
+    """
     from predrnn_tf.inference import forecast_maps, forecast_netcdf
 
     if context is None or not units.is_rain_rate_mapping(value_mapping):
@@ -114,8 +131,9 @@ def write_radar_products(folder: str, inputs: np.ndarray, forecast: np.ndarray,
     written = {"maps": forecast_maps.write_maps(folder, [*observed, *forecast[0, ..., 0]],
                                                 context, future)}
     try:
-        written["netcdf"] = forecast_netcdf.write_netcdf(folder, forecast[0, ..., 0],
-                                                         observed, future, context)
+        written["netcdf"] = forecast_netcdf.write_netcdf(
+            folder, forecast[0, ..., 0], observed, future, context,
+            members=None if ensemble is None else ensemble[0, ..., 0])
     except (ImportError, ValueError, KeyError) as error:  # KeyError: pysteps' projection
         partial = os.path.join(folder, forecast_netcdf.NETCDF_FILENAME)
         if os.path.exists(partial):
@@ -129,7 +147,8 @@ def write_forecast(output_dir: str, inputs: np.ndarray, predictions: np.ndarray,
                    truth: np.ndarray | None = None,
                    value_mapping: dict[str, Any] | None = None, title: str = "",
                    frames_per_second: float = 2.0,
-                   context: ForecastContext | None = None) -> dict[str, str]:
+                   context: ForecastContext | None = None,
+                   members: np.ndarray | None = None) -> dict[str, str]:
     """Writes every output of the module docstring as one folder; returns ``{kind: path}``.
 
     Args:
@@ -141,13 +160,15 @@ def write_forecast(output_dir: str, inputs: np.ndarray, predictions: np.ndarray,
       title: drawn on the strip.
       frames_per_second: GIF frame rate.
       context: the radar archive's times and grid (adds forecast.nc and maps/), or None.
+      members: ``[B, N, T, H, W, C]`` in [0, 1] (an ensemble; ``predictions`` is drawn as
+        the forecast, ``predictions.npy`` is their median), or None.
 
     Raises:
       ConfigError: ``output_dir`` holds foreign files, or a write failed (nothing written).
     """
     with publishing.staged_output_dir(output_dir) as staging:
         written = write_outputs(staging, inputs, predictions, truth, value_mapping, title,
-                                frames_per_second, context)
+                                frames_per_second, context, members)
     final = os.path.abspath(output_dir)
     return {kind: os.path.join(final, os.path.relpath(path, staging))
             for kind, path in written.items()}
@@ -156,13 +177,21 @@ def write_forecast(output_dir: str, inputs: np.ndarray, predictions: np.ndarray,
 def write_outputs(folder: str, inputs: np.ndarray, predictions: np.ndarray,
                   truth: np.ndarray | None, value_mapping: dict[str, Any] | None,
                   title: str, frames_per_second: float,
-                  context: ForecastContext | None) -> dict[str, str]:
+                  context: ForecastContext | None,
+                  members: np.ndarray | None = None) -> dict[str, str]:
     """Writes the outputs into ``folder`` (the staging folder); returns ``{kind: path}``."""
     from predrnn_tf.evaluation import plots
 
-    forecast = physical_forecast(inputs, predictions, value_mapping)
-    written = {"predictions": files.write_bytes(
-        os.path.join(folder, PREDICTIONS_FILENAME), npy_bytes(forecast))}
+    ensemble = None
+    if members is None:
+        forecast = physical_forecast(inputs, predictions, value_mapping)
+        written = {}
+    else:
+        ensemble = physical_forecast(inputs, members, value_mapping)  # [B, N, T, H, W, C]
+        forecast = np.median(ensemble, axis=1)
+        written = write_ensemble(folder, ensemble, context)
+    written["predictions"] = files.write_bytes(os.path.join(folder, PREDICTIONS_FILENAME),
+                                               npy_bytes(forecast))
     written["frames"] = write_frame_folders(folder, inputs, truth, predictions)
     rows = baseline_rows(inputs, predictions.shape[1])
     written["strip"] = publishing.write_png(
@@ -173,7 +202,32 @@ def write_outputs(folder: str, inputs: np.ndarray, predictions: np.ndarray,
     if plots.write_gif(path, animation, frames_per_second):
         written["gif"] = path
     written.update(write_radar_products(folder, inputs, forecast, truth, value_mapping,
-                                        context))
+                                        context, ensemble))
+    return written
+
+
+def write_ensemble(folder: str, ensemble: np.ndarray,
+                   context: ForecastContext | None) -> dict[str, str]:
+    """``ensemble.npy``, ``predictions_mean.npy`` and the probability maps of the first sequence.
+
+    ``ensemble`` is ``[B, N, T, H, W, C]`` in physical units (mm/h on a rain-rate model; NaN
+    outside radar coverage).
+    """
+    from predrnn_tf.inference import forecast_maps
+
+    written = {"ensemble": files.write_bytes(os.path.join(folder, ENSEMBLE_FILENAME),
+                                             npy_bytes(ensemble)),
+               "mean": files.write_bytes(os.path.join(folder, MEAN_FILENAME),
+                                         npy_bytes(ensemble.mean(axis=1)))}
+    first = ensemble[0, ..., 0]  # [N, T, H, W]
+    covered = np.all(np.isfinite(first), axis=0)  # [T, H, W]
+    probabilities = {threshold: np.where(covered, np.mean(first >= threshold, axis=0), np.nan)
+                     for threshold in PROBABILITY_THRESHOLDS}
+    try:
+        written["probability"] = forecast_maps.write_probability_maps(folder, probabilities,
+                                                                      context)
+    except ImportError as error:
+        logging.getLogger(__name__).warning("probability maps not drawn: %s", error)
     return written
 
 

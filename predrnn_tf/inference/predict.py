@@ -48,6 +48,10 @@ class PredictOptions:
       probability_matching: rain-rate models: post-process the forecast
         (:mod:`predrnn_tf.models.probability_matching`: ``none``, ``last_input``,
         ``extrapolation``).
+      ensemble_size: N > 0: N members of the model in one batched call per sequence
+        (:class:`predrnn_tf.models.ensemble.MotionEnsemble`, a rain-rate radar model with the
+        advection prior and a work directory); their median is the forecast (ensemble
+        outputs: :mod:`predrnn_tf.inference.outputs`).
     """
 
     input: str
@@ -61,6 +65,7 @@ class PredictOptions:
     radar_archive: RadarArchive | None = None
     frames_per_second: float = 2.0
     probability_matching: str = "none"
+    ensemble_size: int = 0
 
 
 def load_forecaster(options: PredictOptions) -> forecaster.Forecaster:
@@ -187,11 +192,16 @@ def predict_files(options: PredictOptions) -> dict[str, Any]:
     inputs, truth = split_sequence(frames, model.input_length, options.with_truth)
     if sequence is not None:
         context = radar_context(sequence, model, model.input_length)
-    predictions = postprocess(options.probability_matching, inputs,
-                              model.forecast(inputs, options.output_length), model)
+    members = None
+    if options.ensemble_size:
+        members, predictions = ensemble_forecast(options, inputs, model)
+    else:
+        predictions = postprocess(options.probability_matching, inputs,
+                                  model.forecast(inputs, options.output_length), model)
     written = write_forecast(options.output_dir, inputs, predictions, truth,
                              model.value_mapping, title=os.path.basename(options.input),
-                             frames_per_second=options.frames_per_second, context=context)
+                             frames_per_second=options.frames_per_second, context=context,
+                             members=members)
     mapping = model.value_mapping or {}
     return {"model": model.source, "input": os.path.abspath(options.input),
             "sequences": int(inputs.shape[0]), "input_frames": int(inputs.shape[1]),
@@ -199,4 +209,19 @@ def predict_files(options: PredictOptions) -> dict[str, Any]:
             "truth_frames": 0 if truth is None else int(truth.shape[1]),
             "units": mapping.get("units", "[0, 1] pixels"), **files_summary(sequence),
             "probability_matching": options.probability_matching,
-            "written": written}
+            "ensemble_size": options.ensemble_size, "written": written}
+
+
+def ensemble_forecast(options: PredictOptions, inputs: np.ndarray,
+                      model: forecaster.Forecaster) -> tuple[np.ndarray, np.ndarray]:
+    """``(members [B, N, T, H, W, C], their median in mm/h as pixels [B, T, H, W, C])``."""
+    from predrnn_tf import units
+
+    if options.probability_matching != "none":
+        raise ConfigError("--ensemble_size and --probability_matching cannot be combined")
+    if not units.is_rain_rate_mapping(model.value_mapping):
+        raise ConfigError(f"--ensemble_size needs a rain-rate model (dBR value_mapping); "
+                          f"{model.source} has {model.value_mapping}")
+    members = model.forecast_members(inputs, options.ensemble_size, options.output_length)
+    rates = units.pixels_to_rain_rate(members, {"value_mapping": model.value_mapping})
+    return members, units.rain_rate_to_unit_pixels(np.median(rates, axis=1)).astype(np.float32)
