@@ -36,3 +36,19 @@ def test_explicit_schedule_flag_is_kept_and_recipe_without_budget_is_left_alone(
     flags = tool.scaled_schedule_flags(RECIPE, 300, ["--r_exp_alpha=7", "--frame_loss=mse"])
     assert flags == ["--r_sampling_step_1=50", "--r_sampling_step_2=200"]
     assert tool.scaled_schedule_flags("--lr=0.1\n", 300, []) == []
+
+
+def test_a_fold_trained_to_its_last_iteration_is_not_trained_again(tmp_path):
+    import tensorflow as tf
+
+    from predrnn_tf import checkpoints
+
+    tool = _load_tool()
+    workdir = str(tmp_path / "run")
+    assert not tool.finished_training(str(tmp_path / "missing"), 200)
+    manager = checkpoints.make_manager(tf.train.Checkpoint(step=tf.Variable(1)), workdir)
+    manager.save(checkpoint_number=100)
+    assert not tool.finished_training(workdir, 200)  # stopped early: resume it
+    manager.save(checkpoint_number=200)
+    assert tool.finished_training(workdir, 200)
+    assert not tool.finished_training(workdir, 600)  # a larger budget trains on

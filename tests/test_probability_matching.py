@@ -65,10 +65,11 @@ def test_blend_and_match_takes_the_distribution_of_the_pixels_advected_from_insi
     blend = probability_matching.blend_and_match(forecast, extrapolated, model_weight=0.5,
                                                  strength=0.0)
     np.testing.assert_allclose(blend, 0.5 * forecast + 0.5 * np.nan_to_num(extrapolated))
-    half = probability_matching.blend_and_match(forecast, extrapolated)
+    default = probability_matching.blend_and_match(forecast, extrapolated)
     matched = probability_matching.blend_and_match(forecast, extrapolated, strength=1.0)
-    np.testing.assert_allclose(half, 0.5 * blend + 0.5 * matched)
-    assert (half > 1).sum() > (blend > 1).sum()  # the area above 1 mm/h grows back
+    strength = probability_matching.MATCH_STRENGTH
+    np.testing.assert_allclose(default, (1 - strength) * blend + strength * matched)
+    assert (default > 1).sum() > (blend > 1).sum()  # the area above 1 mm/h grows back
 
 
 def test_match_to_extrapolation_leaves_no_data_alone_and_checks_shapes():

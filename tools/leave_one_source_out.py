@@ -13,7 +13,9 @@ that method). Datasets converted with whole test frames (``whole_test_frames``) 
 on whole composites. Writes OUTPUT_DIR/S/{run,eval}/
 and OUTPUT_DIR/loso.md: per source and lead time MSE (mm/h)^2, CSI and frequency bias at
 1 mm/h of every forecaster, and issue 29's goals a-e with their margins
-(:mod:`predrnn_tf.evaluation.skill_goals`). A fold whose evaluation exists is not run again.
+(:mod:`predrnn_tf.evaluation.skill_goals`). A fold whose evaluation exists is not run again;
+a fold whose training reached its last iteration is not trained again (delete or move its
+``eval`` folder to evaluate it again, e.g. with another --probability_matching).
 """
 
 from __future__ import annotations
@@ -48,10 +50,10 @@ _BASELINES = flags.DEFINE_string("baselines", "persistence,extrapolation,sprog,a
                                  "recipe's advection prior alone, the untrained model).")
 _EVERY = flags.DEFINE_integer("every_kth_sequence", 1, "Score every k-th test sequence.")
 _PROBABILITY_MATCHING = flags.DEFINE_enum(
-    "probability_matching", "last_input", ["none", "last_input", "extrapolation"],
+    "probability_matching", "extrapolation", ["none", "last_input", "extrapolation"],
     "Also score model_pm, the model's forecast post-processed: last_input = matched to the "
     "last input's rain-rate distribution; extrapolation = blended with pysteps' extrapolation "
-    "and matched halfway to its distribution (predrnn_tf.models.probability_matching).")
+    "and mostly matched to its distribution (predrnn_tf.models.probability_matching).")
 _MIN_LEAD_MINUTES = flags.DEFINE_float("csi_min_lead_minutes", 30.0,
                                        "Lead times averaged for the CSI check.")
 
@@ -69,6 +71,16 @@ def run_command(command: list[str], log_path: str) -> None:
 SCHEDULE_FLAGS = ("r_sampling_step_1", "r_sampling_step_2", "r_exp_alpha", "sampling_stop_iter")
 
 
+def recipe_values(flagfile_text: str) -> dict[str, str]:
+    """``{name: value}`` of a flagfile's ``--name=value`` lines (comments skipped)."""
+    values = {}
+    for line in flagfile_text.splitlines():
+        name, _, value = line.strip().lstrip("-").partition("=")
+        if value and not line.strip().startswith("#"):
+            values[name] = value
+    return values
+
+
 def scaled_schedule_flags(flagfile_text: str, max_iterations: int,
                           explicit_flags: list[str]) -> list[str]:
     """The recipe's schedule flags scaled from its --max_iterations to ``max_iterations``.
@@ -81,17 +93,29 @@ def scaled_schedule_flags(flagfile_text: str, max_iterations: int,
     Returns:
       ``--name=value`` flags, empty if the recipe states no --max_iterations.
     """
-    values = {}
-    for line in flagfile_text.splitlines():
-        name, _, value = line.strip().lstrip("-").partition("=")
-        if value and not line.strip().startswith("#"):
-            values[name] = value
+    values = recipe_values(flagfile_text)
     if "max_iterations" not in values:
         return []
     ratio = max_iterations / float(values["max_iterations"])
     explicit = {flag.lstrip("-").partition("=")[0] for flag in explicit_flags}
     return [f"--{name}={max(1, round(float(values[name]) * ratio))}" for name in SCHEDULE_FLAGS
             if name in values and name not in explicit]
+
+
+def recipe_iterations() -> int:
+    """The training recipe's --max_iterations (0 if it states none)."""
+    with open(_TRAIN_FLAGFILE.value) as handle:
+        return int(recipe_values(handle.read()).get("max_iterations", 0))
+
+
+def finished_training(workdir: str, iterations: int) -> bool:
+    """True if ``workdir``'s newest checkpoint is the one of iteration ``iterations``."""
+    from predrnn_tf.workdir import WorkDir
+
+    if not iterations or not os.path.isdir(workdir):
+        return False
+    latest = WorkDir(workdir).latest_checkpoint()
+    return bool(latest) and os.path.basename(latest) == f"ckpt-{iterations}"
 
 
 def run_fold(held_out: str) -> dict:
@@ -113,7 +137,10 @@ def run_fold(held_out: str) -> dict:
         train += [f"--max_iterations={_MAX_ITERATIONS.value}",
                   *scaled_schedule_flags(recipe, _MAX_ITERATIONS.value, _EXTRA_TRAIN_FLAGS.value)]
     print(f"[{held_out}] training on {others}: {workdir}", flush=True)
-    run_command(train, os.path.join(folder, "train.log"))
+    if finished_training(workdir, _MAX_ITERATIONS.value or recipe_iterations()):
+        print(f"[{held_out}] already trained: {workdir}", flush=True)
+    else:
+        run_command(train, os.path.join(folder, "train.log"))
     print(f"[{held_out}] evaluating on {held_out}", flush=True)
     return evaluate_fold(held_out, workdir, os.path.join(folder, "eval"))
 

@@ -51,7 +51,7 @@ flags.DEFINE_bool("save_predictions", False,
 flags.DEFINE_enum("probability_matching", "none", ["none", "last_input", "extrapolation"],
                   "Rain-rate models: also score model_pm, the model's forecast post-processed: "
                   "last_input = matched to the last input's rain-rate distribution; "
-                  "extrapolation = blended with pysteps' extrapolation and matched halfway to "
+                  "extrapolation = blended with pysteps' extrapolation and mostly matched to "
                   "its distribution (needs pysteps).")
 flags.DEFINE_integer(
     "ensemble_size", 0, "Rain-rate models with the advection prior: N > 0 also scores "

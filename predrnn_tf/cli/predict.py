@@ -66,8 +66,8 @@ _FRAMES_PER_SECOND = flags.DEFINE_float("frames_per_second", 2.0, "GIF frame rat
 _PROBABILITY_MATCHING = flags.DEFINE_enum(
     "probability_matching", "none", ["none", "last_input", "extrapolation"],
     "Rain-rate models: post-process the forecast (last_input: matched to the last input's "
-    "rain-rate distribution; extrapolation: blended with pysteps' extrapolation and matched "
-    "halfway to its distribution, needs pysteps).")
+    "rain-rate distribution; extrapolation: blended with pysteps' extrapolation and mostly "
+    "matched to its distribution, needs pysteps).")
 _ENSEMBLE_SIZE = flags.DEFINE_integer(
     "ensemble_size", 0, "N > 0: an N-member ensemble of a rain-rate model with the advection "
     "prior (--workdir; its motion perturbed as pysteps' STEPS does, one batched call): "
