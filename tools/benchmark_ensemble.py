@@ -158,6 +158,9 @@ def print_table(rows: list[dict], options: dict, loads: list[tuple]) -> None:
         print(f"| {row['method']} | {np.median(row['seconds']):.2f} | {runs} | "
               f"{row['warm_up']:.2f} | {row['rss']:.0f} | {row['peak']:.0f} | "
               f"{row['spread'][0]:.3f} / {row['spread'][1]:.3f} |")
+    model_seconds, steps_seconds = (float(np.median(row["seconds"])) for row in rows)
+    print(f"time ratio model ensemble / STEPS: {model_seconds / steps_seconds:.2f} "
+          f"(goal of issue 30: below 1 on a quiet machine)")
 
 
 def main(argv: list[str]) -> None:
