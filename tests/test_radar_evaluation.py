@@ -223,3 +223,21 @@ def test_ensembles_are_scored_by_their_members_and_their_median(tmp_path):
     with open(tmp_path / "metrics.json") as handle:
         assert json.load(handle)["forecasters"]["three"]["metrics"]["crps_mmh"] > 0
     assert "| three | crps_mmh |" in (tmp_path / "metrics_table.md").read_text()
+
+
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_a_baseline_failing_on_a_whole_batch_of_one_is_left_out(tmp_path, ensemble):
+    truth01 = rain_fields(5, shape=(2, 4, 24, 24, 1))[0].astype(np.float32)
+
+    def fails_on_the_second(inputs):
+        if np.array_equal(np.asarray(inputs)[0], truth01[1, :2]):
+            raise ValueError("x contains non-finite values")
+        return np.repeat(inputs[:, -1:], 2, axis=1)
+
+    batches = [truth01[:1], truth01[1:]]  # batch size 1, as on whole composites
+    content = radar_evaluation.evaluate_forecasters(
+        {"sprog": fails_on_the_second}, batches, metadata(), str(tmp_path), 2, 2,
+        save_predictions=True, ensemble=ensemble)
+    assert content["forecasters"]["sprog"]["num_sequences"] == 1
+    assert content["failures"]["sprog"]["failed_sequences"] == 1
+    assert np.isnan(np.load(tmp_path / "predictions.npz")["sprog"][1]).all()

@@ -232,14 +232,13 @@ def score_batch(scorer: RadarScores, ensemble_scorer: EnsembleScores | None, tru
     ``prediction`` is members (or a forecast, one member): the ensemble scores take them all
     and the contingency scores their median in mm/h.
     """
+    if not prediction.shape[0]:  # a baseline failed on every sequence of the batch
+        return np.zeros((0,) + truth.shape[1:], np.float32)
     if ensemble_scorer is None:
         prediction = prediction[:, :output_length]
-        if prediction.shape[0]:
-            scorer.update(truth, prediction)
+        scorer.update(truth, prediction)
         return prediction
     rates = member_rates(prediction, metadata, output_length)  # [K, N, T, H, W, C] mm/h
-    if not rates.shape[0]:
-        return np.zeros((0,) + truth.shape[1:], np.float32)
     median = np.median(rates, axis=1)  # [K, T, H, W, C]
     scorer.update_rates(truth, median)
     ensemble_scorer.update(truth, rates)
