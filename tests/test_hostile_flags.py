@@ -67,7 +67,8 @@ ACCEPTED = {
     },
     "evaluate": {("num_sequences", "zero"), ("num_sequences", "huge"), ("output_length", "zero"),
                  ("num_strips", "zero"), ("num_strips", "huge"),
-                 ("every_kth_sequence", "huge")},
+                 ("every_kth_sequence", "huge"),
+                 ("ensemble_size", "zero")},  # 0 = no ensemble
     "export": {("version", "zero"), ("version", "huge")},
     "make_moving_mnist": {("split_test_digits", "zero")},
     "make_radar": {("num_workers", "zero"),  # 0 = one worker per CPU core
@@ -80,7 +81,8 @@ ACCEPTED = {
     "make_kth": {("fast_stride", "zero"), ("other_stride", "zero"),
                  ("num_workers", "zero")},  # 0 = one worker per CPU core
     # an empty --importer or --saved_model is "not given"; --port=0 picks a free port
-    "predict": {("importer", "empty"), ("saved_model", "empty")},
+    "predict": {("importer", "empty"), ("saved_model", "empty"),
+                ("ensemble_size", "zero")},  # 0 = no ensemble
     "serve": {("port", "zero")},
 }
 

@@ -23,6 +23,7 @@ from absl import app, flags, logging
 
 from predrnn_tf.cli import flag_parsing
 from predrnn_tf.cli.flag_parsing import (
+    MAX_ENSEMBLE_SIZE,
     config_from_flags,
     define_config_flags,
     import_tensorflow_quietly,
@@ -126,6 +127,9 @@ def check_flags() -> None:
     for name in ("output_length", "num_sequences", "num_strips", "ensemble_size"):
         if flags.FLAGS[name].value < 0:
             raise ConfigError(f"--{name} must be >= 0, got {flags.FLAGS[name].value}")
+    if flags.FLAGS.ensemble_size > MAX_ENSEMBLE_SIZE:
+        raise ConfigError(f"--ensemble_size must be at most {MAX_ENSEMBLE_SIZE} members, got "
+                          f"{flags.FLAGS.ensemble_size}")
     if flags.FLAGS.every_kth_sequence < 1:
         raise ConfigError(f"--every_kth_sequence must be >= 1, got "
                           f"{flags.FLAGS.every_kth_sequence}")

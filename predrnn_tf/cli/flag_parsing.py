@@ -22,6 +22,8 @@ from absl import flags
 from predrnn_tf.config import Config, parse_num_hidden, validate_config
 from predrnn_tf.errors import OutputError, PredRNNError
 
+MAX_ENSEMBLE_SIZE = 1_000  # members: --ensemble_size of predrnn-predict and predrnn-evaluate
+
 HELP = {
     "model_name": "predrnn_v2 | predrnn | predrnn_m_only | convlstm | mim.",
     "num_hidden": "Hidden channels per layer, comma-separated, e.g. 128,128,128,128.",

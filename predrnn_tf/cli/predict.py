@@ -26,7 +26,12 @@ import os
 from absl import app, flags, logging
 
 from predrnn_tf.cli import flag_parsing
-from predrnn_tf.cli.flag_parsing import import_tensorflow_quietly, run_app, run_or_exit
+from predrnn_tf.cli.flag_parsing import (
+    MAX_ENSEMBLE_SIZE,
+    import_tensorflow_quietly,
+    run_app,
+    run_or_exit,
+)
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory (newest checkpoint).")
 _SAVED_MODEL = flags.DEFINE_string(
@@ -77,7 +82,6 @@ _ENSEMBLE_SIZE = flags.DEFINE_integer(
 
 RADAR_ONLY_FLAGS = ("importer_kwargs", "filename_pattern", "crop", "source_pixel_km")
 MAX_OUTPUT_LENGTH = 10_000  # frames, as Config's --total_length
-MAX_ENSEMBLE_SIZE = 1_000
 
 
 def check_model_flags() -> None:
