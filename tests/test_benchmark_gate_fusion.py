@@ -1,25 +1,12 @@
 """tools/benchmark_gate_fusion.py: both arms compute the same gradients."""
-import functools
-import importlib.util
-import os
-
 import numpy as np
 import tensorflow as tf
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@functools.cache
-def _load_tool():
-    path = os.path.join(REPO, "tools", "benchmark_gate_fusion.py")
-    spec = importlib.util.spec_from_file_location("benchmark_gate_fusion", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.tool_loading import load_tool
 
 
 def test_plain_and_fused_gate_math_give_the_same_gradients():
-    tool = _load_tool()
+    tool = load_tool("benchmark_gate_fusion")
     rng = np.random.default_rng(1)
     hidden, channels = 4, 4
     shapes = [(3, 3, channels, 7 * hidden), (3, 3, hidden, 4 * hidden),
@@ -38,7 +25,7 @@ def test_plain_and_fused_gate_math_give_the_same_gradients():
 
 def test_the_tool_computes_the_st_lstm_cell():
     from predrnn_tf.layers.st_lstm_cell import SpatioTemporalLSTMCell
-    tool = _load_tool()
+    tool = load_tool("benchmark_gate_fusion")
     rng = np.random.default_rng(2)
     cell = SpatioTemporalLSTMCell(num_hidden=4, filter_size=3)
     inputs, state = (tf.constant(rng.uniform(-1, 1, (2, 5, 5, 4)).astype(np.float32))

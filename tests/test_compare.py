@@ -1,6 +1,5 @@
 """Tests for tools/compare.py."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,16 +8,15 @@ import sys
 import cv2
 import pytest
 
+from tests.tool_loading import load_tool
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "tools", "compare.py")
 
 
 @pytest.fixture(scope="module")
 def compare():
-    spec = importlib.util.spec_from_file_location("compare_tool", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("compare")
 
 
 def _write_run(folder, name, mse, csi=None, output_length=3):

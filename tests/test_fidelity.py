@@ -1,22 +1,9 @@
 """tools/fidelity.py builds our trainer's command from the comparison's configuration."""
 
 import dataclasses
-import functools
-import importlib.util
-import os
 
 from predrnn_tf.config import Config, validate_config
-
-_TOOL = os.path.join(os.path.dirname(__file__), "..", "tools", "fidelity.py")
-
-
-@functools.cache
-def _load_tool():
-    """The tool's module, loaded once (its absl flags can be defined only once)."""
-    spec = importlib.util.spec_from_file_location("fidelity_tool", _TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.tool_loading import load_tool
 
 
 def _command_flags(command: list[str]) -> dict[str, str]:
@@ -26,14 +13,14 @@ def _command_flags(command: list[str]) -> dict[str, str]:
 
 
 def _config(**changes) -> Config:
-    tool = _load_tool()
+    tool = load_tool("fidelity")
     return validate_config(Config(**{**tool.ISSUE_FLAGS, "num_hidden": (16, 16, 16)},
                                   data_dir="/data/mnist", seed=3, max_iterations=150,
                                   **changes))
 
 
 def test_deterministic_choice_reaches_our_trainer():
-    tool = _load_tool()
+    tool = load_tool("fidelity")
     deterministic = _command_flags(tool.ours_command(_config(deterministic=True), "/w"))
     default = _command_flags(tool.ours_command(_config(), "/w"))
     assert deterministic["deterministic"] == "true"
@@ -42,7 +29,7 @@ def test_deterministic_choice_reaches_our_trainer():
 
 
 def test_command_carries_the_configuration_it_was_built_from():
-    tool = _load_tool()
+    tool = load_tool("fidelity")
     config = _config(deterministic=True, keras_adam=True)
     flags = _command_flags(tool.ours_command(config, "/runs/ours-seed3"))
     fields = {field.name for field in dataclasses.fields(Config)}

@@ -1,20 +1,6 @@
 """The leave-one-source-out tool scales the recipe's sampling schedule with its budget."""
 
-import functools
-import importlib.util
-import os
-
-_TOOL = os.path.join(os.path.dirname(__file__), "..", "tools", "leave_one_source_out.py")
-
-
-@functools.cache
-def _load_tool():
-    """The tool's module, loaded once (its absl flags can be defined only once)."""
-    spec = importlib.util.spec_from_file_location("leave_one_source_out", _TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from tests.tool_loading import load_tool
 
 RECIPE = """# a recipe
 --max_iterations=3000
@@ -26,13 +12,13 @@ RECIPE = """# a recipe
 
 
 def test_schedule_scales_with_the_budget():
-    tool = _load_tool()
+    tool = load_tool("leave_one_source_out")
     flags = tool.scaled_schedule_flags(RECIPE, 600, [])
     assert flags == ["--r_sampling_step_1=100", "--r_sampling_step_2=400", "--r_exp_alpha=60"]
 
 
 def test_explicit_schedule_flag_is_kept_and_recipe_without_budget_is_left_alone():
-    tool = _load_tool()
+    tool = load_tool("leave_one_source_out")
     flags = tool.scaled_schedule_flags(RECIPE, 300, ["--r_exp_alpha=7", "--frame_loss=mse"])
     assert flags == ["--r_sampling_step_1=50", "--r_sampling_step_2=200"]
     assert tool.scaled_schedule_flags("--lr=0.1\n", 300, []) == []
@@ -43,7 +29,7 @@ def test_a_fold_trained_to_its_last_iteration_is_not_trained_again(tmp_path):
 
     from predrnn_tf import checkpoints
 
-    tool = _load_tool()
+    tool = load_tool("leave_one_source_out")
     workdir = str(tmp_path / "run")
     assert not tool.finished_training(str(tmp_path / "missing"), 200)
     manager = checkpoints.make_manager(tf.train.Checkpoint(step=tf.Variable(1)), workdir)
