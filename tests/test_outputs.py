@@ -33,6 +33,15 @@ def test_whole_composite_window_is_the_valid_extent_cut_to_the_patch_size():
         radar_grid.valid_extent(np.full((1, 4, 4), np.nan), "x")
 
 
+def polar_context() -> ForecastContext:
+    """Three input times 10 min apart on an 8 x 8 polar-stereographic grid of 2 km pixels."""
+    grid = radar_grid.Georeference("+proj=stere +lon_0=25E +lat_0=90N +lat_ts=60 +a=6371288 "
+                                   "+x_0=0 +y_0=0",
+                                   0.0, 0.0, 16000.0, 16000.0, "upper", 8, 8)
+    return ForecastContext([START + datetime.timedelta(minutes=10 * k) for k in range(3)],
+                           10.0, grid)
+
+
 def forecast_arrays(leads: int):
     inputs = np.full((1, 3, 8, 8, 1), 100 / 255, np.float32)
     inputs[:, :, :2, :2] = 0.0  # no data
@@ -81,11 +90,7 @@ def test_a_short_write_publishes_nothing(tmp_path, monkeypatch):
 def test_forecast_netcdf_has_utc_times_coordinates_inputs_and_truth(tmp_path):
     netcdf = pytest.importorskip("netCDF4")
     pytest.importorskip("pysteps")
-    grid = radar_grid.Georeference("+proj=stere +lon_0=25E +lat_0=90N +lat_ts=60 +a=6371288 "
-                                   "+x_0=0 +y_0=0",
-                                   0.0, 0.0, 16000.0, 16000.0, "upper", 8, 8)
-    context = ForecastContext([START + datetime.timedelta(minutes=10 * k) for k in range(3)],
-                              10.0, grid)
+    context = polar_context()
     inputs, predictions = forecast_arrays(2)
     truth = np.full((1, 2, 8, 8, 1), 60 / 255, np.float32)
     written = outputs.write_forecast(str(tmp_path / "out"), inputs, predictions, truth,
@@ -124,11 +129,7 @@ def test_precipitation_colours_are_pysteps_and_no_data_is_not_dry():
 def test_an_ensemble_writes_members_median_mean_probabilities_and_netcdf_members(tmp_path):
     netcdf = pytest.importorskip("netCDF4")
     pytest.importorskip("pysteps")
-    grid = radar_grid.Georeference("+proj=stere +lon_0=25E +lat_0=90N +lat_ts=60 +a=6371288 "
-                                   "+x_0=0 +y_0=0",
-                                   0.0, 0.0, 16000.0, 16000.0, "upper", 8, 8)
-    context = ForecastContext([START + datetime.timedelta(minutes=10 * k) for k in range(3)],
-                              10.0, grid)
+    context = polar_context()
     inputs, _ = forecast_arrays(2)
     rates = np.stack([np.full((2, 8, 8, 1), rate) for rate in (0.5, 2.0, 6.0)])  # 3 members
     members = units.rain_rate_to_unit_pixels(rates)[None].astype(np.float32)  # [1, 3, 2, ...]

@@ -173,6 +173,11 @@ def fake_pysteps(monkeypatch, fields: dict[str, np.ndarray]) -> None:
                 "projection": "+proj=somerc +units=m"}
         return fields[os.path.basename(path)], None, info
 
+    install_pysteps_importer(monkeypatch, importer)
+
+
+def install_pysteps_importer(monkeypatch, importer) -> None:
+    """A fake ``pysteps.io`` whose importer ``fake_gif`` is ``importer``."""
     module = types.ModuleType("pysteps.io")
     module.get_method = lambda name, kind: importer if name == "fake_gif" else None
     package = types.ModuleType("pysteps")
@@ -217,12 +222,7 @@ def test_pysteps_importer_grid_reaches_the_georeference_in_one_read(monkeypatch,
                 "y2": -160000.0 + 80 * 500.0, "yorigin": "upper", "cartesian_unit": "m"}
         return fields[os.path.basename(path)], None, info
 
-    module = types.ModuleType("pysteps.io")
-    module.get_method = lambda name, kind: importer if name == "fake_gif" else None
-    package = types.ModuleType("pysteps")
-    package.io = module
-    monkeypatch.setitem(sys.modules, "pysteps", package)
-    monkeypatch.setitem(sys.modules, "pysteps.io", module)
+    install_pysteps_importer(monkeypatch, importer)
     archive = RadarArchive("fake_gif", {}, filename_pattern="AQC%Y%m%d%H%M")
     sequence = read_radar_sequence(str(tmp_path), archive, 16, RAIN, 3, patch_size=4)
     assert sorted(reads) == sorted(fields)  # each file once
