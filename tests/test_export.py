@@ -11,7 +11,7 @@ from predrnn_tf import checkpoints, units
 from predrnn_tf.cli import export
 from predrnn_tf.config import Config
 from predrnn_tf.data import schema, synthetic_radar
-from predrnn_tf.errors import ConfigError
+from predrnn_tf.errors import ConfigError, ExportError
 from predrnn_tf.models.builder import build_model
 from predrnn_tf.serving import exporter, graph_ops, local_server, publishing, signatures, warmup
 from predrnn_tf.workdir import WorkDir
@@ -90,6 +90,7 @@ def test_layout_version_and_warmup(exported, export_dir, workdir):
     requests = {log.predict_log.request.model_spec.signature_name: log.predict_log.request
                 for log in logs}
     assert sorted(requests) == ["predict_dbz", "serving_default"]
+    assert sorted(exported["signatures"]) == ["predict_dbz", "serving_default"]  # no ensemble
     request = requests["serving_default"]
     assert request.model_spec.name == "tiny_radar"
     frames = tf.make_ndarray(request.inputs["frames"])
@@ -329,3 +330,26 @@ def test_staging_folders_of_killed_exports_are_removed_at_export(workdir, tmp_pa
     export.export_workdir(workdir, str(tmp_path), model_name="m", version=4, compare=False,
                           warmup=False)
     assert sorted(os.listdir(tmp_path / "m")) == ["4"]
+
+
+def test_ensemble_size_adds_the_ensemble_signature_of_an_advection_model(workdir, tmp_path):
+    with pytest.raises(ExportError, match="--ensemble_size=2 needs"):  # no advection prior
+        export.export_workdir(workdir, str(tmp_path), ensemble_size=2, compare=False)
+    config = Config(num_hidden=(4,), filter_size=3, patch_size=4, img_width=16,
+                    input_length=3, total_length=5, residual_frames=True, advection_prior=True,
+                    dataset_name="rain")
+    path = str(tmp_path / "rain")
+    checkpoints.make_manager(tf.train.Checkpoint(model=build_model(config)), path).save(1)
+    work = WorkDir(path)
+    work.save_config(config)
+    work.write_data_card({"value_mapping": units.rain_rate_mapping(),
+                          "grid": {"pixel_km": 2.0, "interval_minutes": 5.0}}, "rain")
+    summary = export.export_workdir(path, str(tmp_path / "exports"), ensemble_size=2,
+                                    compare=False, warmup=False)
+    assert summary["signatures"] == ["predict_ensemble_mm_per_hour", "predict_mm_per_hour",
+                                     "serving_default"]
+    assert summary["ensemble_size"] == 2
+    served = tf.saved_model.load(summary["path"]).signatures["predict_ensemble_mm_per_hour"](
+        frames_mm_per_hour=tf.fill([1, 3, 16, 16, 1], 2.0))
+    assert served["members_mm_per_hour"].shape == (1, 2, 2, 16, 16, 1)
+    assert served["exceedance_probabilities"].shape == (1, 2, 16, 16, 2)

@@ -5,7 +5,9 @@
       --precision=mixed_float16 --version=2
 
 Writes ``EXPORT_DIR/MODEL_NAME/VERSION/`` (SavedModel + warm-up requests) with float32
-signatures ``serving_default`` (frames in [0, 1]) and, for dBZ datasets, ``predict_dbz``.
+signatures ``serving_default`` (frames in [0, 1]) and, for dBZ datasets, ``predict_dbz``
+(rain-rate datasets: ``predict_mm_per_hour``; with ``--ensemble_size=N`` also
+``predict_ensemble_mm_per_hour``).
 This entry point reads the dataset (the first test sequences for the float32 comparison) and
 the model's dBZ value mapping and data card (through :mod:`predrnn_tf.workdir`), and passes
 them to :func:`predrnn_tf.serving.exporter.export_workdir`.
@@ -20,7 +22,12 @@ from typing import Any
 from absl import app, flags, logging
 
 from predrnn_tf.cli import flag_parsing
-from predrnn_tf.cli.flag_parsing import import_tensorflow_quietly, run_app, run_or_exit
+from predrnn_tf.cli.flag_parsing import (
+    MAX_ENSEMBLE_SIZE,
+    import_tensorflow_quietly,
+    run_app,
+    run_or_exit,
+)
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training work directory to export.")
 _EXPORT_DIR = flags.DEFINE_string(
@@ -40,6 +47,11 @@ _WARMUP = flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmu
 _COMPARE = flags.DEFINE_bool(
     "compare", True, "Check the exported graph against the float32 Keras model and log the "
     "relative L2 difference (one extra forecast on two sequences).")
+_ENSEMBLE_SIZE = flags.DEFINE_integer(
+    "ensemble_size", 0, "N > 0 (a rain-rate model with the advection prior): also export the "
+    "signature predict_ensemble_mm_per_hour, returning N members [B, N, T, H, W, 1] in mm/h "
+    "(motion perturbed as pysteps' STEPS does, one batched call, new draws per request) and "
+    "P(R >= 1 and 5 mm/h) [B, T, H, W, 2]. 0: no ensemble signature.")
 
 
 def data_dir_or_none(config, workdir: str) -> str | None:
@@ -102,7 +114,7 @@ def export_workdir(workdir: str, export_dir: str, *, compare: bool = True,
       workdir: a training work directory.
       export_dir: root of the exports.
       compare: compare against the float32 model on the first test sequences.
-      **options: model_name, precision, version, checkpoint, warmup.
+      **options: model_name, precision, version, checkpoint, warmup, ensemble_size.
     """
     from predrnn_tf.serving import exporter, publishing
     from predrnn_tf.workdir import WorkDir
@@ -134,6 +146,9 @@ def run() -> None:
     for name in ("workdir", "export_dir"):
         if not flags.FLAGS[name].value:
             raise ConfigError(f"--{name} is required")
+    from predrnn_tf.data.converters import checks
+
+    checks.integer("ensemble_size", _ENSEMBLE_SIZE.value, 0, MAX_ENSEMBLE_SIZE)
     flag_parsing.resolve_path_flags("workdir")
     parent = os.path.abspath(_EXPORT_DIR.value)
     while not os.path.exists(parent):
@@ -148,7 +163,7 @@ def run() -> None:
         summary = export_workdir(
             _WORKDIR.value, _EXPORT_DIR.value, model_name=_MODEL_NAME.value,
             precision=_PRECISION.value, version=_VERSION.value, checkpoint=_CHECKPOINT.value,
-            warmup=_WARMUP.value, compare=_COMPARE.value)
+            warmup=_WARMUP.value, compare=_COMPARE.value, ensemble_size=_ENSEMBLE_SIZE.value)
     print(json.dumps(summary, sort_keys=True))
 
 

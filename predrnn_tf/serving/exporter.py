@@ -105,7 +105,8 @@ def write_assets(folder: str, config: Config, model_name: str, summary: dict[str
 def export_model(model, config: Config, export_dir: str, model_name: str,
                  version: int, *, value_mapping: dict[str, Any] | None = None,
                  reference_model=None, reference_frames: np.ndarray | None = None,
-                 info: dict[str, Any] | None = None, warmup: bool = True) -> dict[str, Any]:
+                 info: dict[str, Any] | None = None, warmup: bool = True,
+                 ensemble=None) -> dict[str, Any]:
     """Writes ``EXPORT_DIR/MODEL_NAME/VERSION`` atomically and returns the export summary.
 
     Args:
@@ -121,6 +122,8 @@ def export_model(model, config: Config, export_dir: str, model_name: str,
       reference_frames: inputs ``[N, input_length, W, W, C]`` for that comparison.
       info: extra entries for ``assets.extra/export_info.json``.
       warmup: write ``assets.extra/tf_serving_warmup_requests``.
+      ensemble: a :class:`~predrnn_tf.models.ensemble.MotionEnsemble` of ``model`` (adds
+        ``predict_ensemble_mm_per_hour``), or None.
 
     Returns:
       A JSON-ready dict: path, version, precision, signatures, op count and, with a
@@ -131,7 +134,7 @@ def export_model(model, config: Config, export_dir: str, model_name: str,
                "precision": model.dtype_policy.name,
                "value_mapping": dict(value_mapping) if value_mapping else None, **(info or {})}
     with publishing.staged_folder(final_path) as staging:
-        module = ForecastModule(model, config, value_mapping)
+        module = ForecastModule(model, config, value_mapping, ensemble=ensemble)
         ops = write_saved_model(module, staging)
         summary["signatures"] = sorted(module.signatures())
         summary["num_op_types"] = len(ops)
@@ -143,6 +146,23 @@ def export_model(model, config: Config, export_dir: str, model_name: str,
         write_assets(staging, config, model_name, summary, value_mapping, warmup)
     logging.info("Wrote %s", final_path)
     return summary
+
+
+def motion_ensemble(model, ensemble_size: int, data_card: dict[str, Any] | None):
+    """The N-member :class:`~predrnn_tf.models.ensemble.MotionEnsemble` of ``model``, or None
+    for N = 0; ExportError naming ``--ensemble_size`` if the model or data card cannot."""
+    if not ensemble_size:
+        return None
+    from predrnn_tf.models.ensemble import MotionEnsemble
+
+    card = data_card or {}  # the card keeps its grid's spacing and time step at the top level
+    try:
+        return MotionEnsemble(model, ensemble_size, float(card["pixel_km"]),
+                              float(card["interval_minutes"]))
+    except (KeyError, TypeError, ValueError) as error:  # TypeError: a card whose grid is None
+        raise ExportError(f"--ensemble_size={ensemble_size} needs a rain-rate model trained "
+                          f"with --residual_frames --advection_prior and a data card with "
+                          f"pixel_km and interval_minutes: {error!r}") from error
 
 
 # --- from a work directory ---------------------------------------------------------------------
@@ -169,13 +189,25 @@ def restore_reference(workdir: str, checkpoint: str, model, precision: str):
     return reference_model
 
 
+def comparison_inputs(workdir: str, checkpoint: str, model, precision: str,
+                      frames: np.ndarray | None, source: str) -> tuple[Any, np.ndarray]:
+    """``(float32 reference model, inputs)`` of the precision check (default inputs: seeded
+    random frames at the model's trained size)."""
+    reference_model = restore_reference(workdir, checkpoint, model, precision)
+    if frames is None:
+        frames, source = random_frames(WorkDir(workdir).config), "2 random sequences"
+    logging.info("Comparing against the float32 model on %s.",
+                 source or f"{len(frames)} sequences")
+    return reference_model, frames
+
+
 def export_workdir(workdir: str, export_dir: str, *, model_name: str | None = None,
                    precision: str = "float32", version: int | None = None,
                    checkpoint: str | None = None, warmup: bool = True,
                    compare: bool = True, value_mapping: dict[str, Any] | None = None,
                    reference_frames: np.ndarray | None = None,
-                   reference_source: str = "",
-                   data_card: dict[str, Any] | None = None) -> dict[str, Any]:
+                   reference_source: str = "", data_card: dict[str, Any] | None = None,
+                   ensemble_size: int = 0) -> dict[str, Any]:
     """Exports the model of a training work directory for TF Serving.
 
     Args:
@@ -195,6 +227,7 @@ def export_workdir(workdir: str, export_dir: str, *, model_name: str | None = No
       reference_source: what ``reference_frames`` are, for the log (e.g. "2 test sequences").
       data_card: the work directory's ``data_card.json`` (units, grid, interval), kept in
         ``assets.extra/export_info.json`` so the export reports in physical units on its own.
+      ensemble_size: N > 0 adds ``predict_ensemble_mm_per_hour`` (N members), 0 does not.
 
     Returns:
       The export summary (see :func:`export_model`).
@@ -209,13 +242,12 @@ def export_workdir(workdir: str, export_dir: str, *, model_name: str | None = No
     model, config = WorkDir(workdir).restore_model(checkpoint, precision=precision)
     reference_model = None
     if compare:
-        reference_model = restore_reference(workdir, checkpoint, model, precision)
-        if reference_frames is None:
-            reference_frames, reference_source = random_frames(config), "2 random sequences"
-        logging.info("Comparing against the float32 model on %s.",
-                     reference_source or f"{len(reference_frames)} sequences")
+        reference_model, reference_frames = comparison_inputs(
+            workdir, checkpoint, model, precision, reference_frames, reference_source)
     info = {"workdir": os.path.abspath(workdir), "checkpoint": checkpoint,
-            "trained_precision": config.precision, "data_card": data_card}
+            "trained_precision": config.precision, "data_card": data_card,
+            "ensemble_size": ensemble_size}
     return export_model(model, config, export_dir, model_name, version,
                         value_mapping=value_mapping, reference_model=reference_model,
-                        reference_frames=reference_frames, info=info, warmup=warmup)
+                        reference_frames=reference_frames, info=info, warmup=warmup,
+                        ensemble=motion_ensemble(model, ensemble_size, data_card))

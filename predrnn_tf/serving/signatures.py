@@ -10,6 +10,13 @@
   ``frames_mm_per_hour`` (rain rate >= 0, NaN = no data) -> ``predictions_mm_per_hour``
   (NaN where the newest input frame has no data: outside radar coverage), converted as
   :mod:`predrnn_tf.units` converts rain rate (the same numbers as ``predrnn-predict``).
+- ``predict_ensemble_mm_per_hour`` (rain-rate models with the advection prior, exported with
+  an ensemble size N > 0): ``frames_mm_per_hour`` -> ``members_mm_per_hour``
+  ``[batch, N, output_length, H, W, C]`` (the :class:`~predrnn_tf.models.ensemble.MotionEnsemble`
+  members, one batched call; new random perturbations at every request) and
+  ``exceedance_probabilities`` ``[batch, output_length, H, W, K]``, the fraction of members at
+  or above each of K thresholds (default 1 and 5 mm/h). NaN where the newest input frame has
+  no data.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import tensorflow as tf
 from predrnn_tf import units
 from predrnn_tf.config import Config
 from predrnn_tf.errors import ExportError
+from predrnn_tf.models.ensemble import exceedance_probabilities
 from predrnn_tf.models.forecasting import clipped_forecast
 
 SERVING_SIGNATURE = "serving_default"
@@ -32,6 +40,10 @@ DBZ_OUTPUT_KEY = "predictions_dbz"
 RAIN_RATE_SIGNATURE = "predict_mm_per_hour"
 RAIN_RATE_INPUT_KEY = "frames_mm_per_hour"
 RAIN_RATE_OUTPUT_KEY = "predictions_mm_per_hour"
+ENSEMBLE_SIGNATURE = "predict_ensemble_mm_per_hour"
+MEMBERS_OUTPUT_KEY = "members_mm_per_hour"
+PROBABILITIES_OUTPUT_KEY = "exceedance_probabilities"
+DEFAULT_THRESHOLDS = (1.0, 5.0)  # mm/h, as predrnn-predict's probability maps
 
 
 def physical_signature(value_mapping: dict[str, Any] | None) -> tuple[str, str, str] | None:
@@ -127,9 +139,13 @@ class ForecastModule(tf.Module):
       config: its configuration (input length, channels, frame size, patch size).
       value_mapping: a dBZ ``value_mapping`` (adds ``predict_dbz``), a dBR rain-rate one
         (adds ``predict_mm_per_hour``), or None.
+      ensemble: a :class:`~predrnn_tf.models.ensemble.MotionEnsemble` of ``model`` (adds
+        ``predict_ensemble_mm_per_hour``; needs the rain-rate mapping), or None.
+      thresholds: the ensemble signature's exceedance thresholds in mm/h.
     """
 
-    def __init__(self, model, config: Config, value_mapping: dict[str, Any] | None = None):
+    def __init__(self, model, config: Config, value_mapping: dict[str, Any] | None = None,
+                 ensemble=None, thresholds=DEFAULT_THRESHOLDS):
         super().__init__(name="predrnn_forecast")
         self.model_variables = [tensorflow_variable(variable) for variable in model.variables]
         size = None if spatial_size_is_dynamic(config) else config.img_width
@@ -148,12 +164,20 @@ class ForecastModule(tf.Module):
             self.serve_physical = tf.function(
                 make(model, value_mapping),
                 input_signature=[tf.TensorSpec(shape, tf.float32, self.physical[1])])
+        self.serve_ensemble = None
+        if ensemble is not None:
+            self.ensemble_variables = ensemble_variables(ensemble, config, value_mapping)
+            self.serve_ensemble = tf.function(
+                make_ensemble_function(ensemble, value_mapping, thresholds),
+                input_signature=[tf.TensorSpec(shape, tf.float32, RAIN_RATE_INPUT_KEY)])
 
     def signatures(self) -> dict[str, Any]:
         """The signature functions to pass to ``tf.saved_model.save``."""
         signatures = {SERVING_SIGNATURE: self.serve.get_concrete_function()}
         if self.serve_physical is not None:
             signatures[self.physical[0]] = self.serve_physical.get_concrete_function()
+        if self.serve_ensemble is not None:
+            signatures[ENSEMBLE_SIGNATURE] = self.serve_ensemble.get_concrete_function()
         return signatures
 
 
@@ -217,3 +241,40 @@ def make_rain_rate_function(model, value_mapping: dict[str, Any]):
         return {RAIN_RATE_OUTPUT_KEY: tf.where(no_data, float("nan"), predictions)}
 
     return serve_rain_rate
+
+
+def ensemble_variables(ensemble, config: Config,
+                       value_mapping: dict[str, Any] | None) -> list[tf.Variable]:
+    """Builds ``ensemble`` (copying the model's weights) and returns its members' variables.
+
+    Raises ExportError unless the export is a one-channel rain-rate one.
+    """
+    if not units.is_rain_rate_mapping(value_mapping) or config.img_channel != 1:
+        raise ExportError(f"an ensemble signature needs a one-channel rain-rate (dBR) model; "
+                          f"received img_channel={config.img_channel} and value mapping "
+                          f"{value_mapping}")
+    if not ensemble.built:
+        ensemble.build((1, config.input_length, config.img_width, config.img_width,
+                        config.img_channel))
+    # The members' copy of the weights and the perturbations' seed state (which every request
+    # advances, so each request draws new members).
+    return [tensorflow_variable(variable) for variable in ensemble.members.variables]
+
+
+def make_ensemble_function(ensemble, value_mapping: dict[str, Any], thresholds):
+    """``frames_mm_per_hour -> {members_mm_per_hour, exceedance_probabilities}``; NaN where the
+    newest input frame has no data."""
+    mapping, thresholds = dict(value_mapping), tuple(float(value) for value in thresholds)
+
+    def serve_ensemble(frames_mm_per_hour):
+        frames = checked_rain_rates(frames_mm_per_hour)
+        pixels = checked_frames(ensemble.model, rain_rate_to_pixels(frames, mapping))
+        members = ensemble(pixels)  # [B, N, T, H, W, 1] in [0, 1]
+        probabilities = exceedance_probabilities(members, thresholds, mapping)  # [B, K, T, H, W, 1]
+        probabilities = tf.transpose(probabilities[..., 0], [0, 2, 3, 4, 1])  # [B, T, H, W, K]
+        no_data = tf.math.is_nan(frames[:, -1:])  # [B, 1, H, W, 1]
+        return {MEMBERS_OUTPUT_KEY: tf.where(no_data[:, None], float("nan"),
+                                             pixels_to_rain_rate(members, mapping)),
+                PROBABILITIES_OUTPUT_KEY: tf.where(no_data, float("nan"), probabilities)}
+
+    return serve_ensemble
