@@ -69,7 +69,8 @@ ACCEPTED = {
                  ("num_strips", "zero"), ("num_strips", "huge"),
                  ("every_kth_sequence", "huge"),
                  ("ensemble_size", "zero")},  # 0 = no ensemble
-    "export": {("version", "zero"), ("version", "huge")},
+    "export": {("version", "zero"), ("version", "huge"),
+               ("ensemble_size", "zero")},  # 0 = no ensemble signature
     "make_moving_mnist": {("split_test_digits", "zero")},
     "make_radar": {("num_workers", "zero"),  # 0 = one worker per CPU core
                    ("beam_options", "empty"),  # not given: the DirectRunner
