@@ -152,12 +152,8 @@ class RainRateNowcast:
         self._motion = pysteps.motion.get_method("LK")
         self._nowcast = pysteps.nowcasts.get_method(method)
         self._transform = pysteps.utils.transformation.dB_transform
-
-    def forecast_one(self, frames01: np.ndarray) -> np.ndarray:
-        """``[T_in, H, W]`` pixels -> ``[T_out, H, W]`` float32 pixels."""
-        forecast = self.forecast_rate_one(frames01)
-        forecast = np.where(np.isfinite(forecast), forecast, 0.0)
-        return units.rain_rate_to_unit_pixels(forecast).astype(np.float32)
+        self._last_inputs: np.ndarray | None = None
+        self._last_rates: np.ndarray | None = None
 
     def forecast_rate_one(self, frames01: np.ndarray) -> np.ndarray:
         """``[T_in, H, W]`` pixels -> ``[T_out, H, W]`` mm/h, NaN where advected from outside."""
@@ -188,14 +184,22 @@ class RainRateNowcast:
         return frames
 
     def __call__(self, input_frames: Any) -> np.ndarray:
-        frames = self._frames(input_frames)
-        return np.stack([self.forecast_one(sequence[..., 0]) for sequence in frames])[..., None]
+        rates = self.forecast_rates(input_frames)  # [B, T_out, H, W, 1]
+        return units.rain_rate_to_unit_pixels(np.where(np.isfinite(rates), rates, 0.0)
+                                              ).astype(np.float32)
 
     def forecast_rates(self, input_frames: Any) -> np.ndarray:
-        """``[B, T_out, H, W, 1]`` mm/h, NaN where advected in from outside the domain."""
+        """``[B, T_out, H, W, 1]`` mm/h, NaN where advected in from outside the domain.
+
+        The last inputs' nowcast is kept: the baseline and the probability matching that
+        targets it (``--probability_matching=extrapolation``) share one motion estimate.
+        """
         frames = self._frames(input_frames)
-        return np.stack([self.forecast_rate_one(sequence[..., 0])
-                         for sequence in frames])[..., None]
+        if self._last_inputs is None or not np.array_equal(self._last_inputs, frames):
+            self._last_rates = np.stack([self.forecast_rate_one(sequence[..., 0])
+                                         for sequence in frames])[..., None]
+            self._last_inputs = frames
+        return self._last_rates
 
 
 def make_baseline(name: str, output_length: int, metadata: dict[str, Any] | None = None,

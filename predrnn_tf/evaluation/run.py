@@ -196,20 +196,22 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
     if unknown:
         raise ConfigError(f"--baselines: unknown {unknown}; expected some of "
                           f"{', '.join(baselines.BASELINES)}")
+    chosen_baselines = {name: baselines.make_baseline(
+        name, output_length, metadata,
+        num_members=options.ensemble_size or baselines.STEPS_DEFAULT_MEMBERS)
+        for name in options.baselines}
     forecasters = {}
     if model is not None:
         forecasters["model"] = LastForecast(evaluator.as_forecaster(model, output_length))
         method = pm_method(options.probability_matching)
         if method != "none":
-            forecasters["model_pm"] = ProbabilityMatched(forecasters["model"], metadata, method,
-                                                         output_length)
+            forecasters["model_pm"] = ProbabilityMatched(
+                forecasters["model"], metadata, method, output_length,
+                extrapolation=chosen_baselines.get("extrapolation"))
     if model is not None and options.ensemble_size:
         forecasters["model_ensemble"] = model_ensemble(model, options.ensemble_size, metadata,
                                                        output_length)
-    for name in options.baselines:
-        forecasters[name] = baselines.make_baseline(
-            name, output_length, metadata,
-            num_members=options.ensemble_size or baselines.STEPS_DEFAULT_MEMBERS)
+    forecasters.update(chosen_baselines)
     if not forecasters:
         raise ConfigError("nothing to evaluate: give --workdir and/or --baselines")
     return radar_evaluation.evaluate_forecasters(
@@ -266,14 +268,16 @@ class ProbabilityMatched:
     """``base``'s forecast post-processed by a :mod:`.probability_matching` method."""
 
     def __init__(self, base: LastForecast, metadata: dict[str, Any], method: str = "last_input",
-                 output_length: int = 0):
+                 output_length: int = 0, extrapolation: Any = None):
         self.base = base
         self.metadata = metadata
         self.method = method
         self.extrapolate = None
-        if method == "extrapolation":
-            self.extrapolate = baselines.RainRateNowcast("extrapolation", output_length,
-                                                         metadata).forecast_rates
+        if method == "extrapolation":  # the extrapolation baseline's, when it is scored too
+            if not isinstance(extrapolation, baselines.RainRateNowcast):
+                extrapolation = baselines.RainRateNowcast("extrapolation", output_length,
+                                                          metadata)
+            self.extrapolate = extrapolation.forecast_rates
 
     def __call__(self, inputs: Any) -> np.ndarray:
         from predrnn_tf.models import probability_matching
