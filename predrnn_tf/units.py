@@ -241,6 +241,17 @@ def pixels_to_values(pixels01: np.ndarray, metadata: dict[str, Any] | None) -> n
     return np.asarray(pixels_to_units(np.asarray(pixels01, np.float64), metadata))
 
 
+def grid_spacing(metadata: dict[str, Any] | None) -> tuple[float, float]:
+    """``(pixel_km, interval_minutes)`` of a dataset's metadata or data card (its ``grid`` or
+    top level); ValueError when either is missing."""
+    metadata = metadata or {}
+    grid = {**metadata, **(metadata.get("grid") or {})}
+    if "pixel_km" not in grid or "interval_minutes" not in grid:
+        raise ValueError("metadata without pixel_km and interval_minutes (a data card's grid): "
+                         "the grid spacing and time step are unknown")
+    return float(grid["pixel_km"]), float(grid["interval_minutes"])
+
+
 def rate_to_accumulation(rate: np.ndarray, minutes: float) -> np.ndarray:
     """Rain rate (mm/h) held for ``minutes`` -> accumulation in mm."""
     if minutes <= 0:

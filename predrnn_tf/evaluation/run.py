@@ -228,10 +228,9 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
 def model_ensemble(model: Any, num_members: int, metadata: dict[str, Any],
                    output_length: int) -> Any:
     """The model's N-member motion ensemble on the dataset's grid, as a ``members`` forecaster."""
-    from predrnn_tf.evaluation.steps_baseline import grid_of
     from predrnn_tf.models.ensemble import MemberForecaster, MotionEnsemble
 
-    pixel_km, interval_minutes = grid_of(metadata)
+    pixel_km, interval_minutes = units.grid_spacing(metadata)
     return MemberForecaster(MotionEnsemble(model, num_members, pixel_km, interval_minutes),
                             output_length)
 

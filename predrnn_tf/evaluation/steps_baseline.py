@@ -92,16 +92,6 @@ def steps_members(rain_rate: np.ndarray, output_length: int, num_members: int = 
     return np.where(np.isfinite(members), members, 0.0).astype(np.float32)
 
 
-def grid_of(metadata: dict[str, Any] | None) -> tuple[float, float]:
-    """``(pixel_km, interval_minutes)`` of a dataset's metadata (its ``grid`` or top level)."""
-    metadata = metadata or {}
-    grid = {**metadata, **(metadata.get("grid") or {})}
-    if "pixel_km" not in grid or "interval_minutes" not in grid:
-        raise ValueError("STEPS needs the grid spacing and time step: metadata without "
-                         "pixel_km and interval_minutes (a data card's grid)")
-    return float(grid["pixel_km"]), float(grid["interval_minutes"])
-
-
 class StepsNowcast:
     """STEPS on a dBR rain-rate dataset's [0, 1] pixels (the baseline ``steps``).
 
@@ -121,7 +111,7 @@ class StepsNowcast:
         import_pysteps()
         self.output_length, self.metadata = output_length, metadata
         self.num_members, self.seed = int(num_members), int(seed)
-        self.pixel_km, self.interval_minutes = grid_of(metadata)
+        self.pixel_km, self.interval_minutes = units.grid_spacing(metadata)
         self.sequences_done = 0
 
     def rain_rate(self, frames01: np.ndarray) -> np.ndarray:

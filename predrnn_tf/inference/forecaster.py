@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from predrnn_tf import files
+from predrnn_tf import files, units
 from predrnn_tf.errors import ConfigError, DataError, ExportError, InputError, PredRNNError
 from predrnn_tf.workdir import WorkDir
 
@@ -89,7 +89,6 @@ def members_function(model: Any, metadata: dict[str, Any] | None
     None for other models (no :class:`~predrnn_tf.models.radar_head.RadarHead` with the
     advection prior, or no grid in the training data's metadata).
     """
-    from predrnn_tf.evaluation.steps_baseline import grid_of
     from predrnn_tf.models import ensemble
     from predrnn_tf.models.radar_head import RadarHead
 
@@ -97,7 +96,7 @@ def members_function(model: Any, metadata: dict[str, Any] | None
     if not isinstance(head, RadarHead) or not head.advection_prior:
         return None
     try:
-        pixel_km, interval_minutes = grid_of(metadata)
+        pixel_km, interval_minutes = units.grid_spacing(metadata)
     except ValueError:
         return None
     built: dict[tuple[int, int], Any] = {}
@@ -124,7 +123,6 @@ def workdir_metadata(work: WorkDir) -> dict[str, Any] | None:
 
 def from_workdir(workdir: str, checkpoint: str | None = None) -> Forecaster:
     """The newest (or the given) checkpoint of a work directory."""
-    from predrnn_tf import units
     from predrnn_tf.models.forecasting import make_forecast_function
 
     work = WorkDir(workdir)

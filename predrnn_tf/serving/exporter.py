@@ -155,11 +155,9 @@ def motion_ensemble(model, ensemble_size: int, data_card: dict[str, Any] | None)
         return None
     from predrnn_tf.models.ensemble import MotionEnsemble
 
-    card = data_card or {}  # the card keeps its grid's spacing and time step at the top level
     try:
-        return MotionEnsemble(model, ensemble_size, float(card["pixel_km"]),
-                              float(card["interval_minutes"]))
-    except (KeyError, TypeError, ValueError) as error:  # TypeError: a card whose grid is None
+        return MotionEnsemble(model, ensemble_size, *units.grid_spacing(data_card))
+    except (TypeError, ValueError) as error:  # TypeError: a card whose values are None
         raise ExportError(f"--ensemble_size={ensemble_size} needs a rain-rate model trained "
                           f"with --residual_frames --advection_prior and a data card with "
                           f"pixel_km and interval_minutes: {error!r}") from error
