@@ -47,7 +47,9 @@ TABLE_METRICS = ("mse_mmh", "mae_mmh", "csi_1mmh", "csi_5mmh", "ets_1mmh", "fss_
                  "crps_mmh", "roc_area_1mmh", "roc_area_5mmh", "rank_reliability_index",
                  "spread_skill_ratio")
 ENSEMBLE_THRESHOLDS = probabilistic.DEFAULT_THRESHOLDS  # mm/h: reliability diagram and ROC
-RANK_THRESHOLD_MMH = 0.1  # pysteps' example: rank histogram of pixels with rain somewhere
+# pysteps' examples/plot_ensemble_verification.py: rankhist_init(n_members, 0.1), i.e. the rank
+# histogram leaves out pixels where the truth and every member are below 0.1 mm/h
+RANK_THRESHOLD_MMH = 0.1
 UNGUARDED = ("model", "model_ensemble")  # their failure is an error, not a counted failure
 METRICS_FILENAME = results.METRICS_FILENAME
 TABLE_FILENAME = "metrics_table.md"
