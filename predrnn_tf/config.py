@@ -24,12 +24,13 @@ ENCODER_CURVES = ("exponential", "linear", "sigmoid")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 NAN_POLICIES = ("stop", "skip_step")
 FRAME_LOSSES = ("mse", "masked_mse", "balanced_mse", "rain_rate_mse")  # predrnn_tf/models/losses.py
+ENSEMBLE_LOSSES = ("none", "fair_crps")  # losses.fair_crps, the trainer's members
 
 # Fields that must name one of a fixed set of values, with the allowed values.
 _CHOICES = (("model_name", MODEL_NAMES), ("precision", PRECISIONS),
             ("r_sampling_curve", ENCODER_CURVES),
             ("distribution_strategy", DISTRIBUTION_STRATEGIES), ("nan_policy", NAN_POLICIES),
-            ("frame_loss", FRAME_LOSSES))
+            ("frame_loss", FRAME_LOSSES), ("ensemble_loss", ENSEMBLE_LOSSES))
 
 # Largest accepted value of each integer field (the default bound is INT_MAX: TensorFlow's
 # int32 counters). The tighter ones keep a typo (one zero too many) from allocating
@@ -37,7 +38,7 @@ _CHOICES = (("model_name", MODEL_NAMES), ("precision", PRECISIONS),
 INT_MAX = 2**31 - 1
 _INT_LIMITS = {"filter_size": 63, "patch_size": 64, "img_width": 8192, "img_channel": 64,
                "input_length": 10_000, "total_length": 10_000, "batch_size": 65_536,
-               "shuffle_buffer": 10_000_000, "num_devices": 4096}
+               "shuffle_buffer": 10_000_000, "num_devices": 4096, "ensemble_loss_members": 64}
 MAX_HIDDEN = 4096  # channels per layer
 MAX_LAYERS = 64
 
@@ -91,6 +92,8 @@ class Config:
     csi_loss_weight: float = 0.0
     csi_loss_thresholds_mmh: str = "1.0"
     csi_loss_temperature_db: float = 1.0
+    ensemble_loss: str = "none"
+    ensemble_loss_members: int = 2
     # Sampling schedules.
     reverse_scheduled_sampling: bool = True
     r_sampling_step_1: int = 25000
@@ -299,6 +302,10 @@ def _validate_optimisation(config: Config) -> None:
     _require(config.csi_loss_temperature_db > 0,
              f"--csi_loss_temperature_db must be positive, got {config.csi_loss_temperature_db}")
     parse_csi_thresholds(config.csi_loss_thresholds_mmh)
+    _require(config.ensemble_loss_members >= 2, "--ensemble_loss_members must be at least "
+             f"2 (the fair CRPS compares members), got {config.ensemble_loss_members}")
+    _require(config.ensemble_loss == "none" or config.advection_prior, f"--ensemble_loss="
+             f"{config.ensemble_loss} needs --advection_prior=true (members perturb its motion)")
 
 
 def _validate_schedules(config: Config) -> None:

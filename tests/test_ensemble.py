@@ -143,3 +143,31 @@ def test_predrnn_evaluate_scores_the_model_ensemble_beside_the_model(tmp_path):
                                    forecasters[name]["per_frame"]["mae_mmh"], rtol=1e-6)
     spread = forecasters["model_ensemble"]["per_frame"]["spread_mmh"]
     assert spread[-1] > 0
+
+
+def test_the_trainers_perturbable_model_is_the_model_until_asked_to_perturb():
+    model = tiny_model()
+    perturbable = ensemble.perturbable_model(model, frames_shape=(None, 7, SIZE, SIZE, 1),
+                                             **GRID)
+    assert perturbable.name == model.name and not any(
+        "seed" in weight.path for weight in perturbable.weights)  # no variable of its own
+    inputs = moving_blobs()
+    frames = tf.constant(np.concatenate([inputs, np.repeat(inputs[:, -1:], 4, axis=1)], 1))
+    mask = tf.zeros([2, 5, SIZE // 2, SIZE // 2, 4])  # reverse scheduled sampling: all fed back
+    expected, _ = model(frames, mask)
+    plain, _ = perturbable(frames, mask)
+    np.testing.assert_allclose(plain, expected, atol=1e-6)
+    tiled = tf.repeat(frames, 2, axis=0)  # [B*2, T, H, W, C], each sequence twice in a row
+    draws = tf.constant([[1.0, -1.0], [-1.0, 0.5], [0.5, 1.0], [-2.0, 0.0]])
+    with perturbable.output_head.perturbing(draws, 2):
+        members, _ = perturbable(tiled, tf.repeat(mask, 2, axis=0))
+    members = members.numpy().reshape(2, 2, 6, SIZE, SIZE, 1)  # [B, M, T-1, H, W, C]
+    inputs_part = 1  # predictions of frames 2..3 are input steps; the forecast starts after
+    np.testing.assert_allclose(members[:, :, :inputs_part + 1],
+                               np.repeat(expected[:, None, :inputs_part + 1], 2, 1), atol=1e-6)
+    assert np.all(np.abs(members[:, 0, -1] - members[:, 1, -1]).max(axis=(1, 2, 3)) > 1e-3)
+    with perturbable.output_head.perturbing(tf.zeros([4, 2]), 2):
+        still, _ = perturbable(tiled, tf.repeat(mask, 2, axis=0))
+    np.testing.assert_allclose(still, tf.repeat(expected, 2, axis=0), atol=1e-5)
+    plain_again, _ = perturbable(frames, mask)  # outside the context: the model again
+    np.testing.assert_allclose(plain_again, expected, atol=1e-6)

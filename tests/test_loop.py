@@ -81,6 +81,38 @@ def test_resume_refuses_a_changed_model_shape(data_dir, tmp_path):
     assert result["step"] == 3
 
 
+def test_fair_crps_training_keeps_the_checkpoint_of_the_plain_model(data_dir, tmp_path):
+    from predrnn_tf import checkpoints
+    from predrnn_tf.data import schema
+    from predrnn_tf.models.builder import build_model
+
+    gridded = str(tmp_path / "gridded")  # the synthetic data with a data card's grid
+    for path in glob.glob(os.path.join(data_dir, "synthetic_radar-*.tfrecord")):
+        os.makedirs(gridded, exist_ok=True)
+        os.symlink(path, os.path.join(gridded, os.path.basename(path)))
+    metadata = schema.read_metadata(data_dir, "synthetic_radar")
+    schema.write_metadata(gridded, "synthetic_radar", {
+        **metadata, "grid": {"pixel_km": 2.0, "interval_minutes": 10.0}})
+    config = TINY.replace(data_dir=gridded, max_iterations=2, test_interval=100,
+                          residual_frames=True, advection_prior=True, frame_loss="masked_mse",
+                          ensemble_loss="fair_crps", ensemble_loss_members=3)
+    workdir = str(tmp_path / "run")
+    result = loop.train_and_evaluate(config, workdir)
+    assert np.isfinite(result["train"]["loss"]) and result["train"]["loss"] > 0
+    crps_checkpoint = WorkDir(workdir).latest_checkpoint()
+    plain = config.replace(ensemble_loss="none")  # the weights are the same: resumable
+    assert loop.check_resume(plain, workdir) == crps_checkpoint
+    plain_trainer = loop.Trainer(plain, str(tmp_path / "plain"), tf.distribute.get_strategy())
+    expected = checkpoints.expected_variables(plain_trainer._training_checkpoint(False))
+    stored = set(checkpoints.stored_variables(crps_checkpoint))
+    assert stored - {"_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter/.ATTRIBUTES/VARIABLE_VALUE"} \
+        == set(expected)
+    model = checkpoints.restore_model(plain, crps_checkpoint)  # no missing or unused weight
+    assert checkpoints.stored_model_weights(crps_checkpoint) == checkpoints.model_weights(
+        build_model(plain))
+    assert type(model.output_head).__name__ == "RadarHead"
+
+
 def _run_train(*args, cwd=REPO):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     return subprocess.run([sys.executable, "-m", "predrnn_tf.train", *args], cwd=cwd, env=env,

@@ -1,4 +1,4 @@
-"""The soft-CSI rain-area loss (predrnn_tf/models/losses.py) and its --csi_loss_* wiring."""
+"""The soft-CSI rain-area loss and the fair CRPS (predrnn_tf/models/losses.py) and their wiring."""
 
 from __future__ import annotations
 
@@ -128,3 +128,71 @@ def test_thresholds_parse_and_the_library_refuses_bad_arguments():
         losses.soft_csi_loss(pixels, pixels, (0.0,))
     with pytest.raises(ValueError, match="temperature_db must be positive, got -1"):
         losses.soft_csi_loss(pixels, pixels, (1.0,), temperature_db=-1.0)
+
+
+def fair_crps_reference(members: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Per-sample fair CRPS by the definition: ``members [B, M, ...]``, ``truth [B, ...]``."""
+    count = members.shape[1]
+    absolute = np.mean(np.abs(members - truth[:, None]), axis=1)
+    pairs = np.abs(members[:, :, None] - members[:, None, :]).sum(axis=(1, 2))
+    crps = absolute - pairs / (2.0 * count * (count - 1))
+    return crps.reshape(len(crps), -1).mean(axis=1)
+
+
+@pytest.mark.parametrize("count", [2, 5])
+def test_fair_crps_equals_its_definition_and_pysteps_crps_rescaled(count):
+    from pysteps.verification import probscores
+
+    rng = np.random.default_rng(count)
+    truth = rng.uniform(0.1, 1.0, (3, 4, 6, 5, 1))  # every pixel valid (pixel 0 is no data)
+    members = rng.uniform(0.1, 1.0, (3, count, 4, 6, 5, 1))
+    loss = losses.fair_crps(tf.constant(members, tf.float32), tf.constant(truth, tf.float32))
+    np.testing.assert_allclose(loss.numpy(), fair_crps_reference(members, truth), atol=1e-6)
+    for sample in range(3):  # pysteps' CRPS is A - B / (2 M^2); fair = (M CRPS - A) / (M - 1)
+        standard = probscores.CRPS(members[sample], truth[sample])
+        absolute = np.mean(np.abs(members[sample] - truth[sample][None]))
+        fair = (count * standard - absolute) / (count - 1)
+        assert float(loss[sample]) == pytest.approx(fair, abs=1e-6)
+
+
+def test_fair_crps_of_equal_members_is_the_mae_and_no_data_pixels_are_left_out():
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(0.1, 1.0, (2, 3, 4, 4, 1)).astype(np.float32)
+    truth[:, :, :2] = 0.0  # the no-data pixel: left out
+    forecast = rng.uniform(0.0, 1.0, (2, 3, 4, 4, 1)).astype(np.float32)
+    equal = np.repeat(forecast[:, None], 3, axis=1)  # [B, 3, T, H, W, C]
+    loss = losses.fair_crps(tf.constant(equal), tf.constant(truth)).numpy()
+    expected = np.abs(forecast - truth)[:, :, 2:].reshape(2, -1).mean(axis=1)
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    spread = equal + rng.normal(0.0, 0.2, equal.shape).astype(np.float32)
+    assert np.all(losses.fair_crps(tf.constant(spread), tf.constant(truth)).numpy() > 0)
+    with pytest.raises(ValueError, match="at least 2, got 1"):
+        losses.fair_crps(tf.constant(equal[:, :1]), tf.constant(truth))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"ensemble_loss": "crps"}, "--ensemble_loss must be one of none, fair_crps, got 'crps'"),
+    ({"ensemble_loss_members": 1}, "--ensemble_loss_members must be at least 2 (the fair CRPS "
+                                   "compares members), got 1"),
+    ({"ensemble_loss_members": 65}, "--ensemble_loss_members=65 is too large (at most 64)"),
+    ({"ensemble_loss": "fair_crps", "residual_frames": True},
+     "--ensemble_loss=fair_crps needs --advection_prior=true (members perturb its motion)"),
+])
+def test_bad_ensemble_loss_flags_are_one_line_errors(changes, message):
+    with pytest.raises(ConfigError) as error:
+        validate_config(Config(**changes))
+    assert str(error.value) == message
+
+
+def test_fair_crps_without_the_data_grid_is_refused_in_one_line(tmp_path):
+    from predrnn_tf.training.trainer import ensemble_grid
+
+    config = validate_config(tiny_config(advection_prior=True, ensemble_loss="fair_crps"))
+    assert ensemble_grid(config.replace(ensemble_loss="none"), {}) is None
+    assert ensemble_grid(config, {"grid": {"pixel_km": 1, "interval_minutes": 5}}) == (1.0, 5.0)
+    with pytest.raises(ConfigError, match="needs the dataset's grid, but --dataset_name="
+                                          "synthetic_radar has metadata without pixel_km") as error:
+        ensemble_grid(config, {"name": "synthetic_radar"})
+    assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match="received grid=None"):
+        Trainer(config, str(tmp_path), tf.distribute.get_strategy())

@@ -65,6 +65,13 @@ HELP = {
     "csi_loss_thresholds_mmh": "Soft-CSI loss: rain-rate thresholds in mm/h, comma-separated.",
     "csi_loss_temperature_db": "Soft-CSI loss: width in dB of the sigmoid that scores a "
                                "forecast pixel's exceedance of a threshold.",
+    "ensemble_loss": "none (the --frame_loss of one forecast) | fair_crps (radar, with "
+                     "--advection_prior: each sequence is forecast by --ensemble_loss_members "
+                     "members whose advection motion gets STEPS' BPS perturbation, and the loss "
+                     "is their fair CRPS in [0, 1] pixels over valid pixels). The weights are "
+                     "the same: evaluate, export and predict read the model as usual.",
+    "ensemble_loss_members": "Members per sequence of --ensemble_loss=fair_crps (2 to 64; "
+                             "the batch is forecast this many times per step).",
     "augment": "Training input: random 90-degree rotations, flips and random crops to "
                "--img_width (stored frames may be larger), in tf.data.",
     "augment_time_reversal": "Training input: each sequence is played backwards with "

@@ -22,6 +22,7 @@ The members run on a copy of the model's weights (the model itself is not change
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -42,11 +43,16 @@ def bps_speed(parameters: tuple[float, float, float], minutes: float) -> float:
     return parameters[0] * minutes ** parameters[1] + parameters[2]
 
 
-def laplace_draws(shape: Any, seed_generator: keras.random.SeedGenerator) -> tf.Tensor:
-    """Laplace samples of variance 1 (scale 1/sqrt 2, as pysteps' eps) of ``shape``."""
-    uniform = keras.random.uniform(shape, minval=-0.5, maxval=0.5, seed=seed_generator)
+def laplace_from_uniform(uniform: tf.Tensor) -> tf.Tensor:
+    """Laplace samples of variance 1 (scale 1/sqrt 2, as pysteps' eps) from U(-0.5, 0.5)."""
     magnitude = tf.maximum(1.0 - 2.0 * tf.abs(uniform), 1e-12)
     return -tf.sign(uniform) * tf.math.log(magnitude) / math.sqrt(2.0)
+
+
+def laplace_draws(shape: Any, seed_generator: keras.random.SeedGenerator) -> tf.Tensor:
+    """Laplace samples of variance 1 (scale 1/sqrt 2, as pysteps' eps) of ``shape``."""
+    return laplace_from_uniform(keras.random.uniform(shape, minval=-0.5, maxval=0.5,
+                                                     seed=seed_generator))
 
 
 def motion_perturbation(motion: tf.Tensor, epsilon: tf.Tensor, lead: int, pixel_km: float,
@@ -73,23 +79,25 @@ def motion_perturbation(motion: tf.Tensor, epsilon: tf.Tensor, lead: int, pixel_
 
 
 @keras.saving.register_keras_serializable(package="predrnn_tf")
-class PerturbedMotionHead(RadarHead):
-    """A radar head whose advection motion gets a BPS perturbation at every forecast step.
+class PerturbableMotionHead(RadarHead):
+    """A weightless radar head that perturbs its advection motion with given Laplace draws.
+
+    Outside :meth:`perturbing` it is a :class:`RadarHead` (the same frames, no variables);
+    inside, the batch holds each sequence ``num_members`` times in a row (``tf.repeat``), the
+    motion is estimated once per sequence and repeated, and forecast step ``lead >= 1`` moves
+    along ``motion + motion_perturbation(motion, epsilon, lead, ...)``. The trainer's
+    ``--ensemble_loss=fair_crps`` members use it (draws from the train step).
 
     Args:
       input_length: the model's true input frames (forecast lead 1 is step input_length).
       pixel_km: grid spacing in km.
       interval_minutes: time between frames.
       parallel, perpendicular: BPS parameters of the two components.
-      seed: seed of the members' Laplace draws.
-      num_members: the batch holds each sequence this many times in a row (tiled with
-        ``tf.repeat``): the motion is estimated once per sequence, then repeated.
       **kwargs: :class:`RadarHead` arguments (``advection_prior`` must be True).
     """
 
     def __init__(self, input_length: int, pixel_km: float, interval_minutes: float,
-                 parallel=BPS_PARALLEL, perpendicular=BPS_PERPENDICULAR,
-                 seed: int | None = 0, num_members: int = 1, **kwargs):
+                 parallel=BPS_PARALLEL, perpendicular=BPS_PERPENDICULAR, **kwargs):
         super().__init__(**kwargs)
         if not self.advection_prior:
             raise ValueError("a motion ensemble needs a radar head with advection_prior=True")
@@ -97,15 +105,22 @@ class PerturbedMotionHead(RadarHead):
         self.pixel_km, self.interval_minutes = float(pixel_km), float(interval_minutes)
         self.parallel = tuple(float(value) for value in parallel)
         self.perpendicular = tuple(float(value) for value in perpendicular)
-        self.seed, self.num_members = seed, int(num_members)
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self._steps, self._epsilon = 0, None
+        self.num_members, self._steps, self._epsilon = 1, 0, None
+
+    @contextlib.contextmanager
+    def perturbing(self, epsilon: tf.Tensor, num_members: int):
+        """Within: ``epsilon [B, 2]`` Laplace draws per row of a batch tiled ``num_members``."""
+        saved = self.num_members, self._epsilon
+        self.num_members, self._epsilon = int(num_members), epsilon
+        try:
+            yield self
+        finally:
+            self.num_members, self._epsilon = saved
 
     def input_motion(self, input_frames: tf.Tensor) -> tf.Tensor:
-        """The inputs' motion; draws each row's Laplace pair and restarts the step count."""
+        """The inputs' motion, estimated once per sequence; restarts the step count."""
         unique = input_frames[::self.num_members]  # [B / N, T, H, W, C]: one per sequence
         motion = tf.repeat(super().input_motion(unique), self.num_members, axis=0)  # [B, H, W, 2]
-        self._epsilon = laplace_draws(tf.stack([tf.shape(motion)[0], 2]), self.seed_generator)
         self._steps = 0
         return motion
 
@@ -113,7 +128,7 @@ class PerturbedMotionHead(RadarHead):
         """:meth:`RadarHead.call` with the perturbed motion at forecast steps."""
         self._steps += 1
         lead = self._steps - (self.input_length - 1)
-        if motion is not None and lead >= 1:
+        if motion is not None and lead >= 1 and self._epsilon is not None:
             motion = motion + motion_perturbation(motion, self._epsilon, lead, self.pixel_km,
                                                   self.interval_minutes, self.parallel,
                                                   self.perpendicular)
@@ -124,17 +139,79 @@ class PerturbedMotionHead(RadarHead):
         config.update({"input_length": self.input_length, "pixel_km": self.pixel_km,
                        "interval_minutes": self.interval_minutes,
                        "parallel": list(self.parallel),
-                       "perpendicular": list(self.perpendicular), "seed": self.seed,
-                       "num_members": self.num_members})
+                       "perpendicular": list(self.perpendicular)})
         return config
 
 
-def member_model(model: keras.Model, head: PerturbedMotionHead) -> keras.Model:
+@keras.saving.register_keras_serializable(package="predrnn_tf")
+class PerturbedMotionHead(PerturbableMotionHead):
+    """A radar head whose advection motion gets a BPS perturbation at every forecast step.
+
+    Draws its own Laplace pair per batch row at every unroll (:meth:`input_motion`).
+
+    Args:
+      input_length, pixel_km, interval_minutes, parallel, perpendicular: as
+        :class:`PerturbableMotionHead`.
+      seed: seed of the members' Laplace draws.
+      num_members: the batch holds each sequence this many times in a row (tiled with
+        ``tf.repeat``): the motion is estimated once per sequence, then repeated.
+      **kwargs: :class:`RadarHead` arguments (``advection_prior`` must be True).
+    """
+
+    def __init__(self, input_length: int, pixel_km: float, interval_minutes: float,
+                 parallel=BPS_PARALLEL, perpendicular=BPS_PERPENDICULAR,
+                 seed: int | None = 0, num_members: int = 1, **kwargs):
+        super().__init__(input_length, pixel_km, interval_minutes, parallel, perpendicular,
+                         **kwargs)
+        self.seed, self.num_members = seed, int(num_members)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def input_motion(self, input_frames: tf.Tensor) -> tf.Tensor:
+        """The inputs' motion; draws each row's Laplace pair and restarts the step count."""
+        motion = super().input_motion(input_frames)
+        self._epsilon = laplace_draws(tf.stack([tf.shape(motion)[0], 2]), self.seed_generator)
+        return motion
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"seed": self.seed, "num_members": self.num_members})
+        return config
+
+
+def member_model(model: keras.Model, head: PerturbableMotionHead,
+                 name: str | None = None) -> keras.Model:
     """A new, unbuilt model of ``model``'s class and config with ``head`` as its output head."""
     config = model.get_config()
     config.pop("output_head", None)
-    config["name"] = f"{model.name}_members"
+    config["name"] = name or f"{model.name}_members"
     return type(model)(output_head=head, **config)
+
+
+def head_arguments(model: keras.Model) -> dict[str, Any]:
+    """The :class:`RadarHead` arguments of ``model``'s head; ValueError without the advection
+    prior (the members perturb its motion)."""
+    head = getattr(model, "output_head", None)
+    if not isinstance(head, RadarHead) or not head.advection_prior:
+        raise ValueError("a motion ensemble needs a model with a RadarHead(advection_prior="
+                         "True) output head (--residual_frames --advection_prior)")
+    return {key: value for key, value in head.get_config().items()
+            if key in ("advection_prior", "dry_below", "zero_mean_change")}
+
+
+def perturbable_model(model: keras.Model, pixel_km: float, interval_minutes: float,
+                      frames_shape: tuple) -> keras.Model:
+    """``model`` again (class, config, name and weight values) with a
+    :class:`PerturbableMotionHead`, built for ``frames_shape``.
+
+    The trainer's model of ``--ensemble_loss=fair_crps``: the head holds no variable, so its
+    checkpoints hold the variables of ``model`` and restore into it unchanged.
+    """
+    head = PerturbableMotionHead(model.input_length, pixel_km, interval_minutes,
+                                 name=model.output_head.name, **head_arguments(model))
+    perturbable = member_model(model, head, name=model.name)
+    perturbable.build(tuple(frames_shape))
+    copy_weights(model, perturbable)
+    return perturbable
 
 
 def copy_weights(source: keras.Model, target: keras.Model) -> None:
@@ -169,17 +246,12 @@ class MotionEnsemble(keras.Model):
                  interval_minutes: float, parallel=BPS_PARALLEL,
                  perpendicular=BPS_PERPENDICULAR, seed: int | None = 0, **kwargs):
         super().__init__(**kwargs)
-        head = getattr(model, "output_head", None)
-        if not isinstance(head, RadarHead) or not head.advection_prior:
-            raise ValueError("MotionEnsemble needs a model with a RadarHead(advection_prior="
-                             "True) output head (--residual_frames --advection_prior)")
+        head_config = head_arguments(model)
         if int(num_members) < 1:
             raise ValueError(f"num_members must be positive, received {num_members}")
         self.model, self.num_members = model, int(num_members)
         self.pixel_km, self.interval_minutes, self.seed = pixel_km, interval_minutes, seed
         self.parallel, self.perpendicular = tuple(parallel), tuple(perpendicular)
-        head_config = {key: value for key, value in head.get_config().items()
-                       if key in ("advection_prior", "dry_below", "zero_mean_change")}
         self.member_head = PerturbedMotionHead(
             model.input_length, pixel_km, interval_minutes, parallel, perpendicular, seed,
             self.num_members, name="perturbed_radar_head", **head_config)

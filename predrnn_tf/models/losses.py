@@ -1,5 +1,5 @@
 """Pure loss functions: the frame losses (MSE, masked and balanced MSE for radar), the soft-CSI
-rain-area loss and the PredRNN-V2 memory decoupling loss."""
+rain-area loss, the fair CRPS of an ensemble and the PredRNN-V2 memory decoupling loss."""
 
 from __future__ import annotations
 
@@ -194,3 +194,32 @@ def soft_csi_loss(predictions: tf.Tensor, targets: tf.Tensor,
         terms.append(tf.reduce_sum((1.0 - csi) * counted, axis=1))
         weights.append(tf.reduce_sum(counted, axis=1))
     return tf.add_n(terms) / tf.maximum(tf.add_n(weights), 1.0)
+
+
+def fair_crps(members: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """Per-sample fair CRPS ``[B]`` of M members, averaged over the valid target pixels.
+
+    Per pixel ``mean_i |x_i - y| - sum_{i,j} |x_i - x_j| / (2 M (M - 1))`` (Ferro 2014: the
+    ensemble CRPS that is unbiased for the CRPS of the members' distribution, so a loss
+    minimised by members drawn from the forecast distribution rather than by equal ones; the
+    standard ensemble CRPS of pysteps' ``probscores.CRPS`` has ``2 M^2``). In the units of
+    ``members`` and ``targets`` (the trainer: [0, 1] pixels, as ``--frame_loss=masked_mse``);
+    target pixels at the no-data pixel (:func:`valid_target_pixels`) are left out.
+
+    Args:
+      members: ``[B, M, T, H, W, C]`` forecasts, M >= 2.
+      targets: ``[B, T, H, W, C]`` true frames.
+    """
+    members = tf.cast(members, tf.float32)
+    targets = tf.cast(targets, tf.float32)
+    count = members.shape[1]
+    if count is None or count < 2:
+        raise ValueError(f"fair_crps needs a static member axis of at least 2, got {count}")
+    absolute = tf.reduce_mean(tf.abs(members - targets[:, None]), axis=1)  # [B, T, H, W, C]
+    pairs = tf.add_n([tf.reduce_sum(tf.abs(members - members[:, index, None]), axis=1)
+                      for index in range(count)])  # sum over i and j, [B, T, H, W, C]
+    crps = absolute - pairs / (2.0 * count * (count - 1))
+    valid = valid_target_pixels(targets)
+    axes = tf.range(1, tf.rank(crps))
+    return tf.reduce_sum(crps * valid, axis=axes) / tf.maximum(tf.reduce_sum(valid, axis=axes),
+                                                                1.0)

@@ -41,7 +41,7 @@ from predrnn_tf.training.test_pass import (
     make_test_dataset,
     run_test_pass,
 )
-from predrnn_tf.training.trainer import Trainer, make_optimizer
+from predrnn_tf.training.trainer import Trainer, ensemble_grid, make_optimizer
 from predrnn_tf.workdir import WorkDir, describe, make_card, step_of
 
 __all__ = ["ConfigError", "NonFiniteLossError", "Trainer", "WorkdirError", "check_resume",
@@ -128,7 +128,8 @@ def _train(config: Config, workdir: str, is_chief: bool,
     strategy = make_strategy(config)
     shutdown.reinstall()
     distribution.check_global_batch(config, strategy)
-    trainer = Trainer(config, workdir, strategy, is_chief=is_chief)
+    trainer = Trainer(config, workdir, strategy, is_chief=is_chief,
+                      grid=ensemble_grid(config, metadata))
     if is_chief:
         fault_tolerance.check_workdir_writable(workdir, 2 * trainer.checkpoint_bytes())
     try:

@@ -2,7 +2,8 @@
 
 ``make_train_step(trainer)`` returns a ``tf.function`` ``(iterator, encoder p, decoder p)
 -> {"loss", "frame_loss_per_pixel", "decouple_loss", "finite"}`` that reads the next batch,
-draws the global Bernoulli mask (:func:`predrnn_tf.training.schedules.draw_mask`), runs
+draws the global Bernoulli mask (:func:`predrnn_tf.training.schedules.draw_mask`) and, with
+``--ensemble_loss=fair_crps``, the members' motion draws (:meth:`Trainer.motion_draws`), runs
 :meth:`Trainer.replica_loss` and the update on every replica, sums the replica results and
 adds one to the step. With ``nan_policy="skip_step"`` a non-finite loss or gradient on any
 replica skips the update everywhere.
@@ -43,13 +44,13 @@ def _apply_if_finite(strategy, finite, gradients, variables, optimizer) -> None:
     tf.cond(finite, apply, lambda: None)
 
 
-def _update(trainer, frames, mask):
+def _update(trainer, frames, mask, draws):
     """Loss, gradients and the update on one replica; returns the losses and finiteness."""
     optimizer = trainer.optimizer
     variables = trainer.model.trainable_variables
     scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     with tf.GradientTape() as tape:
-        loss, per_pixel, decouple = trainer.replica_loss(frames, mask)
+        loss, per_pixel, decouple = trainer.replica_loss(frames, mask, draws)
         scaled = optimizer.scale_loss(loss) if scales_loss else loss
     gradients = tape.gradient(scaled, variables)
     context = tf.distribute.get_replica_context()
@@ -67,18 +68,19 @@ def _update(trainer, frames, mask):
     return loss, per_pixel, decouple, tf.cast(finite, tf.float32)
 
 
-def _replica_step(trainer, frames, mask):
+def _replica_step(trainer, frames, mask, draws):
     context = tf.distribute.get_replica_context()
     local = tf.shape(frames)[0]
     start = context.replica_id_in_sync_group * local
     mask = mask[start:start + local]  # this replica's rows of the global mask
+    draws = draws[start * trainer.members:(start + local) * trainer.members]  # its members'
     passes = [frames]
     if trainer.config.reverse_input:
         passes.append(tf.reverse(frames, axis=[1]))
     totals = [0.0, 0.0, 0.0]
     finite = 1.0
     for inputs in passes:
-        loss, per_pixel, decouple, ok = _update(trainer, inputs, mask)
+        loss, per_pixel, decouple, ok = _update(trainer, inputs, mask, draws)
         totals = [total + value for total, value in zip(totals, (loss, per_pixel, decouple))]
         finite = finite * ok
     count = float(len(passes))
@@ -96,7 +98,9 @@ def make_train_step(trainer):
         frames = next(iterator)
         mask = draw_mask(trainer.generator, trainer.global_batch, encoder_probability,
                          decoder_probability, config)
-        results = strategy.run(functools.partial(_replica_step, trainer), args=(frames, mask))
+        draws = trainer.motion_draws()  # [B*M, 2] (--ensemble_loss), else [0, 2]
+        results = strategy.run(functools.partial(_replica_step, trainer),
+                               args=(frames, mask, draws))
         results = {key: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                    for key, value in results.items()}
         trainer.step.assign_add(1)

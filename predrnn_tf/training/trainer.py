@@ -20,11 +20,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from predrnn_tf import checkpoints
+from predrnn_tf import checkpoints, units
 from predrnn_tf.config import Config, parse_csi_thresholds
 from predrnn_tf.data import reader, scale_out
-from predrnn_tf.errors import CheckpointError, NonFiniteLossError, WorkdirError
-from predrnn_tf.models import losses
+from predrnn_tf.errors import CheckpointError, ConfigError, NonFiniteLossError, WorkdirError
+from predrnn_tf.models import ensemble, losses
 from predrnn_tf.models.builder import build_model
 from predrnn_tf.training import train_step
 from predrnn_tf.workdir import WorkDir
@@ -70,6 +70,22 @@ def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
     return optimizer
 
 
+def ensemble_grid(config: Config, metadata: dict) -> tuple[float, float] | None:
+    """``(pixel_km, interval_minutes)`` for ``--ensemble_loss=fair_crps`` (None without it).
+
+    Raises:
+      ConfigError: one line when the dataset's metadata has no grid (:func:`units.grid_spacing`).
+    """
+    if config.ensemble_loss == "none":
+        return None
+    try:
+        return units.grid_spacing(metadata)
+    except ValueError as error:
+        raise ConfigError(f"--ensemble_loss={config.ensemble_loss} needs the dataset's grid, "
+                          f"but --dataset_name={config.dataset_name} has {error}; convert it "
+                          f"with tools/make_radar.py or use --ensemble_loss=none") from error
+
+
 def resume_input_seed(seed: int, resumed_step: int) -> int:
     """The input-order seed of a run resumed at ``resumed_step`` without ``--deterministic``.
 
@@ -91,18 +107,29 @@ class Trainer:
       strategy: the ``tf.distribute`` strategy; model and optimizer are built in its scope.
       is_chief: whether this process writes the work directory (non-chief workers of a
         multi-worker run save collectively into a temporary folder that is emptied).
+      grid: ``(pixel_km, interval_minutes)`` of the data (:func:`ensemble_grid`), needed by
+        ``--ensemble_loss=fair_crps``: the model's head is then a
+        :class:`~predrnn_tf.models.ensemble.PerturbableMotionHead` (no variable of its own).
     """
 
     def __init__(self, config: Config, workdir: str, strategy: tf.distribute.Strategy,
-                 is_chief: bool = True):
+                 is_chief: bool = True, grid: tuple[float, float] | None = None):
         self.config = config
         self.workdir = workdir
         self.strategy = strategy
         self.is_chief = is_chief
         self.global_batch = config.batch_size
+        self.members = config.ensemble_loss_members if config.ensemble_loss != "none" else 1
+        if self.members > 1 and grid is None:
+            raise ConfigError(f"--ensemble_loss={config.ensemble_loss} needs the data's grid "
+                              f"(pixel_km, interval_minutes), received grid={grid}")
         keras.utils.set_random_seed(config.seed)
         with strategy.scope():
             self.model = build_model(config)
+            if self.members > 1:  # same initial weights as without the ensemble loss
+                self.model = ensemble.perturbable_model(self.model, *grid, (
+                    None, config.total_length, config.img_width, config.img_width,
+                    config.img_channel))
             self.optimizer = make_optimizer(config)
             self.optimizer.build(self.model.trainable_variables)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -253,30 +280,58 @@ class Trainer:
             self._temporary_dir = None
 
     # --- step -------------------------------------------------------------------------------
-    def replica_loss(self, frames, mask):
+    def replica_loss(self, frames, mask, draws=None):
         """Forward pass on this replica's ``[b, T, H, W, C]`` frames.
+
+        With ``--ensemble_loss=fair_crps`` the frames and the mask are tiled to ``b * M``
+        rows (each sequence M times in a row) and member m's forecast moves along the motion
+        perturbed by its ``draws`` row (``[b * M, 2]`` Laplace pairs).
 
         Returns:
           ``(loss, frame_loss_per_pixel, decouple_loss)``, each this replica's part of the
           global-batch average (summed over replicas they give the global average exactly);
-          ``frame_loss_per_pixel`` is the squared error per pixel over all frames.
+          ``frame_loss_per_pixel`` is the frame loss per pixel over all frames (the fair
+          CRPS with the ensemble loss).
         """
-        predictions, decouple = self.model(frames, mask, training=True)
+        inputs = frames
+        if self.members > 1:
+            inputs = tf.repeat(frames, self.members, axis=0)  # [b*M, T, H, W, C]
+            mask = tf.repeat(mask, self.members, axis=0)  # [b*M, mask steps, ...]
+            with self.model.output_head.perturbing(draws, self.members):
+                predictions, decouple = self.model(inputs, mask, training=True)
+        else:
+            predictions, decouple = self.model(frames, mask, training=True)
         frame_loss = tf.nn.compute_average_loss(self.frame_loss(predictions, frames),
                                                 global_batch_size=self.global_batch)
         # The model's decoupling loss is its batch mean: weight it by b / global batch.
         share = tf.cast(tf.shape(frames)[0], tf.float32) / float(self.global_batch)
         decouple = decouple * share
         loss = frame_loss + self.config.decouple_beta * decouple
-        if self.config.csi_loss_weight > 0:  # --csi_loss_weight: the rain-area term
+        if self.config.csi_loss_weight > 0:  # --csi_loss_weight: the rain-area term (members)
             loss = loss + self.config.csi_loss_weight * tf.nn.compute_average_loss(
-                self.csi_loss(predictions, frames), global_batch_size=self.global_batch)
+                self.csi_loss(predictions, inputs),
+                global_batch_size=self.global_batch * self.members)
         return loss, frame_loss, decouple
 
     def frame_loss(self, predictions, frames):
         """Per-sample frame loss ``[b]`` of the predicted frames 2..T against the truth
-        (``--frame_loss``: :func:`predrnn_tf.models.losses.frame_loss`)."""
-        return losses.frame_loss(predictions, frames[:, 1:], self.config.frame_loss)
+        (``--frame_loss``: :func:`predrnn_tf.models.losses.frame_loss`; with
+        ``--ensemble_loss=fair_crps`` the ``[b * M, ...]`` predictions are the members and the
+        loss is :func:`predrnn_tf.models.losses.fair_crps` in [0, 1] pixels)."""
+        if self.members == 1:
+            return losses.frame_loss(predictions, frames[:, 1:], self.config.frame_loss)
+        shape = tf.shape(predictions)
+        members = tf.reshape(predictions, tf.concat([[-1, self.members], shape[1:]], axis=0))
+        members = tf.ensure_shape(members, [None, self.members, None, None, None, None])
+        return losses.fair_crps(members, frames[:, 1:])  # members [b, M, T-1, H, W, C]
+
+    def motion_draws(self) -> tf.Tensor:
+        """``[global batch * M, 2]`` Laplace pairs of the step's members (``[0, 2]`` without
+        the ensemble loss), drawn statelessly from ``(seed, step)``: a resume redraws them."""
+        rows = self.global_batch * self.members if self.members > 1 else 0
+        seed = tf.stack([tf.constant(self.config.seed, tf.int64), self.step.read_value()])
+        uniform = tf.random.stateless_uniform([rows, 2], seed, minval=-0.5, maxval=0.5)
+        return ensemble.laplace_from_uniform(uniform)
 
     def csi_loss(self, predictions, frames):
         """Per-sample soft-CSI loss ``[b]`` of the predicted frames 2..T (``--csi_loss_*``:
