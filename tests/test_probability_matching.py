@@ -110,3 +110,28 @@ def test_postprocess_methods_and_errors():
     with pytest.raises(ValueError, match="rain-rate"):
         probability_matching.postprocess("last_input", inputs01, forecast01,
                                          {"value_mapping": units.hko7_mapping()})
+
+
+def test_blend_weight_and_strength_are_arguments_of_postprocess_and_checked():
+    rng = np.random.default_rng(6)
+    rate = rng.gamma(0.8, 3.0, (1, 2, 8, 8, 1)) * (rng.random((1, 2, 8, 8, 1)) < 0.6)
+    inputs01 = (units.rain_rate_to_pixels(rate) / 255.0).astype(np.float32)
+    forecast01 = units.rain_rate_to_unit_pixels(0.3 * rate[:, -1:].repeat(3, axis=1))
+
+    def extrapolate(inputs):
+        return np.repeat(rate[:, -1:], 3, axis=1)
+
+    model_only = probability_matching.postprocess("extrapolation", inputs01, forecast01,
+                                                  METADATA, extrapolate, 1.0, 0.0)
+    np.testing.assert_allclose(model_only, forecast01, atol=1e-6)  # all model, no matching
+    default = probability_matching.postprocess("extrapolation", inputs01, forecast01,
+                                               METADATA, extrapolate)
+    chosen = probability_matching.postprocess("extrapolation", inputs01, forecast01, METADATA,
+                                              extrapolate, probability_matching.MODEL_WEIGHT,
+                                              probability_matching.MATCH_STRENGTH)
+    np.testing.assert_array_equal(default, chosen)
+    assert not np.allclose(default, model_only)
+    for weight, strength in ((1.5, 0.5), (0.5, -0.1)):
+        with pytest.raises(ValueError, match=r"must be in \[0, 1\], got"):
+            probability_matching.postprocess("extrapolation", inputs01, forecast01, METADATA,
+                                             extrapolate, weight, strength)

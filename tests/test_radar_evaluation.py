@@ -241,3 +241,18 @@ def test_a_baseline_failing_on_a_whole_batch_of_one_is_left_out(tmp_path, ensemb
     assert content["forecasters"]["sprog"]["num_sequences"] == 1
     assert content["failures"]["sprog"]["failed_sequences"] == 1
     assert np.isnan(np.load(tmp_path / "predictions.npz")["sprog"][1]).all()
+
+
+def test_probability_matching_blend_and_strength_are_checked_in_one_line():
+    from predrnn_tf.errors import ConfigError
+    from predrnn_tf.evaluation import run
+
+    options = run.EvaluateOptions(output_dir="unused", probability_matching="extrapolation",
+                                  probability_matching_blend=0.7,
+                                  probability_matching_strength=1.0)
+    assert run.pm_blend(options) == (0.7, 1.0)
+    assert run.pm_blend(run.EvaluateOptions(output_dir="unused")) == (0.5, 0.85)
+    wrong = run.EvaluateOptions(output_dir="unused", probability_matching_strength=1.5)
+    with pytest.raises(ConfigError, match=r"^--probability_matching_strength must be in "
+                                          r"\[0, 1\], got 1.5$"):
+        run.pm_blend(wrong)

@@ -54,6 +54,21 @@ _PROBABILITY_MATCHING = flags.DEFINE_enum(
     "Also score model_pm, the model's forecast post-processed: last_input = matched to the "
     "last input's rain-rate distribution; extrapolation = blended with pysteps' extrapolation "
     "and mostly matched to its distribution (predrnn_tf.models.probability_matching).")
+_PM_BLEND = flags.DEFINE_float(
+    "probability_matching_blend", None, "--probability_matching=extrapolation: the model's "
+    "share of the blend with pysteps' extrapolation (mm/h), in [0, 1] (default: the "
+    "library's, 0.5).")
+_PM_STRENGTH = flags.DEFINE_float(
+    "probability_matching_strength", None, "--probability_matching=extrapolation: how far "
+    "the blend moves to its probability-matched field (0: the blend, 1: matched), in [0, 1] "
+    "(default: the library's, 0.85).")
+_SELECT = flags.DEFINE_bool(
+    "select_postprocessing_on_training_sources", False,
+    "Choose the post-processing per fold without looking at the held-out source: score "
+    "the grid of postprocessing_selection.GRID on the training sources' test composites, "
+    "pick by its declared rule (most goals a-e met, then the largest worst margin), then "
+    "evaluate the held-out source with the chosen setting only (into S/eval_selected; the "
+    "grid's scores in S/selection). Overrides --probability_matching*.")
 _MIN_LEAD_MINUTES = flags.DEFINE_float("csi_min_lead_minutes", 30.0,
                                        "Lead times averaged for the CSI check.")
 
@@ -121,7 +136,8 @@ def finished_training(workdir: str, iterations: int) -> bool:
 def run_fold(held_out: str) -> dict:
     """Trains without ``held_out`` and evaluates on it; returns its metrics.json content."""
     folder = os.path.join(_OUTPUT_DIR.value, held_out)
-    metrics_path = os.path.join(folder, "eval", "metrics.json")
+    evaluation = "eval_selected" if _SELECT.value else "eval"
+    metrics_path = os.path.join(folder, evaluation, "metrics.json")
     if os.path.exists(metrics_path):
         with open(metrics_path) as handle:
             return json.load(handle)
@@ -141,22 +157,58 @@ def run_fold(held_out: str) -> dict:
         print(f"[{held_out}] already trained: {workdir}", flush=True)
     else:
         run_command(train, os.path.join(folder, "train.log"))
+    setting = (_PROBABILITY_MATCHING.value, _PM_BLEND.value, _PM_STRENGTH.value)
+    if _SELECT.value:
+        setting = select_setting(held_out, workdir, os.path.join(folder, "selection"))
     print(f"[{held_out}] evaluating on {held_out}", flush=True)
-    return evaluate_fold(held_out, workdir, os.path.join(folder, "eval"))
+    return evaluate_fold(held_out, workdir, os.path.join(folder, evaluation), setting)
 
 
-def evaluate_fold(held_out: str, workdir: str, output_dir: str) -> dict:
-    """The model and the baselines on ``held_out``'s test split (whole composites if stored)."""
-    from predrnn_tf.evaluation.run import EvaluateOptions, evaluate
+def fold_config(workdir: str, source: str):
+    """``workdir``'s Config reading ``source`` from --data_root, one sequence per batch."""
     from predrnn_tf.workdir import WorkDir
 
-    config = dataclasses.replace(WorkDir(workdir).config, data_dir=_DATA_ROOT.value,
-                                 dataset_name=held_out, batch_size=1)
+    return dataclasses.replace(WorkDir(workdir).config, data_dir=_DATA_ROOT.value,
+                               dataset_name=source, batch_size=1)
+
+
+def select_setting(held_out: str, workdir: str, folder: str) -> tuple[str, float | None,
+                                                                      float | None]:
+    """The post-processing the declared rule picks on the training sources' test composites."""
+    from predrnn_tf.evaluation import postprocessing_selection
+
+    contents = {}
+    for source in (name for name in _SOURCES.value if name != held_out):
+        print(f"[{held_out}] scoring the post-processing grid on {source}", flush=True)
+        contents[source] = postprocessing_selection.score_grid(
+            fold_config(workdir, source), workdir, os.path.join(folder, source), _EVERY.value)
+    chosen, tallies = postprocessing_selection.choose(list(contents.values()))
+    files.write_json(os.path.join(folder, "choice.json"), {
+        "chosen": dataclasses.asdict(chosen), "name": chosen.name, "on": list(contents),
+        "met_and_worst_margin": tallies}, indent=1)
+    print(f"[{held_out}] chosen on {', '.join(contents)}: {chosen.name} "
+          f"(goals met, worst margin: {tallies[chosen.name]})", flush=True)
+    return chosen.method, chosen.model_weight, chosen.strength
+
+
+def evaluate_fold(held_out: str, workdir: str, output_dir: str,
+                  setting: tuple[str, float | None, float | None]) -> dict:
+    """The model and the baselines on ``held_out``'s test split (whole composites if stored).
+
+    ``setting``: (probability matching method, blend weight, strength) of ``model_pm``
+    (None: the library's default).
+    """
+    from predrnn_tf.evaluation.run import EvaluateOptions, evaluate
+
+    method, blend, strength = setting
+    chosen = {name: value for name, value in (("probability_matching_blend", blend),
+                                              ("probability_matching_strength", strength))
+              if value is not None}
     options = EvaluateOptions(
         output_dir=output_dir, every_kth_sequence=_EVERY.value,
         baselines=tuple(name for name in _BASELINES.value.split(",") if name),
-        probability_matching=_PROBABILITY_MATCHING.value)
-    return evaluate(config, workdir, options)
+        probability_matching=method, **chosen)
+    return evaluate(fold_config(workdir, held_out), workdir, options)
 
 
 def fold_checks(content: dict) -> dict[str, dict]:
@@ -180,8 +232,23 @@ def format_report(folds: dict[str, dict]) -> str:
                 values = [result["metrics"][metric], *result["per_frame"][metric]]
                 text = " | ".join("nan" if value is None else f"{value:.3f}" for value in values)
                 lines.append(f"| {name} | {metric} | {text} |")
-        lines += ["", skill_goals.format_goals(fold_checks(content)), ""]
+        lines += ["", *choice_lines(held_out), skill_goals.format_goals(fold_checks(content)),
+                  ""]
     return "\n".join(lines) + "\n"
+
+
+def choice_lines(held_out: str) -> list[str]:
+    """The post-processing chosen on the training sources (--select_...), as report lines."""
+    path = os.path.join(_OUTPUT_DIR.value, held_out, "selection", "choice.json")
+    if not _SELECT.value or not os.path.exists(path):
+        return []
+    with open(path) as handle:
+        choice = json.load(handle)
+    tallies = ", ".join(f"{name} {met}/{worst:+.3f}"
+                        for name, (met, worst) in choice["met_and_worst_margin"].items())
+    return [f"Post-processing chosen on {' + '.join(choice['on'])} (not on {held_out}): "
+            f"{choice['name']} ({choice['chosen']}); goals a-e met / worst margin there: "
+            f"{tallies}. model_pm below is the chosen setting.", ""]
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ from predrnn_tf.config import Config
 from predrnn_tf.errors import ConfigError, DataError
 from predrnn_tf.evaluation import baselines, evaluator, lpips, radar_evaluation
 from predrnn_tf.evaluation.metrics import DEFAULT_THRESHOLDS
+from predrnn_tf.models import probability_matching
+from predrnn_tf.models.probability_matching import MATCH_STRENGTH, MODEL_WEIGHT
 from predrnn_tf.workdir import WorkDir
 
 
@@ -59,6 +61,10 @@ class EvaluateOptions:
       probability_matching: also score ``model_pm``, the model's forecast post-processed by
         this method of :mod:`predrnn_tf.models.probability_matching` (``last_input``,
         ``extrapolation``; ``none``: not scored; True means ``last_input``).
+      probability_matching_blend: ``extrapolation``: the model's share of the blend with
+        pysteps' extrapolation (mm/h), in [0, 1].
+      probability_matching_strength: ``extrapolation``: how far the blend moves to its
+        probability-matched field (0: the blend, 1: matched), in [0, 1].
       ensemble_size: rain-rate datasets: N > 0 scores ensembles (CRPS, rank histogram,
         reliability, ROC, spread-skill): ``model_ensemble``, N members of the model's motion
         ensemble drawn in one batched call, STEPS with N members, every other forecaster as
@@ -84,6 +90,8 @@ class EvaluateOptions:
     frames_per_second: float = 2.0
     crop_to_model: bool = True
     probability_matching: str = "none"
+    probability_matching_blend: float = MODEL_WEIGHT  # (the field above hides the module)
+    probability_matching_strength: float = MATCH_STRENGTH
     ensemble_size: int = 0
 
 
@@ -207,7 +215,8 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
         if method != "none":
             forecasters["model_pm"] = ProbabilityMatched(
                 forecasters["model"], metadata, method, output_length,
-                extrapolation=chosen_baselines.get("extrapolation"))
+                extrapolation=chosen_baselines.get("extrapolation"),
+                blend=pm_blend(options))
     if model is not None and options.ensemble_size:
         forecasters["model_ensemble"] = model_ensemble(model, options.ensemble_size, metadata,
                                                        output_length)
@@ -220,7 +229,9 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
         save_predictions=options.save_predictions,
         info={"workdir": info["workdir"], "checkpoint": info["checkpoint"],
               "every_kth_sequence": options.every_kth_sequence,
-              "probability_matching": pm_method(options.probability_matching)},
+              "probability_matching": pm_method(options.probability_matching),
+              "probability_matching_blend": options.probability_matching_blend,
+              "probability_matching_strength": options.probability_matching_strength},
         thresholds=options.rain_thresholds, fss_thresholds=options.fss_thresholds,
         fss_scales_km=options.fss_scales_km, ensemble=options.ensemble_size > 0)
 
@@ -253,8 +264,6 @@ class LastForecast:
 
 def pm_method(value: bool | str) -> str:
     """The probability-matching method of ``EvaluateOptions`` (a bool: True = last_input)."""
-    from predrnn_tf.models import probability_matching
-
     if isinstance(value, bool):
         return "last_input" if value else "none"
     try:
@@ -263,14 +272,29 @@ def pm_method(value: bool | str) -> str:
         raise ConfigError(f"--{error}") from None
 
 
+def pm_blend(options: EvaluateOptions) -> tuple[float, float]:
+    """``(model weight, strength)`` of the options (ConfigError naming a value outside [0, 1])."""
+    try:
+        return probability_matching.check_blend(options.probability_matching_blend,
+                                                options.probability_matching_strength)
+    except ValueError as error:
+        raise ConfigError(f"--{error}") from None
+
+
 class ProbabilityMatched:
-    """``base``'s forecast post-processed by a :mod:`.probability_matching` method."""
+    """``base``'s forecast post-processed by a :mod:`.probability_matching` method.
+
+    ``blend``: ``(model weight, strength)`` of the ``extrapolation`` method (None: its
+    defaults).
+    """
 
     def __init__(self, base: LastForecast, metadata: dict[str, Any], method: str = "last_input",
-                 output_length: int = 0, extrapolation: Any = None):
+                 output_length: int = 0, extrapolation: Any = None,
+                 blend: tuple[float, float] | None = None):
         self.base = base
         self.metadata = metadata
         self.method = method
+        self.blend = blend or (MODEL_WEIGHT, MATCH_STRENGTH)
         self.extrapolate = None
         if method == "extrapolation":  # the extrapolation baseline's, when it is scored too
             if not isinstance(extrapolation, baselines.RainRateNowcast):
@@ -279,10 +303,8 @@ class ProbabilityMatched:
             self.extrapolate = extrapolation.forecast_rates
 
     def __call__(self, inputs: Any) -> np.ndarray:
-        from predrnn_tf.models import probability_matching
-
         return probability_matching.postprocess(self.method, inputs, self.base(inputs),
-                                                self.metadata, self.extrapolate)
+                                                self.metadata, self.extrapolate, *self.blend)
 
 
 def summary(result: dict[str, Any], output_dir: str) -> str:

@@ -18,8 +18,9 @@ input frame (pixels outside them are left as forecast):
   caller), half each in mm/h, then moved 85 % of the way to its probability-matched version,
   whose target is the extrapolated field's distribution over the pixels advected from
   inside the domain (extrapolation has no rain to bring in at the edges, so its own area is
-  too small where rain flows in). The blend weight and the strength were chosen on the
-  leave-one-source-out whole composites (docs/experiments/radar_whole_composite.md).
+  too small where rain flows in). The blend weight and the strength (defaults
+  :data:`MODEL_WEIGHT`, :data:`MATCH_STRENGTH`) are arguments; the defaults were chosen on
+  the leave-one-source-out whole composites (docs/experiments/radar_whole_composite.md).
 """
 
 from __future__ import annotations
@@ -112,6 +113,15 @@ def check_method(method: str) -> str:
     return method
 
 
+def check_blend(model_weight: float, strength: float) -> tuple[float, float]:
+    """``(model_weight, strength)`` if both are in [0, 1], else ValueError naming the value."""
+    for name, value in (("probability_matching_blend", model_weight),
+                        ("probability_matching_strength", strength)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return float(model_weight), float(strength)
+
+
 def resample_distribution(values: np.ndarray, size: int) -> np.ndarray:
     """``size`` values with the empirical distribution of ``values`` (sorted, interpolated)."""
     values = np.sort(np.asarray(values, np.float64).reshape(-1))
@@ -181,7 +191,9 @@ def match_to_extrapolation(inputs01: Any, forecast01: Any, extrapolated_rate: An
 
 
 def postprocess(method: str, inputs01: Any, forecast01: Any, metadata: dict[str, Any],
-                extrapolate: Callable[[Any], Any] | None = None) -> np.ndarray:
+                extrapolate: Callable[[Any], Any] | None = None,
+                model_weight: float = MODEL_WEIGHT, strength: float = MATCH_STRENGTH
+                ) -> np.ndarray:
     """The forecast post-processed by ``method`` (one of :data:`METHODS`).
 
     Args:
@@ -191,8 +203,11 @@ def postprocess(method: str, inputs01: Any, forecast01: Any, metadata: dict[str,
       metadata: the dataset's metadata (its dBR ``value_mapping``).
       extrapolate: ``extrapolation`` only: ``inputs01 -> [B, T_out, H, W, 1]`` mm/h, NaN where
         advected from outside (e.g. ``baselines.RainRateNowcast.forecast_rates``).
+      model_weight: ``extrapolation`` only: the model's share of the blend.
+      strength: ``extrapolation`` only: how far the blend moves to its matched field.
     """
     check_method(method)
+    check_blend(model_weight, strength)
     if method == "none":
         return np.asarray(forecast01, np.float32)
     if not units.is_rain_rate_mapping(metadata):
@@ -202,4 +217,5 @@ def postprocess(method: str, inputs01: Any, forecast01: Any, metadata: dict[str,
         return match_forecast(inputs01, forecast01, metadata)
     if extrapolate is None:
         raise ValueError("probability_matching=extrapolation needs the extrapolation nowcast")
-    return match_to_extrapolation(inputs01, forecast01, extrapolate(inputs01), metadata)
+    return match_to_extrapolation(inputs01, forecast01, extrapolate(inputs01), metadata,
+                                  model_weight, strength)
