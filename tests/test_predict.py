@@ -153,6 +153,8 @@ def test_failures_write_nothing(workdir, tmp_path):
     for options, error in [
         (PredictOptions(input=str(tmp_path / "past.npy"), output_dir=str(out),
                         workdir=workdir, probability_matching="last_input"), ConfigError),
+        (PredictOptions(input=str(tmp_path / "past.npy"), output_dir=str(out),
+                        workdir=workdir, probability_matching_blend=0.7), ConfigError),
         (PredictOptions(input=str(tmp_path / "short.npy"), output_dir=str(out),
                         workdir=workdir), InputError),
         (PredictOptions(input=str(tmp_path / "short.npy"), output_dir=str(out)), ConfigError),

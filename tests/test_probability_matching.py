@@ -135,3 +135,15 @@ def test_blend_weight_and_strength_are_arguments_of_postprocess_and_checked():
         with pytest.raises(ValueError, match=r"must be in \[0, 1\], got"):
             probability_matching.postprocess("extrapolation", inputs01, forecast01, METADATA,
                                              extrapolate, weight, strength)
+
+
+def test_blend_options_name_the_flag_and_need_the_extrapolation_method():
+    assert probability_matching.blend_options("extrapolation", None, None) == {}
+    assert probability_matching.blend_options("extrapolation", 0.7, 1.0) == {
+        "model_weight": 0.7, "strength": 1.0}
+    with pytest.raises(ValueError, match="^probability_matching_strength needs "
+                                         "--probability_matching=extrapolation, got "
+                                         "--probability_matching=last_input$"):
+        probability_matching.blend_options("last_input", None, 0.5)
+    with pytest.raises(ValueError, match=r"^probability_matching_blend must be in \[0, 1\]"):
+        probability_matching.blend_options("extrapolation", -0.2, None)

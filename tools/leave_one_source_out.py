@@ -251,6 +251,17 @@ def choice_lines(held_out: str) -> list[str]:
             f"{tallies}. model_pm below is the chosen setting.", ""]
 
 
+def check_blend_flags() -> None:
+    """ValueError (one line) for a blend flag outside [0, 1] or without its method."""
+    from predrnn_tf.models import probability_matching
+
+    try:
+        probability_matching.blend_options(_PROBABILITY_MATCHING.value, _PM_BLEND.value,
+                                           _PM_STRENGTH.value)
+    except ValueError as error:
+        raise ValueError(f"--{error}") from None
+
+
 def main() -> None:
     """Runs the folds and writes OUTPUT_DIR/loso.md (and loso.json)."""
     unknown = sorted(set(_FOLDS.value) - set(_SOURCES.value))
@@ -258,6 +269,7 @@ def main() -> None:
         raise ValueError(f"--folds: {unknown} not in --sources={','.join(_SOURCES.value)}")
     if len(_SOURCES.value) < 2:
         raise ValueError(f"--sources needs at least two sources, got {_SOURCES.value}")
+    check_blend_flags()
     folds = {source: run_fold(source) for source in (_FOLDS.value or _SOURCES.value)}
     report = format_report(folds)
     files.write_text(os.path.join(_OUTPUT_DIR.value, "loso.md"), report)

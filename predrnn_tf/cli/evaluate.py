@@ -54,6 +54,13 @@ flags.DEFINE_enum("probability_matching", "none", ["none", "last_input", "extrap
                   "last_input = matched to the last input's rain-rate distribution; "
                   "extrapolation = blended with pysteps' extrapolation and mostly matched to "
                   "its distribution (needs pysteps).")
+flags.DEFINE_float("probability_matching_blend", None,
+                   "--probability_matching=extrapolation: the model's share of the blend with "
+                   "pysteps' extrapolation (mm/h), in [0, 1] (default: 0.5).")
+flags.DEFINE_float("probability_matching_strength", None,
+                   "--probability_matching=extrapolation: how far the blend moves to its "
+                   "probability-matched field (0: the blend, 1: matched), in [0, 1] "
+                   "(default: 0.85).")
 flags.DEFINE_integer(
     "ensemble_size", 0, "Rain-rate models with the advection prior: N > 0 also scores "
     "model_ensemble, N members of the model (its motion perturbed as STEPS does, one batched "
@@ -170,11 +177,26 @@ def evaluate_options():
     names = ("checkpoint", "output_length", "every_kth_sequence", "num_sequences",
              "save_predictions", "lpips_weights", "lpips_unscaled_inputs", "num_strips",
              "frames_per_second", "probability_matching", "ensemble_size")
+    blend = pm_blend_options()
     return EvaluateOptions(
         output_dir=_OUTPUT_DIR.value, baseline=_BASELINE.value,
         baselines=tuple(name.strip() for name in _BASELINES.value.split(",") if name.strip()),
         crop_to_model=bool(_WORKDIR.value) or flags.FLAGS["img_width"].present,
-        **lists, **{name: flags.FLAGS[name].value for name in names})
+        **lists, **{name: flags.FLAGS[name].value for name in names},
+        **{f"probability_matching_{key}": value for key, value in blend.items()})
+
+
+def pm_blend_options() -> dict[str, float]:
+    """``{"blend"|"strength": value}`` of the probability-matching flags given (checked)."""
+    from predrnn_tf.models import probability_matching
+
+    try:
+        given = probability_matching.blend_options(
+            flags.FLAGS.probability_matching, flags.FLAGS.probability_matching_blend,
+            flags.FLAGS.probability_matching_strength)
+    except ValueError as error:
+        raise ConfigError(f"--{error}") from None
+    return {"blend" if key == "model_weight" else key: value for key, value in given.items()}
 
 
 def log_start(checkpoint: str | None) -> None:

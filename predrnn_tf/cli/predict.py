@@ -73,6 +73,13 @@ _PROBABILITY_MATCHING = flags.DEFINE_enum(
     "Rain-rate models: post-process the forecast (last_input: matched to the last input's "
     "rain-rate distribution; extrapolation: blended with pysteps' extrapolation and mostly "
     "matched to its distribution, needs pysteps).")
+_PM_BLEND = flags.DEFINE_float(
+    "probability_matching_blend", None, "--probability_matching=extrapolation: the model's "
+    "share of the blend with pysteps' extrapolation (mm/h), in [0, 1] (default: 0.5).")
+_PM_STRENGTH = flags.DEFINE_float(
+    "probability_matching_strength", None, "--probability_matching=extrapolation: how far "
+    "the blend moves to its probability-matched field (0: the blend, 1: matched), in [0, 1] "
+    "(default: 0.85).")
 _ENSEMBLE_SIZE = flags.DEFINE_integer(
     "ensemble_size", 0, "N > 0: an N-member ensemble of a rain-rate model with the advection "
     "prior (--workdir; its motion perturbed as pysteps' STEPS does, one batched call): "
@@ -144,7 +151,7 @@ def predict_options():
     from predrnn_tf.data.converters import imaging, radar
     from predrnn_tf.errors import ConfigError
     from predrnn_tf.inference.frames import RadarArchive
-    from predrnn_tf.inference.predict import PredictOptions
+    from predrnn_tf.inference.predict import PredictOptions, pm_blend
 
     check_input_flags()
     check_model_flags()
@@ -161,13 +168,17 @@ def predict_options():
                 source_pixel_km=_SOURCE_PIXEL_KM.value)
         except ValueError as error:
             raise ConfigError(str(error)) from None
-    return PredictOptions(
+    options = PredictOptions(
         input=_INPUT.value, output_dir=_OUTPUT_DIR.value, workdir=_WORKDIR.value,
         saved_model=_SAVED_MODEL.value, checkpoint=_CHECKPOINT.value,
         output_length=_OUTPUT_LENGTH.value, with_truth=_WITH_TRUTH.value,
         input_units=_INPUT_UNITS.value, radar_archive=archive,
         frames_per_second=_FRAMES_PER_SECOND.value,
-        probability_matching=_PROBABILITY_MATCHING.value, ensemble_size=_ENSEMBLE_SIZE.value)
+        probability_matching=_PROBABILITY_MATCHING.value,
+        probability_matching_blend=_PM_BLEND.value,
+        probability_matching_strength=_PM_STRENGTH.value, ensemble_size=_ENSEMBLE_SIZE.value)
+    pm_blend(options)  # a wrong blend flag fails before the model is read
+    return options
 
 
 def run() -> None:

@@ -48,6 +48,10 @@ class PredictOptions:
       probability_matching: rain-rate models: post-process the forecast
         (:mod:`predrnn_tf.models.probability_matching`: ``none``, ``last_input``,
         ``extrapolation``).
+      probability_matching_blend: ``extrapolation``: the model's share of the blend, in
+        [0, 1] (None: the method's default).
+      probability_matching_strength: ``extrapolation``: how far the blend moves to its
+        matched field, in [0, 1] (None: the method's default).
       ensemble_size: N > 0: N members of the model in one batched call per sequence
         (:class:`predrnn_tf.models.ensemble.MotionEnsemble`, a rain-rate radar model with the
         advection prior and a work directory); their median is the forecast (ensemble
@@ -65,6 +69,8 @@ class PredictOptions:
     radar_archive: RadarArchive | None = None
     frames_per_second: float = 2.0
     probability_matching: str = "none"
+    probability_matching_blend: float | None = None
+    probability_matching_strength: float | None = None
     ensemble_size: int = 0
 
 
@@ -152,9 +158,25 @@ def files_summary(sequence: RadarSequence | None) -> dict[str, Any]:
             "frame_size": list(sequence.pixels.shape[1:3])}
 
 
+def pm_blend(options: PredictOptions) -> dict[str, float]:
+    """The given blend weight / strength as ``postprocess`` keywords (ConfigError if wrong)."""
+    from predrnn_tf.models import probability_matching
+
+    try:
+        return probability_matching.blend_options(options.probability_matching,
+                                                  options.probability_matching_blend,
+                                                  options.probability_matching_strength)
+    except ValueError as error:
+        raise ConfigError(f"--{error}") from None
+
+
 def postprocess(method: str, inputs: np.ndarray, predictions: np.ndarray,
-                model: forecaster.Forecaster) -> np.ndarray:
-    """``predictions`` post-processed by a probability-matching method (ConfigError if wrong)."""
+                model: forecaster.Forecaster, blend: dict[str, float] | None = None
+                ) -> np.ndarray:
+    """``predictions`` post-processed by a probability-matching method (ConfigError if wrong).
+
+    ``blend``: the ``extrapolation`` method's ``model_weight`` / ``strength`` (:func:`pm_blend`).
+    """
     from predrnn_tf.models import probability_matching
 
     if method == "none":
@@ -169,7 +191,7 @@ def postprocess(method: str, inputs: np.ndarray, predictions: np.ndarray,
             extrapolate = baselines.RainRateNowcast("extrapolation", predictions.shape[1],
                                                     metadata).forecast_rates
         return probability_matching.postprocess(method, inputs, predictions, metadata,
-                                                extrapolate)
+                                                extrapolate, **(blend or {}))
     except ValueError as error:
         raise ConfigError(f"--{error}") from None
 
@@ -179,6 +201,7 @@ def predict_files(options: PredictOptions) -> dict[str, Any]:
     if not options.output_dir:
         raise ConfigError("--output_dir is required")
     publishing.check_output_dir(options.output_dir)
+    blend = pm_blend(options)
     quiet_pysteps()
     model = load_forecaster(options)
     sequence = context = None
@@ -197,7 +220,8 @@ def predict_files(options: PredictOptions) -> dict[str, Any]:
         members, predictions = ensemble_forecast(options, inputs, model)
     else:
         predictions = postprocess(options.probability_matching, inputs,
-                                  model.forecast(inputs, options.output_length), model)
+                                  model.forecast(inputs, options.output_length), model,
+                                  blend)
     written = write_forecast(options.output_dir, inputs, predictions, truth,
                              model.value_mapping, title=os.path.basename(options.input),
                              frames_per_second=options.frames_per_second, context=context,
@@ -209,6 +233,8 @@ def predict_files(options: PredictOptions) -> dict[str, Any]:
             "truth_frames": 0 if truth is None else int(truth.shape[1]),
             "units": mapping.get("units", "[0, 1] pixels"), **files_summary(sequence),
             "probability_matching": options.probability_matching,
+            "probability_matching_blend": options.probability_matching_blend,
+            "probability_matching_strength": options.probability_matching_strength,
             "ensemble_size": options.ensemble_size, "written": written}
 
 

@@ -122,6 +122,24 @@ def check_blend(model_weight: float, strength: float) -> tuple[float, float]:
     return float(model_weight), float(strength)
 
 
+def blend_options(method: str, model_weight: float | None, strength: float | None
+                  ) -> dict[str, float]:
+    """The given blend weight / strength as ``postprocess`` keywords (None: the default).
+
+    ValueError (one line, naming the flag) for a value outside [0, 1] or given with a method
+    other than ``extrapolation``.
+    """
+    given = {name: value for name, value in (("model_weight", model_weight),
+                                              ("strength", strength)) if value is not None}
+    if given and method != "extrapolation":
+        flag = "probability_matching_blend" if "model_weight" in given else \
+            "probability_matching_strength"
+        raise ValueError(f"{flag} needs --probability_matching=extrapolation, got "
+                         f"--probability_matching={method}")
+    check_blend(given.get("model_weight", MODEL_WEIGHT), given.get("strength", MATCH_STRENGTH))
+    return given
+
+
 def resample_distribution(values: np.ndarray, size: int) -> np.ndarray:
     """``size`` values with the empirical distribution of ``values`` (sorted, interpolated)."""
     values = np.sort(np.asarray(values, np.float64).reshape(-1))
