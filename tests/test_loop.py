@@ -113,6 +113,15 @@ def test_fair_crps_training_keeps_the_checkpoint_of_the_plain_model(data_dir, tm
     assert type(model.output_head).__name__ == "RadarHead"
 
 
+def test_fair_crps_without_a_grid_is_refused_before_anything_is_written(tmp_path):
+    config = TINY.replace(residual_frames=True, advection_prior=True, frame_loss="masked_mse",
+                          ensemble_loss="fair_crps")  # synthetic radar data has no grid
+    workdir = tmp_path / "run"
+    with pytest.raises(loop.ConfigError, match="--ensemble_loss=fair_crps needs the dataset"):
+        loop.train_and_evaluate(config, str(workdir))
+    assert not workdir.exists()  # no data generated, no .lock
+
+
 def _run_train(*args, cwd=REPO):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     return subprocess.run([sys.executable, "-m", "predrnn_tf.train", *args], cwd=cwd, env=env,

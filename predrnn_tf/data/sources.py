@@ -138,6 +138,23 @@ def check_data_source(config: Config, workdir: str) -> tuple[str, bool]:
     return data_dir, generate
 
 
+def planned_metadata(config: Config, data_dir: str, generate: bool) -> dict[str, Any]:
+    """The metadata a run will read, known before anything is written.
+
+    Args:
+      config: the run configuration.
+      data_dir, generate: what :func:`check_data_source` returned.
+
+    Returns:
+      The folder's metadata, or, when synthetic data is still to be generated, that of the
+      synthetic dataset (its sequence counts are not known yet and are 0).
+    """
+    if generate:
+        return synthetic_radar.metadata_for(config.img_width, config.total_length, 0, 0,
+                                            config.seed)
+    return mixing.read_metadata(data_dir, config.dataset_name)
+
+
 def check_dataset(config: Config, data_dir: str) -> dict[str, Any]:
     """Metadata of both splits against ``config``; shards present and not empty."""
     metadata = mixing.read_metadata(data_dir, config.dataset_name)  # a source or a mixture

@@ -29,7 +29,7 @@ from absl import logging
 from predrnn_tf import checkpoints
 from predrnn_tf.config import Config, changed_model_fields, validate_config
 from predrnn_tf.data import mixing, scale_out
-from predrnn_tf.data.sources import check_data_source, prepare_data
+from predrnn_tf.data.sources import check_data_source, planned_metadata, prepare_data
 from predrnn_tf.errors import ConfigError, DataError, NonFiniteLossError, WorkdirError
 from predrnn_tf.models.forecasting import make_forecast_function
 from predrnn_tf.training import data_checks, distribution, fault_tolerance, reporting
@@ -102,7 +102,8 @@ def train_and_evaluate(config: Config, workdir: str) -> dict[str, Any]:
     # Every input is checked before anything is created: a bad flag, --data_dir or workdir
     # leaves no work directory and no .lock behind.
     resume_from = check_resume(config, workdir)
-    check_data_source(config, workdir)
+    data_dir, generate = check_data_source(config, workdir)
+    ensemble_grid(config, planned_metadata(config, data_dir, generate))  # --ensemble_loss
     _log_start(workdir, resume_from)
     lock = None
     if is_chief:
