@@ -1,5 +1,7 @@
 """The post-processing chosen on the training sources by the declared rule (no held-out look)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -67,3 +69,22 @@ def test_candidates_share_the_model_forecast_and_carry_their_blend():
     for name in ("model", "model"):
         forecasters[name](inputs)
     assert Model.calls == 1
+
+
+def test_the_choice_is_written_and_described_with_every_tally(tmp_path):
+    grid = (Setting("none"), Setting("extrapolation", 0.7, 0.85))
+    good = ([0.9] * 3, [0.45] * 3, [1.0] * 3)
+    bad = ([1.5] * 3, [0.1] * 3, [0.3] * 3)
+    path = str(tmp_path / "choice.json")
+    chosen, record = postprocessing_selection.record_choice(
+        path, {"fmi": content({"model": bad, "model_pm_w0.7_s0.85": good})}, grid)
+    assert chosen == grid[1]
+    with open(path) as handle:
+        assert json.load(handle) == record
+    assert record["on"] == ["fmi"] and record["met_and_worst_margin"]["model"][0] == 0
+    line = postprocessing_selection.describe_choice(record, "knmi")
+    assert line.startswith("Post-processing chosen on fmi (not on knmi): extrapolation, "
+                           "blend weight 0.7, strength 0.85")
+    assert "model 0/" in line and "model_pm_w0.7_s0.85 5/+0.050" in line
+    record["chosen"] = {"method": "none", "model_weight": 0.5, "strength": 0.85}
+    assert "none (the model alone)" in postprocessing_selection.describe_choice(record, "knmi")

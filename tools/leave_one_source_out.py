@@ -182,12 +182,10 @@ def select_setting(held_out: str, workdir: str, folder: str) -> tuple[str, float
         print(f"[{held_out}] scoring the post-processing grid on {source}", flush=True)
         contents[source] = postprocessing_selection.score_grid(
             fold_config(workdir, source), workdir, os.path.join(folder, source), _EVERY.value)
-    chosen, tallies = postprocessing_selection.choose(list(contents.values()))
-    files.write_json(os.path.join(folder, "choice.json"), {
-        "chosen": dataclasses.asdict(chosen), "name": chosen.name, "on": list(contents),
-        "met_and_worst_margin": tallies}, indent=1)
-    print(f"[{held_out}] chosen on {', '.join(contents)}: {chosen.name} "
-          f"(goals met, worst margin: {tallies[chosen.name]})", flush=True)
+    chosen, record = postprocessing_selection.record_choice(
+        os.path.join(folder, "choice.json"), contents)
+    print(f"[{held_out}] {postprocessing_selection.describe_choice(record, held_out)}",
+          flush=True)
     return chosen.method, chosen.model_weight, chosen.strength
 
 
@@ -239,16 +237,13 @@ def format_report(folds: dict[str, dict]) -> str:
 
 def choice_lines(held_out: str) -> list[str]:
     """The post-processing chosen on the training sources (--select_...), as report lines."""
+    from predrnn_tf.evaluation import postprocessing_selection
+
     path = os.path.join(_OUTPUT_DIR.value, held_out, "selection", "choice.json")
     if not _SELECT.value or not os.path.exists(path):
         return []
     with open(path) as handle:
-        choice = json.load(handle)
-    tallies = ", ".join(f"{name} {met}/{worst:+.3f}"
-                        for name, (met, worst) in choice["met_and_worst_margin"].items())
-    return [f"Post-processing chosen on {' + '.join(choice['on'])} (not on {held_out}): "
-            f"{choice['name']} ({choice['chosen']}); goals a-e met / worst margin there: "
-            f"{tallies}. model_pm below is the chosen setting.", ""]
+        return [postprocessing_selection.describe_choice(json.load(handle), held_out), ""]
 
 
 def check_blend_flags() -> None:

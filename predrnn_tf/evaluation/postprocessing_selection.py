@@ -23,6 +23,7 @@ import json
 import os
 from typing import Any
 
+from predrnn_tf import files
 from predrnn_tf.evaluation import baselines, evaluator, radar_evaluation, run, skill_goals
 from predrnn_tf.models import probability_matching
 
@@ -126,3 +127,29 @@ def choose(contents: list[dict[str, Any]], grid: tuple[Setting, ...] = GRID
     tallies = {setting.name: tally(contents, setting.name) for setting in grid}
     best = max(grid, key=lambda setting: tallies[setting.name])  # max keeps the first of ties
     return best, tallies
+
+
+def record_choice(path: str, contents: dict[str, dict[str, Any]],
+                  grid: tuple[Setting, ...] = GRID) -> tuple[Setting, dict[str, Any]]:
+    """Chooses on ``contents`` (``{training source: metrics.json}``), writes ``path`` (JSON).
+
+    Returns the chosen setting and the record: ``chosen`` (its fields), ``name``, ``on`` (the
+    sources) and ``met_and_worst_margin`` (``{setting name: [met, worst margin]}``).
+    """
+    chosen, tallies = choose(list(contents.values()), grid)
+    record = {"chosen": dataclasses.asdict(chosen), "name": chosen.name, "on": list(contents),
+              "met_and_worst_margin": {name: list(pair) for name, pair in tallies.items()}}
+    files.write_json(path, record, indent=1)
+    return chosen, record
+
+
+def describe_choice(record: dict[str, Any], held_out: str) -> str:
+    """One markdown line: the setting chosen for ``held_out`` and every setting's tally."""
+    chosen = record["chosen"]
+    setting = "none (the model alone)" if chosen["method"] == "none" else (
+        f"{chosen['method']}, blend weight {chosen['model_weight']:g}, strength "
+        f"{chosen['strength']:g} (model_pm below)")
+    tallies = ", ".join(f"{name} {met}/{worst:+.3f}"
+                        for name, (met, worst) in record["met_and_worst_margin"].items())
+    return (f"Post-processing chosen on {' + '.join(record['on'])} (not on {held_out}): "
+            f"{setting}. Goals a-e met / worst margin there: {tallies}.")
