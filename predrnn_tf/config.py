@@ -94,6 +94,7 @@ class Config:
     csi_loss_temperature_db: float = 1.0
     ensemble_loss: str = "none"
     ensemble_loss_members: int = 2
+    ensemble_noise_std: float = 0.0
     # Sampling schedules.
     reverse_scheduled_sampling: bool = True
     r_sampling_step_1: int = 25000
@@ -310,22 +311,17 @@ def _validate_optimisation(config: Config) -> None:
 
 def _validate_schedules(config: Config) -> None:
     """The loss weight, the sampling schedules, clipping and the input pipeline."""
-    _require(config.decouple_beta >= 0,
-             f"--decouple_beta must be >= 0, got {config.decouple_beta}")
     _require(config.r_sampling_step_2 > config.r_sampling_step_1 >= 0,
              f"--r_sampling_step_2={config.r_sampling_step_2} must exceed "
              f"--r_sampling_step_1={config.r_sampling_step_1} >= 0")
     _require(config.r_exp_alpha > 0, f"--r_exp_alpha must be positive, got {config.r_exp_alpha}")
-    _require(config.gradient_clip_norm >= 0,
-             f"--gradient_clip_norm must be >= 0, got {config.gradient_clip_norm}")
     _require(config.shuffle_buffer >= 1,
              f"--shuffle_buffer must be positive, got {config.shuffle_buffer}")
     _require(0 <= config.sampling_start_value <= 1,
              f"--sampling_start_value must be in [0, 1], got {config.sampling_start_value}")
-    _require(config.sampling_changing_rate >= 0,
-             f"--sampling_changing_rate must be >= 0, got {config.sampling_changing_rate}")
-    _require(config.sampling_stop_iter >= 0,
-             f"--sampling_stop_iter must be >= 0, got {config.sampling_stop_iter}")
+    for name in ("decouple_beta", "gradient_clip_norm", "sampling_changing_rate",
+                 "sampling_stop_iter", "ensemble_noise_std"):
+        _require(getattr(config, name) >= 0, f"--{name} must be >= 0, got {getattr(config, name)}")
     _require(bool(config.dataset_name), "--dataset_name must not be empty")
     _require(os.sep not in config.dataset_name and config.dataset_name not in (".", ".."),
              f"--dataset_name is a file prefix, not a path: got {config.dataset_name!r} (put "

@@ -33,6 +33,7 @@ def test_json_round_trip(tmp_path):
     ({"filter_size": 4}, "--filter_size"),
     ({"log_every": 0}, "--log_every"),
     ({"shuffle_buffer": 0}, "--shuffle_buffer"),
+    ({"ensemble_noise_std": -0.5}, "--ensemble_noise_std must be >= 0, got -0.5"),
 ])
 def test_validation_names_the_flag(changes, flag):
     with pytest.raises(ConfigError, match=flag):

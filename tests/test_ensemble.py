@@ -171,3 +171,47 @@ def test_the_trainers_perturbable_model_is_the_model_until_asked_to_perturb():
     np.testing.assert_allclose(still, tf.repeat(expected, 2, axis=0), atol=1e-5)
     plain_again, _ = perturbable(frames, mask)  # outside the context: the model again
     np.testing.assert_allclose(plain_again, expected, atol=1e-6)
+
+
+def test_without_state_noise_the_members_are_those_of_an_unroll_without_the_hook(monkeypatch):
+    model, inputs = tiny_model(), moving_blobs()
+    off = ensemble.MotionEnsemble(model, 3, seed=4, state_noise_std=0.0, **GRID)(inputs)
+    monkeypatch.setattr(ensemble.PerturbableMotionHead, "perturb_state", None)  # no hook
+    without_hook = ensemble.MotionEnsemble(model, 3, seed=4, **GRID)(inputs)
+    np.testing.assert_array_equal(off.numpy(), without_hook.numpy())
+
+
+def test_state_noise_makes_the_members_differ_at_lead_1_without_new_variables():
+    model, inputs = tiny_model(), moving_blobs()
+    weights = [weight.numpy().copy() for weight in model.weights]
+    still = {"parallel": NO_PERTURBATION, "perpendicular": NO_PERTURBATION, **GRID}
+    quiet = ensemble.MotionEnsemble(model, 3, seed=4, **still)
+    noisy = ensemble.MotionEnsemble(model, 3, seed=4, state_noise_std=1.0, **still)
+    quiet_members, noisy_members = quiet(inputs).numpy(), noisy(inputs).numpy()
+    np.testing.assert_allclose(quiet_members[:, 0], quiet_members[:, 1], atol=1e-6)
+    assert np.abs(noisy_members[:, 0, 0] - noisy_members[:, 1, 0]).max() > 1e-3  # lead 1
+    assert len(noisy.members.weights) == len(quiet.members.weights)
+    for weight, before in zip(model.weights, weights, strict=True):
+        np.testing.assert_array_equal(weight.numpy(), before)
+    again = ensemble.MotionEnsemble.from_config(noisy.get_config())
+    assert again.member_head.state_noise_std == 1.0 == noisy.get_config()["state_noise_std"]
+
+
+def test_the_trainers_state_noise_is_drawn_from_the_given_seed():
+    model = tiny_model()
+    perturbable = ensemble.perturbable_model(model, frames_shape=(None, 7, SIZE, SIZE, 1),
+                                             state_noise_std=1.0, **GRID)
+    inputs = moving_blobs()
+    frames = tf.repeat(tf.constant(np.concatenate(
+        [inputs, np.repeat(inputs[:, -1:], 4, axis=1)], 1)), 2, axis=0)  # [B*2, T, H, W, C]
+    mask = tf.zeros([4, 5, SIZE // 2, SIZE // 2, 4])
+
+    def members(seed):
+        with perturbable.output_head.perturbing(tf.zeros([4, 2]), 2, tf.constant(seed)):
+            return perturbable(frames, mask)[0].numpy().reshape(2, 2, 6, SIZE, SIZE, 1)
+
+    first, again, other = members([0, 1]), members([0, 1]), members([0, 2])
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first[:, 0, :2], first[:, 1, :2])  # input steps: no noise
+    assert np.abs(first[:, 0, 2] - first[:, 1, 2]).max() > 1e-3  # the first forecast frame
+    assert np.abs(first - other).max() > 1e-3

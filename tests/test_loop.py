@@ -81,7 +81,7 @@ def test_resume_refuses_a_changed_model_shape(data_dir, tmp_path):
     assert result["step"] == 3
 
 
-def test_fair_crps_training_keeps_the_checkpoint_of_the_plain_model(data_dir, tmp_path):
+def test_fair_crps_with_state_noise_keeps_the_checkpoint_of_the_plain_model(data_dir, tmp_path):
     from predrnn_tf import checkpoints
     from predrnn_tf.data import schema
     from predrnn_tf.models.builder import build_model
@@ -95,7 +95,8 @@ def test_fair_crps_training_keeps_the_checkpoint_of_the_plain_model(data_dir, tm
         **metadata, "grid": {"pixel_km": 2.0, "interval_minutes": 10.0}})
     config = TINY.replace(data_dir=gridded, max_iterations=2, test_interval=100,
                           residual_frames=True, advection_prior=True, frame_loss="masked_mse",
-                          ensemble_loss="fair_crps", ensemble_loss_members=3)
+                          ensemble_loss="fair_crps", ensemble_loss_members=3,
+                          ensemble_noise_std=0.5)  # state noise: no variable of its own
     workdir = str(tmp_path / "run")
     result = loop.train_and_evaluate(config, workdir)
     assert np.isfinite(result["train"]["loss"]) and result["train"]["loss"] > 0

@@ -72,6 +72,10 @@ HELP = {
                      "the same: evaluate, export and predict read the model as usual.",
     "ensemble_loss_members": "Members per sequence of --ensemble_loss=fair_crps (2 to 64; "
                              "the batch is forecast this many times per step).",
+    "ensemble_noise_std": "Members of --ensemble_loss=fair_crps and of --ensemble_size get "
+                          "smooth Gaussian noise of this std (drawn on a 4x coarser patched "
+                          "grid, upsampled) added to every recurrent state before the first "
+                          "forecast step; no new weights. 0 = off (motion perturbation only).",
     "augment": "Training input: random 90-degree rotations, flips and random crops to "
                "--img_width (stored frames may be larger), in tf.data.",
     "augment_time_reversal": "Training input: each sequence is played backwards with "

@@ -177,6 +177,7 @@ def evaluate(config: Config, workdir: str | None, options: EvaluateOptions,
         check_against_model=model is not None, crop_to_model=options.crop_to_model)
     info = {"workdir": workdir, "checkpoint": checkpoint, "data_dir": data_dir}
     if options.baselines or units.is_rain_rate_mapping(metadata):
+        info["ensemble_noise_std"] = config.ensemble_noise_std  # the members' state noise
         return _evaluate_rain_rate(model, dataset, metadata, config.input_length,
                                    output_length, options, info)
     forecaster = model if model is not None else baselines.make_baseline(options.baseline,
@@ -219,7 +220,8 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
                 blend=pm_blend(options))
     if model is not None and options.ensemble_size:
         forecasters["model_ensemble"] = model_ensemble(model, options.ensemble_size, metadata,
-                                                       output_length)
+                                                       output_length,
+                                                       info.get("ensemble_noise_std", 0.0))
     forecasters.update(chosen_baselines)
     if not forecasters:
         raise ConfigError("nothing to evaluate: give --workdir and/or --baselines")
@@ -237,13 +239,14 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
 
 
 def model_ensemble(model: Any, num_members: int, metadata: dict[str, Any],
-                   output_length: int) -> Any:
-    """The model's N-member motion ensemble on the dataset's grid, as a ``members`` forecaster."""
+                   output_length: int, state_noise_std: float = 0.0) -> Any:
+    """The model's N-member motion ensemble on the dataset's grid, as a ``members`` forecaster
+    (``state_noise_std``: the work directory's ``ensemble_noise_std``)."""
     from predrnn_tf.models.ensemble import MemberForecaster, MotionEnsemble
 
     pixel_km, interval_minutes = units.grid_spacing(metadata)
-    return MemberForecaster(MotionEnsemble(model, num_members, pixel_km, interval_minutes),
-                            output_length)
+    return MemberForecaster(MotionEnsemble(model, num_members, pixel_km, interval_minutes,
+                                           state_noise_std=state_noise_std), output_length)
 
 
 class LastForecast:

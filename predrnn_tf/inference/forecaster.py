@@ -82,9 +82,10 @@ class Forecaster:
                                for index in range(len(frames01))], axis=0)
 
 
-def members_function(model: Any, metadata: dict[str, Any] | None
+def members_function(model: Any, metadata: dict[str, Any] | None, state_noise_std: float = 0.0
                      ) -> Callable[[np.ndarray, int, int], np.ndarray] | None:
-    """``(frames01, output_length, N) -> members`` of a radar model with the advection prior.
+    """``(frames01, output_length, N) -> members`` of a radar model with the advection prior
+    (``state_noise_std``: the work directory's ``ensemble_noise_std``).
 
     None for other models (no :class:`~predrnn_tf.models.radar_head.RadarHead` with the
     advection prior, or no grid in the training data's metadata).
@@ -104,7 +105,8 @@ def members_function(model: Any, metadata: dict[str, Any] | None
     def run_members(frames01: np.ndarray, output_length: int, num_members: int) -> np.ndarray:
         if (output_length, num_members) not in built:
             built[output_length, num_members] = ensemble.MemberForecaster(ensemble.MotionEnsemble(
-                model, num_members, pixel_km, interval_minutes), output_length)
+                model, num_members, pixel_km, interval_minutes,
+                state_noise_std=state_noise_std), output_length)
         return built[output_length, num_members].members(frames01)
 
     return run_members
@@ -140,7 +142,8 @@ def from_workdir(workdir: str, checkpoint: str | None = None) -> Forecaster:
         trained_output_length=config.total_length - config.input_length,
         img_channel=config.img_channel, img_width=config.img_width,
         patch_size=config.patch_size, value_mapping=units.mapping_of(metadata), run=run,
-        data=metadata, run_members=members_function(model, metadata))
+        data=metadata, run_members=members_function(
+            model, metadata, config.ensemble_noise_std))
 
 
 def saved_model_version_dir(path: str) -> str:

@@ -36,6 +36,17 @@ from predrnn_tf.models.radar_head import RadarHead
 
 BPS_PARALLEL = (10.88, 0.23, -7.68)  # pysteps get_default_params_bps_par(), km/h vs minutes
 BPS_PERPENDICULAR = (5.76, 0.31, -2.72)  # pysteps get_default_params_bps_perp()
+NOISE_CELL = 4  # state noise: one coarse draw per NOISE_CELL x NOISE_CELL patched pixels
+
+
+def smooth_noise(like: tf.Tensor, std: float, normal) -> tf.Tensor:
+    """A smooth field of ``like``'s shape ``[B, H, W, C]``: ``std`` times standard normal
+    draws on a grid NOISE_CELL times coarser, upsampled bilinearly (``normal(shape)`` draws)."""
+    shape = tf.shape(like)
+    coarse_shape = tf.stack([shape[0], shape[1] // NOISE_CELL + 2, shape[2] // NOISE_CELL + 2,
+                             shape[3]])
+    coarse = normal(coarse_shape)  # [B, H / cell + 2, W / cell + 2, C]
+    return tf.cast(std * tf.image.resize(coarse, shape[1:3], method="bilinear"), like.dtype)
 
 
 def bps_speed(parameters: tuple[float, float, float], minutes: float) -> float:
@@ -93,11 +104,14 @@ class PerturbableMotionHead(RadarHead):
       pixel_km: grid spacing in km.
       interval_minutes: time between frames.
       parallel, perpendicular: BPS parameters of the two components.
+      state_noise_std: std of each member's smooth noise (:func:`smooth_noise`) added to
+        every recurrent state of the unroll before its first forecast step (0 = none).
       **kwargs: :class:`RadarHead` arguments (``advection_prior`` must be True).
     """
 
     def __init__(self, input_length: int, pixel_km: float, interval_minutes: float,
-                 parallel=BPS_PARALLEL, perpendicular=BPS_PERPENDICULAR, **kwargs):
+                 parallel=BPS_PARALLEL, perpendicular=BPS_PERPENDICULAR,
+                 state_noise_std: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         if not self.advection_prior:
             raise ValueError("a motion ensemble needs a radar head with advection_prior=True")
@@ -105,17 +119,32 @@ class PerturbableMotionHead(RadarHead):
         self.pixel_km, self.interval_minutes = float(pixel_km), float(interval_minutes)
         self.parallel = tuple(float(value) for value in parallel)
         self.perpendicular = tuple(float(value) for value in perpendicular)
-        self.num_members, self._steps, self._epsilon = 1, 0, None
+        self.state_noise_std = float(state_noise_std)
+        self.num_members, self._steps, self._epsilon, self._noise_seed = 1, 0, None, None
 
     @contextlib.contextmanager
-    def perturbing(self, epsilon: tf.Tensor, num_members: int):
-        """Within: ``epsilon [B, 2]`` Laplace draws per row of a batch tiled ``num_members``."""
-        saved = self.num_members, self._epsilon
-        self.num_members, self._epsilon = int(num_members), epsilon
+    def perturbing(self, epsilon: tf.Tensor, num_members: int, noise_seed=None):
+        """Within: ``epsilon [B, 2]`` Laplace draws per row of a batch tiled ``num_members``
+        (and, with ``state_noise_std``, state noise drawn statelessly from ``noise_seed``)."""
+        saved = self.num_members, self._epsilon, self._noise_seed
+        self.num_members, self._epsilon, self._noise_seed = int(num_members), epsilon, noise_seed
         try:
             yield self
         finally:
-            self.num_members, self._epsilon = saved
+            self.num_members, self._epsilon, self._noise_seed = saved
+
+    def normal(self, shape: tf.Tensor) -> tf.Tensor:
+        """Standard normal draws of the state noise (stateless, from the ``noise_seed``)."""
+        return tf.random.stateless_normal(shape, self._noise_seed)
+
+    def perturb_state(self, state: list[tf.Tensor]) -> list[tf.Tensor]:
+        """The unroll's states ``[B, H, W, C_i]`` plus each member's smooth noise (the same
+        states outside :meth:`perturbing` or with ``state_noise_std=0``)."""
+        if self.state_noise_std <= 0 or self._epsilon is None:
+            return state
+        noise = smooth_noise(tf.concat(state, axis=-1), self.state_noise_std, self.normal)
+        split = tf.split(noise, [tensor.shape[-1] for tensor in state], axis=-1)
+        return [tensor + part for tensor, part in zip(state, split, strict=True)]
 
     def input_motion(self, input_frames: tf.Tensor) -> tf.Tensor:
         """The inputs' motion, estimated once per sequence; restarts the step count."""
@@ -139,7 +168,8 @@ class PerturbableMotionHead(RadarHead):
         config.update({"input_length": self.input_length, "pixel_km": self.pixel_km,
                        "interval_minutes": self.interval_minutes,
                        "parallel": list(self.parallel),
-                       "perpendicular": list(self.perpendicular)})
+                       "perpendicular": list(self.perpendicular),
+                       "state_noise_std": self.state_noise_std})
         return config
 
 
@@ -172,6 +202,10 @@ class PerturbedMotionHead(PerturbableMotionHead):
         self._epsilon = laplace_draws(tf.stack([tf.shape(motion)[0], 2]), self.seed_generator)
         return motion
 
+    def normal(self, shape: tf.Tensor) -> tf.Tensor:
+        """Standard normal draws of the state noise (from the head's seed generator)."""
+        return keras.random.normal(shape, seed=self.seed_generator)
+
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"seed": self.seed, "num_members": self.num_members})
@@ -199,15 +233,17 @@ def head_arguments(model: keras.Model) -> dict[str, Any]:
 
 
 def perturbable_model(model: keras.Model, pixel_km: float, interval_minutes: float,
-                      frames_shape: tuple) -> keras.Model:
+                      frames_shape: tuple, state_noise_std: float = 0.0) -> keras.Model:
     """``model`` again (class, config, name and weight values) with a
     :class:`PerturbableMotionHead`, built for ``frames_shape``.
 
     The trainer's model of ``--ensemble_loss=fair_crps``: the head holds no variable, so its
     checkpoints hold the variables of ``model`` and restore into it unchanged.
+    ``state_noise_std``: as :class:`PerturbableMotionHead` (``--ensemble_noise_std``).
     """
     head = PerturbableMotionHead(model.input_length, pixel_km, interval_minutes,
-                                 name=model.output_head.name, **head_arguments(model))
+                                 state_noise_std=state_noise_std, name=model.output_head.name,
+                                 **head_arguments(model))
     perturbable = member_model(model, head, name=model.name)
     perturbable.build(tuple(frames_shape))
     copy_weights(model, perturbable)
@@ -239,12 +275,15 @@ class MotionEnsemble(keras.Model):
       interval_minutes: time between frames (the data card's ``interval_minutes``).
       parallel, perpendicular: BPS parameters (pysteps' defaults).
       seed: seed of the members' perturbations.
+      state_noise_std: each member's smooth state noise (:class:`PerturbableMotionHead`; the
+        ``--ensemble_noise_std`` the model was trained with, 0 = motion only).
       **kwargs: standard Keras model arguments.
     """
 
     def __init__(self, model: keras.Model, num_members: int, pixel_km: float,
                  interval_minutes: float, parallel=BPS_PARALLEL,
-                 perpendicular=BPS_PERPENDICULAR, seed: int | None = 0, **kwargs):
+                 perpendicular=BPS_PERPENDICULAR, seed: int | None = 0,
+                 state_noise_std: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         head_config = head_arguments(model)
         if int(num_members) < 1:
@@ -252,9 +291,11 @@ class MotionEnsemble(keras.Model):
         self.model, self.num_members = model, int(num_members)
         self.pixel_km, self.interval_minutes, self.seed = pixel_km, interval_minutes, seed
         self.parallel, self.perpendicular = tuple(parallel), tuple(perpendicular)
+        self.state_noise_std = float(state_noise_std)
         self.member_head = PerturbedMotionHead(
             model.input_length, pixel_km, interval_minutes, parallel, perpendicular, seed,
-            self.num_members, name="perturbed_radar_head", **head_config)
+            self.num_members, state_noise_std=self.state_noise_std,
+            name="perturbed_radar_head", **head_config)
         self.members = member_model(model, self.member_head)
 
     def build(self, frames_shape):
@@ -279,7 +320,8 @@ class MotionEnsemble(keras.Model):
                        "num_members": self.num_members, "pixel_km": self.pixel_km,
                        "interval_minutes": self.interval_minutes,
                        "parallel": list(self.parallel),
-                       "perpendicular": list(self.perpendicular), "seed": self.seed})
+                       "perpendicular": list(self.perpendicular), "seed": self.seed,
+                       "state_noise_std": self.state_noise_std})
         return config
 
     @classmethod

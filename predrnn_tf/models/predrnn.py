@@ -164,6 +164,8 @@ class PredRNN(RecurrentModel):
             motion = self.output_head.input_motion(frames[:, :self.input_length])
         predictions, cosines, generated = [], [], None
         for step in range(frames.shape[1] - 1):
+            if step == self.input_length - 1:  # the first forecast step
+                state = self._perturbed_state(state)
             net = self._step_input(patches, mask, generated, step)
             if step > 0:
                 weights = [gradient_chain(weight) for weight in weights]
@@ -173,6 +175,11 @@ class PredRNN(RecurrentModel):
             predictions.append(generated)
             cosines.extend(outputs[1 + len(state):])
         return self._finish(predictions, cosines)
+
+    def _perturbed_state(self, state):
+        """The head's ``perturb_state(state)`` (an ensemble's member noise), else ``state``."""
+        perturb = getattr(self.output_head, "perturb_state", None)
+        return state if perturb is None else perturb(state)
 
     def _frame(self, change, net, motion):
         """The step's patched frame: the output itself, or the head's frame of it."""

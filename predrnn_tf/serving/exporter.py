@@ -148,15 +148,18 @@ def export_model(model, config: Config, export_dir: str, model_name: str,
     return summary
 
 
-def motion_ensemble(model, ensemble_size: int, data_card: dict[str, Any] | None):
-    """The N-member :class:`~predrnn_tf.models.ensemble.MotionEnsemble` of ``model``, or None
-    for N = 0; ExportError naming ``--ensemble_size`` if the model or data card cannot."""
+def motion_ensemble(model, ensemble_size: int, data_card: dict[str, Any] | None,
+                    state_noise_std: float = 0.0):
+    """The N-member :class:`~predrnn_tf.models.ensemble.MotionEnsemble` of ``model`` (with the
+    work directory's ``ensemble_noise_std``), or None for N = 0; ExportError naming
+    ``--ensemble_size`` if the model or data card cannot."""
     if not ensemble_size:
         return None
     from predrnn_tf.models.ensemble import MotionEnsemble
 
     try:
-        return MotionEnsemble(model, ensemble_size, *units.grid_spacing(data_card))
+        return MotionEnsemble(model, ensemble_size, *units.grid_spacing(data_card),
+                              state_noise_std=state_noise_std)
     except (TypeError, ValueError) as error:  # TypeError: a card whose values are None
         raise ExportError(f"--ensemble_size={ensemble_size} needs a rain-rate model trained "
                           f"with --residual_frames --advection_prior and a data card with "
@@ -242,10 +245,10 @@ def export_workdir(workdir: str, export_dir: str, *, model_name: str | None = No
     if compare:
         reference_model, reference_frames = comparison_inputs(
             workdir, checkpoint, model, precision, reference_frames, reference_source)
-    info = {"workdir": os.path.abspath(workdir), "checkpoint": checkpoint,
-            "trained_precision": config.precision, "data_card": data_card,
-            "ensemble_size": ensemble_size}
+    info = {"workdir": os.path.abspath(workdir), "checkpoint": checkpoint, "data_card": data_card,
+            "trained_precision": config.precision, "ensemble_size": ensemble_size}
     return export_model(model, config, export_dir, model_name, version,
                         value_mapping=value_mapping, reference_model=reference_model,
                         reference_frames=reference_frames, info=info, warmup=warmup,
-                        ensemble=motion_ensemble(model, ensemble_size, data_card))
+                        ensemble=motion_ensemble(model, ensemble_size, data_card,
+                                                 config.ensemble_noise_std))

@@ -129,7 +129,7 @@ class Trainer:
             if self.members > 1:  # same initial weights as without the ensemble loss
                 self.model = ensemble.perturbable_model(self.model, *grid, (
                     None, config.total_length, config.img_width, config.img_width,
-                    config.img_channel))
+                    config.img_channel), config.ensemble_noise_std)
             self.optimizer = make_optimizer(config)
             self.optimizer.build(self.model.trainable_variables)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -297,7 +297,7 @@ class Trainer:
         if self.members > 1:
             inputs = tf.repeat(frames, self.members, axis=0)  # [b*M, T, H, W, C]
             mask = tf.repeat(mask, self.members, axis=0)  # [b*M, mask steps, ...]
-            with self.model.output_head.perturbing(draws, self.members):
+            with self.model.output_head.perturbing(draws, self.members, self.noise_seed()):
                 predictions, decouple = self.model(inputs, mask, training=True)
         else:
             predictions, decouple = self.model(frames, mask, training=True)
@@ -332,6 +332,14 @@ class Trainer:
         seed = tf.stack([tf.constant(self.config.seed, tf.int64), self.step.read_value()])
         uniform = tf.random.stateless_uniform([rows, 2], seed, minval=-0.5, maxval=0.5)
         return ensemble.laplace_from_uniform(uniform)
+
+    def noise_seed(self) -> tf.Tensor:
+        """The stateless seed of this replica's state noise (``--ensemble_noise_std``): the
+        ``(seed, step)`` pair folded with the replica's id."""
+        seed = tf.stack([tf.constant(self.config.seed, tf.int64), self.step.read_value()])
+        replica = tf.distribute.get_replica_context()
+        replica_id = 0 if replica is None else replica.replica_id_in_sync_group
+        return tf.random.experimental.stateless_fold_in(seed, replica_id)
 
     def csi_loss(self, predictions, frames):
         """Per-sample soft-CSI loss ``[b]`` of the predicted frames 2..T (``--csi_loss_*``:
