@@ -307,6 +307,10 @@ def _validate_optimisation(config: Config) -> None:
              f"2 (the fair CRPS compares members), got {config.ensemble_loss_members}")
     _require(config.ensemble_loss == "none" or config.advection_prior, f"--ensemble_loss="
              f"{config.ensemble_loss} needs --advection_prior=true (members perturb its motion)")
+    noise = config.ensemble_noise_std  # the members learn to use it: only with an ensemble loss
+    _require(0 <= noise <= 10 and (noise == 0 or config.ensemble_loss != "none"),
+             f"--ensemble_noise_std must be in [0, 10] and needs --ensemble_loss=fair_crps, got "
+             f"{noise} with --ensemble_loss={config.ensemble_loss}")
 
 
 def _validate_schedules(config: Config) -> None:
@@ -320,7 +324,7 @@ def _validate_schedules(config: Config) -> None:
     _require(0 <= config.sampling_start_value <= 1,
              f"--sampling_start_value must be in [0, 1], got {config.sampling_start_value}")
     for name in ("decouple_beta", "gradient_clip_norm", "sampling_changing_rate",
-                 "sampling_stop_iter", "ensemble_noise_std"):
+                 "sampling_stop_iter"):
         _require(getattr(config, name) >= 0, f"--{name} must be >= 0, got {getattr(config, name)}")
     _require(bool(config.dataset_name), "--dataset_name must not be empty")
     _require(os.sep not in config.dataset_name and config.dataset_name not in (".", ".."),

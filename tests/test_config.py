@@ -33,7 +33,13 @@ def test_json_round_trip(tmp_path):
     ({"filter_size": 4}, "--filter_size"),
     ({"log_every": 0}, "--log_every"),
     ({"shuffle_buffer": 0}, "--shuffle_buffer"),
-    ({"ensemble_noise_std": -0.5}, "--ensemble_noise_std must be >= 0, got -0.5"),
+    ({"ensemble_noise_std": -0.5}, "--ensemble_noise_std must be in .0, 10. and needs "
+                                   "--ensemble_loss=fair_crps, got -0.5"),
+    ({"ensemble_noise_std": 11.0, "ensemble_loss": "fair_crps", "advection_prior": True,
+      "residual_frames": True},
+     "--ensemble_noise_std must be in .0, 10.*got 11.0 with --ensemble_loss=fair_crps"),
+    ({"ensemble_noise_std": 0.5}, "needs --ensemble_loss=fair_crps, got 0.5 with "
+                                  "--ensemble_loss=none"),
 ])
 def test_validation_names_the_flag(changes, flag):
     with pytest.raises(ConfigError, match=flag):

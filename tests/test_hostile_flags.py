@@ -60,7 +60,7 @@ ACCEPTED = {
             "max_iterations", "num_test_batches", "gradient_clip_norm", "num_devices",
             "decouple_beta", "r_sampling_step_1", "sampling_stop_iter",
             "sampling_start_value", "sampling_changing_rate", "csi_loss_weight",
-            "validation_fraction")],
+            "validation_fraction", "ensemble_noise_std")],
         *[(flag, "huge") for flag in ("lr", "r_exp_alpha", "decouple_beta",
                                       "gradient_clip_norm", "sampling_changing_rate",
                                       "csi_loss_weight", "csi_loss_temperature_db")],
