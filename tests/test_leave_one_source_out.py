@@ -1,5 +1,7 @@
 """The leave-one-source-out tool scales the recipe's sampling schedule with its budget."""
 
+import pytest
+
 from tests.tool_loading import load_tool
 
 RECIPE = """# a recipe
@@ -38,3 +40,39 @@ def test_a_fold_trained_to_its_last_iteration_is_not_trained_again(tmp_path):
     manager.save(checkpoint_number=200)
     assert tool.finished_training(workdir, 200)
     assert not tool.finished_training(workdir, 600)  # a larger budget trains on
+
+
+def test_a_bad_noise_grid_is_refused_in_one_line_before_anything_is_written(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.tool_loading import REPO
+
+    output = tmp_path / "out"
+    finished = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tools", "leave_one_source_out.py"),
+         f"--data_root={tmp_path}", f"--output_dir={output}", "--ensemble_noise_grid=0,-1"],
+        capture_output=True, text=True, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    errors = [line for line in finished.stderr.splitlines() if line.startswith("error:")]
+    assert finished.returncode != 0 and "Traceback" not in finished.stderr, finished.stderr
+    assert errors == [finished.stderr.strip().splitlines()[-1]]
+    assert errors[0].startswith("error: --ensemble_noise_grid: '-1' is not a noise"), errors
+    assert not output.exists()
+
+
+def test_a_reused_workdir_trained_for_another_noise_is_refused(tmp_path):
+    import dataclasses
+
+    from predrnn_tf import files
+    from predrnn_tf.config import Config
+
+    tool = load_tool("leave_one_source_out")
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    config = Config(ensemble_loss="fair_crps", ensemble_noise_std=0.25, advection_prior=True,
+                    residual_frames=True)
+    files.write_json(str(workdir / "config.json"), dataclasses.asdict(config))
+    tool.check_trained_noise(str(workdir), 0.25)
+    with pytest.raises(RuntimeError, match="--ensemble_noise_std=0.25, not fair_crps and 0.5"):
+        tool.check_trained_noise(str(workdir), 0.5)

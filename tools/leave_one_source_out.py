@@ -1,7 +1,8 @@
 r"""Leave-one-source-out skill of the radar recipe: train on the others, test on the one left out.
 
   python tools/leave_one_source_out.py --data_root=/tmp/radar --sources=fmi,knmi,bom_c10 \
-      --output_dir=/tmp/loso [--max_iterations=N] [--every_kth_sequence=K] [--folds=fmi]
+      --output_dir=/tmp/loso [--max_iterations=N] [--every_kth_sequence=K] [--folds=fmi] \
+      [--select_postprocessing_on_training_sources | --ensemble_noise_grid=0,0.25,0.5,1]
 
 For every source S (the datasets made with tools/make_radar.py
 --flagfile=configs/radar_real_data.flags into --data_root): trains
@@ -16,6 +17,12 @@ and OUTPUT_DIR/loso.md: per source and lead time MSE (mm/h)^2, CSI and frequency
 (:mod:`predrnn_tf.evaluation.skill_goals`). A fold whose evaluation exists is not run again;
 a fold whose training reached its last iteration is not trained again (delete or move its
 ``eval`` folder to evaluate it again, e.g. with another --probability_matching).
+
+With --ensemble_noise_grid (issue 30) each fold trains one fair-CRPS model per state noise S,
+chooses S on the training sources' test composites
+(:mod:`predrnn_tf.evaluation.ensemble_selection`: ``S/ensemble_choice.json``) and scores the
+chosen model's ensemble on S beside the baselines and STEPS (``S/eval_ensemble``); loso.md
+adds the probabilistic scores and issue 30's goals with their margins.
 """
 
 from __future__ import annotations
@@ -69,6 +76,16 @@ _SELECT = flags.DEFINE_bool(
     "pick by its declared rule (most goals a-e met, then the largest worst margin), then "
     "evaluate the held-out source with the chosen setting only (into S/eval_selected; the "
     "grid's scores in S/selection). Overrides --probability_matching*.")
+_NOISE_GRID = flags.DEFINE_list(
+    "ensemble_noise_grid", [], "Issue 30's ensembles, chosen without the held-out source: per "
+    "fold, train one model per state noise S of this list (e.g. 0,0.25,0.5,1) with "
+    "--ensemble_loss=fair_crps --ensemble_noise_std=S (into S_FOLD/noise_S/run), score each "
+    "one's --ensemble_size ensemble on the training sources' test composites, pick S by "
+    "ensemble_selection's declared rule (lowest CRPS, ties: spread-skill closest to 1), then "
+    "evaluate the chosen model's ensemble on the held-out source beside the --baselines and "
+    "STEPS (into S_FOLD/eval_ensemble). Empty: the deterministic folds.")
+_ENSEMBLE_SIZE = flags.DEFINE_integer("ensemble_size", 12, "--ensemble_noise_grid: members "
+                                      "of the model's ensemble and of STEPS.")
 _MIN_LEAD_MINUTES = flags.DEFINE_float("csi_min_lead_minutes", 30.0,
                                        "Lead times averaged for the CSI check.")
 
@@ -135,33 +152,92 @@ def finished_training(workdir: str, iterations: int) -> bool:
 
 def run_fold(held_out: str) -> dict:
     """Trains without ``held_out`` and evaluates on it; returns its metrics.json content."""
+    if _NOISE_GRID.value:
+        return run_ensemble_fold(held_out)
     folder = os.path.join(_OUTPUT_DIR.value, held_out)
     evaluation = "eval_selected" if _SELECT.value else "eval"
     metrics_path = os.path.join(folder, evaluation, "metrics.json")
     if os.path.exists(metrics_path):
         with open(metrics_path) as handle:
             return json.load(handle)
-    os.makedirs(folder, exist_ok=True)
-    others = ",".join(source for source in _SOURCES.value if source != held_out)
     workdir = os.path.join(folder, "run")
-    train = [sys.executable, "-m", "predrnn_tf.train", f"--flagfile={_TRAIN_FLAGFILE.value}",
-             f"--data_dir={_DATA_ROOT.value}", f"--dataset_name={others}",
-             f"--workdir={workdir}", *_EXTRA_TRAIN_FLAGS.value]
-    if _MAX_ITERATIONS.value:
-        with open(_TRAIN_FLAGFILE.value) as handle:
-            recipe = handle.read()
-        train += [f"--max_iterations={_MAX_ITERATIONS.value}",
-                  *scaled_schedule_flags(recipe, _MAX_ITERATIONS.value, _EXTRA_TRAIN_FLAGS.value)]
-    print(f"[{held_out}] training on {others}: {workdir}", flush=True)
-    if finished_training(workdir, _MAX_ITERATIONS.value or recipe_iterations()):
-        print(f"[{held_out}] already trained: {workdir}", flush=True)
-    else:
-        run_command(train, os.path.join(folder, "train.log"))
+    train_fold(held_out, workdir, [])
     setting = (_PROBABILITY_MATCHING.value, _PM_BLEND.value, _PM_STRENGTH.value)
     if _SELECT.value:
         setting = select_setting(held_out, workdir, os.path.join(folder, "selection"))
     print(f"[{held_out}] evaluating on {held_out}", flush=True)
     return evaluate_fold(held_out, workdir, os.path.join(folder, evaluation), setting)
+
+
+def train_fold(held_out: str, workdir: str, extra_flags: list[str]) -> None:
+    """Trains the recipe (plus ``extra_flags``) on every source but ``held_out`` into
+    ``workdir``, unless its training already reached the last iteration."""
+    os.makedirs(os.path.dirname(workdir), exist_ok=True)
+    others = ",".join(training_sources(held_out))
+    flag_list = [*_EXTRA_TRAIN_FLAGS.value, *extra_flags]
+    train = [sys.executable, "-m", "predrnn_tf.train", f"--flagfile={_TRAIN_FLAGFILE.value}",
+             f"--data_dir={_DATA_ROOT.value}", f"--dataset_name={others}",
+             f"--workdir={workdir}", *flag_list]
+    if _MAX_ITERATIONS.value:
+        with open(_TRAIN_FLAGFILE.value) as handle:
+            recipe = handle.read()
+        train += [f"--max_iterations={_MAX_ITERATIONS.value}",
+                  *scaled_schedule_flags(recipe, _MAX_ITERATIONS.value, flag_list)]
+    print(f"[{held_out}] training on {others}: {workdir}", flush=True)
+    if finished_training(workdir, _MAX_ITERATIONS.value or recipe_iterations()):
+        print(f"[{held_out}] already trained: {workdir}", flush=True)
+    else:
+        run_command(train, os.path.join(os.path.dirname(workdir), "train.log"))
+
+
+def check_trained_noise(workdir: str, noise: float) -> None:
+    """RuntimeError if ``workdir`` (e.g. one trained before) was not trained for ``noise``."""
+    from predrnn_tf.workdir import WorkDir
+
+    config = WorkDir(workdir).config
+    if config.ensemble_loss != "fair_crps" or config.ensemble_noise_std != noise:
+        raise RuntimeError(f"{workdir} was trained with --ensemble_loss={config.ensemble_loss} "
+                           f"--ensemble_noise_std={config.ensemble_noise_std:g}, not fair_crps "
+                           f"and {noise:g}: move it away to train it again")
+
+
+def training_sources(held_out: str) -> list[str]:
+    """The sources a fold trains on: every source but ``held_out``, in --sources order."""
+    return [source for source in _SOURCES.value if source != held_out]
+
+
+def run_ensemble_fold(held_out: str) -> dict:
+    """Issue 30's fold: one model per noise of the grid, S chosen on the training sources,
+    the chosen model's ensemble and STEPS scored on ``held_out``; its metrics.json content."""
+    from predrnn_tf.evaluation import ensemble_selection
+    from predrnn_tf.evaluation.run import EvaluateOptions, evaluate
+
+    folder = os.path.join(_OUTPUT_DIR.value, held_out)
+    metrics_path = os.path.join(folder, "eval_ensemble", "metrics.json")
+    if os.path.exists(metrics_path):
+        with open(metrics_path) as handle:
+            return json.load(handle)
+    scores, workdirs = {}, {}
+    for noise in (float(value) for value in _NOISE_GRID.value):
+        workdirs[noise] = os.path.join(folder, f"noise_{noise:g}", "run")
+        train_fold(held_out, workdirs[noise], ["--ensemble_loss=fair_crps",
+                                               f"--ensemble_noise_std={noise:g}"])
+        check_trained_noise(workdirs[noise], noise)
+        scores[noise] = {}
+        for source in training_sources(held_out):
+            print(f"[{held_out}] scoring the S={noise:g} ensemble on {source}", flush=True)
+            scores[noise][source] = ensemble_selection.score_noise(
+                fold_config(workdirs[noise], source), workdirs[noise],
+                os.path.join(folder, f"noise_{noise:g}", "selection", source),
+                _ENSEMBLE_SIZE.value, _EVERY.value)
+    chosen, record = ensemble_selection.record_choice(
+        os.path.join(folder, "ensemble_choice.json"), scores)
+    print(f"[{held_out}] {ensemble_selection.describe_choice(record, held_out)}", flush=True)
+    names = [name for name in _BASELINES.value.split(",") if name and name != "steps"]
+    options = EvaluateOptions(output_dir=os.path.dirname(metrics_path),
+                              every_kth_sequence=_EVERY.value, ensemble_size=_ENSEMBLE_SIZE.value,
+                              baselines=(*names, "steps"))
+    return evaluate(fold_config(workdirs[chosen], held_out), workdirs[chosen], options)
 
 
 def fold_config(workdir: str, source: str):
@@ -231,7 +307,7 @@ def format_report(folds: dict[str, dict]) -> str:
                 text = " | ".join("nan" if value is None else f"{value:.3f}" for value in values)
                 lines.append(f"| {name} | {metric} | {text} |")
         lines += ["", *choice_lines(held_out), skill_goals.format_goals(fold_checks(content)),
-                  ""]
+                  "", *ensemble_lines(held_out, content)]
     return "\n".join(lines) + "\n"
 
 
@@ -246,6 +322,21 @@ def choice_lines(held_out: str) -> list[str]:
         return [postprocessing_selection.describe_choice(json.load(handle), held_out), ""]
 
 
+def ensemble_lines(held_out: str, content: dict) -> list[str]:
+    """--ensemble_noise_grid: the noise chosen, the probabilistic scores and issue 30's goals."""
+    from predrnn_tf.evaluation import ensemble_selection
+
+    path = os.path.join(_OUTPUT_DIR.value, held_out, "ensemble_choice.json")
+    if not _NOISE_GRID.value or not os.path.exists(path):
+        return []
+    with open(path) as handle:
+        choice = ensemble_selection.describe_choice(json.load(handle), held_out)
+    goals = {"model_ensemble": skill_goals.ensemble_goal_margins(content, "model_ensemble",
+                                                                 _MIN_LEAD_MINUTES.value)}
+    return [choice, "", ensemble_selection.format_table(content),
+            skill_goals.format_goals(goals, skill_goals.ENSEMBLE_GOALS), ""]
+
+
 def check_blend_flags() -> None:
     """ValueError (one line) for a blend flag outside [0, 1] or without its method."""
     from predrnn_tf.models import probability_matching
@@ -257,6 +348,24 @@ def check_blend_flags() -> None:
         raise ValueError(f"--{error}") from None
 
 
+def check_noise_grid() -> None:
+    """ValueError (one line) for a --ensemble_noise_grid value that is not a noise in [0, 10]."""
+    for value in _NOISE_GRID.value:
+        try:
+            noise = float(value)
+        except ValueError:
+            noise = float("nan")
+        if not 0.0 <= noise <= 10.0:
+            raise ValueError(f"--ensemble_noise_grid: {value!r} is not a noise standard "
+                             f"deviation in [0, 10]; give e.g. --ensemble_noise_grid=0,0.25,0.5,1")
+    if _NOISE_GRID.value and _SELECT.value:
+        raise ValueError("--ensemble_noise_grid and --select_postprocessing_on_training_sources "
+                         "are separate runs; give one of them")
+    if _NOISE_GRID.value and _ENSEMBLE_SIZE.value < 2:
+        raise ValueError(f"--ensemble_size={_ENSEMBLE_SIZE.value}: an ensemble needs at least "
+                         f"2 members")
+
+
 def main() -> None:
     """Runs the folds and writes OUTPUT_DIR/loso.md (and loso.json)."""
     unknown = sorted(set(_FOLDS.value) - set(_SOURCES.value))
@@ -265,12 +374,17 @@ def main() -> None:
     if len(_SOURCES.value) < 2:
         raise ValueError(f"--sources needs at least two sources, got {_SOURCES.value}")
     check_blend_flags()
+    check_noise_grid()
     folds = {source: run_fold(source) for source in (_FOLDS.value or _SOURCES.value)}
     report = format_report(folds)
     files.write_text(os.path.join(_OUTPUT_DIR.value, "loso.md"), report)
-    files.write_json(os.path.join(_OUTPUT_DIR.value, "loso.json"),
-                     {source: fold_checks(content) for source, content in folds.items()},
-                     indent=1)
+    checks = {source: fold_checks(content) for source, content in folds.items()}
+    if _NOISE_GRID.value:
+        checks = {source: {**checks[source], "model_ensemble (issue 30)":
+                           skill_goals.ensemble_goal_margins(content, "model_ensemble",
+                                                             _MIN_LEAD_MINUTES.value)}
+                  for source, content in folds.items()}
+    files.write_json(os.path.join(_OUTPUT_DIR.value, "loso.json"), checks, indent=1)
     print(report)
 
 

@@ -9,6 +9,6 @@ serving, cli/ or absl flags.
 """
 
 # The public modules, which tools may import; listed, not imported here (no import circle).
-__all__ = ["baselines", "charts", "evaluator", "lpips", "metrics", "plots",
+__all__ = ["baselines", "charts", "ensemble_selection", "evaluator", "lpips", "metrics", "plots",
            "postprocessing_selection", "probabilistic", "pysteps_settings", "results", "run",
            "scores", "skill_goals", "steps_baseline"]
