@@ -84,6 +84,9 @@ _NOISE_GRID = flags.DEFINE_list(
     "ensemble_selection's declared rule (lowest CRPS, ties: spread-skill closest to 1), then "
     "evaluate the chosen model's ensemble on the held-out source beside the --baselines and "
     "STEPS (into S_FOLD/eval_ensemble). Empty: the deterministic folds.")
+_SELECTION_EVERY = flags.DEFINE_integer(
+    "selection_every_kth_sequence", 1, "--ensemble_noise_grid: score every k-th test sequence "
+    "of the training sources when choosing S (the held-out source: --every_kth_sequence).")
 _ENSEMBLE_SIZE = flags.DEFINE_integer("ensemble_size", 12, "--ensemble_noise_grid: members "
                                       "of the model's ensemble and of STEPS.")
 _MIN_LEAD_MINUTES = flags.DEFINE_float("csi_min_lead_minutes", 30.0,
@@ -229,7 +232,7 @@ def run_ensemble_fold(held_out: str) -> dict:
             scores[noise][source] = ensemble_selection.score_noise(
                 fold_config(workdirs[noise], source), workdirs[noise],
                 os.path.join(folder, f"noise_{noise:g}", "selection", source),
-                _ENSEMBLE_SIZE.value, _EVERY.value)
+                _ENSEMBLE_SIZE.value, _SELECTION_EVERY.value)
     chosen, record = ensemble_selection.record_choice(
         os.path.join(folder, "ensemble_choice.json"), scores)
     print(f"[{held_out}] {ensemble_selection.describe_choice(record, held_out)}", flush=True)
@@ -361,6 +364,9 @@ def check_noise_grid() -> None:
     if _NOISE_GRID.value and _SELECT.value:
         raise ValueError("--ensemble_noise_grid and --select_postprocessing_on_training_sources "
                          "are separate runs; give one of them")
+    if _SELECTION_EVERY.value < 1:
+        raise ValueError(f"--selection_every_kth_sequence={_SELECTION_EVERY.value}: give 1 "
+                         f"(every sequence) or more")
     if _NOISE_GRID.value and _ENSEMBLE_SIZE.value < 2:
         raise ValueError(f"--ensemble_size={_ENSEMBLE_SIZE.value}: an ensemble needs at least "
                          f"2 members")
