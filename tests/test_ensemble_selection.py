@@ -61,3 +61,17 @@ def test_the_choice_is_written_described_and_tabled(tmp_path):
     assert "| CRPS (mm/h) | model_ensemble | 0.200 | 0.200 | 0.200 |" in table
     assert "| ROC area 1 mm/h | model_ensemble | 0.900 | 0.900 | nan |" in table
     assert "spread-skill ratio | extrapolation" not in table  # a one-member ensemble has none
+
+
+def test_a_stored_score_is_reused_only_with_the_same_sequences(tmp_path, monkeypatch):
+    from predrnn_tf.evaluation import run
+
+    calls = []
+    monkeypatch.setattr(run, "evaluate", lambda config, workdir, options: calls.append(
+        options.every_kth_sequence) or {"info": {"every_kth_sequence": 9}})
+    stored = {"info": {"every_kth_sequence": 2}, "forecasters": {}}
+    (tmp_path / "metrics.json").write_text(json.dumps(stored))
+    assert ensemble_selection.score_noise(None, "w", str(tmp_path), 12, 2) == stored
+    assert calls == []
+    ensemble_selection.score_noise(None, "w", str(tmp_path), 12, 4)
+    assert calls == [4]

@@ -39,7 +39,8 @@ def score_noise(config: Any, workdir: str, output_dir: str, ensemble_size: int,
       config: the work directory's Config with ``data_dir`` and ``dataset_name`` (one training
         source) set; its ``ensemble_noise_std`` is the model's S.
       workdir: the fold model's work directory (its newest checkpoint).
-      output_dir: where ``metrics.json`` goes; if it exists, it is read, not run again.
+      output_dir: where ``metrics.json`` goes; if it exists with the same
+        ``every_kth_sequence``, it is read, not run again.
       ensemble_size: members of the ensemble.
       every_kth_sequence: score every k-th test sequence.
 
@@ -49,7 +50,9 @@ def score_noise(config: Any, workdir: str, output_dir: str, ensemble_size: int,
     path = os.path.join(output_dir, radar_evaluation.METRICS_FILENAME)
     if os.path.exists(path):
         with open(path) as handle:
-            return json.load(handle)
+            content = json.load(handle)
+        if content.get("info", {}).get("every_kth_sequence") == every_kth_sequence:
+            return content
     options = run.EvaluateOptions(output_dir=output_dir, ensemble_size=ensemble_size,
                                   every_kth_sequence=every_kth_sequence,
                                   fss_thresholds=(1.0,), fss_scales_km=(16.0,))
