@@ -256,3 +256,48 @@ def test_probability_matching_blend_and_strength_are_checked_in_one_line():
     with pytest.raises(ConfigError, match=r"^--probability_matching_strength must be in "
                                           r"\[0, 1\], got 1.5$"):
         run.pm_blend(wrong)
+
+
+class CountedMembers(ThreeMembers):
+    """ThreeMembers, but each member a different blur of the last input (counts its calls)."""
+
+    calls = 0
+
+    def members(self, inputs):
+        self.calls += 1
+        last = np.asarray(inputs, np.float32)[:, -1:]  # [B, 1, H, W, 1]
+        shifted = [np.roll(last, shift, axis=3) for shift in (0, 2, 5)]
+        return np.stack([np.repeat(0.3 + 0.4 * field, 2, axis=1) for field in shifted], axis=1)
+
+
+def test_each_member_is_probability_matched_like_a_forecast_of_its_own(tmp_path):
+    from predrnn_tf.evaluation import run
+    from predrnn_tf.models import probability_matching
+
+    truth01 = rain_fields(6, shape=(2, 4, 24, 24, 1))[0].astype(np.float32)
+    inputs = truth01[:, :2]
+    ensemble = CountedMembers()
+    raw = ensemble.members(inputs)  # [B, 3, T, H, W, 1]
+    last_members = run.LastMembers(ensemble)
+    matched = run.ProbabilityMatchedMembers(last_members, metadata(), "last_input", 2)
+    assert matched.num_members == 3
+    result = matched.members(inputs)
+    assert result.shape == raw.shape
+    for member in range(3):
+        np.testing.assert_array_equal(
+            result[:, member], probability_matching.match_forecast(inputs, raw[:, member],
+                                                                   metadata()))
+    assert not np.allclose(result[:, 0], result[:, 2])  # the members keep their differences
+    np.testing.assert_array_equal(last_members.members(inputs), raw)
+    assert ensemble.calls == 2  # one draw above, one for both scored ensembles
+    # extrapolation: every member blended with its sequence's one extrapolation nowcast
+    rates = units.pixels_to_rain_rate(np.repeat(inputs[:, -1:], 2, axis=1), metadata())
+    matched.method, matched.extrapolate = "extrapolation", lambda _: rates
+    blended = matched.members(inputs)
+    for member in range(3):
+        np.testing.assert_allclose(blended[:, member], probability_matching.match_to_extrapolation(
+            inputs, raw[:, member], rates, metadata()), atol=1e-7)
+    content = radar_evaluation.evaluate_forecasters(
+        {"model_ensemble": last_members, "model_ensemble_pm": matched}, [truth01], metadata(),
+        str(tmp_path), 2, 2, ensemble=True)
+    assert content["forecasters"]["model_ensemble_pm"]["ensemble"]["members"] == 3

@@ -53,7 +53,9 @@ flags.DEFINE_enum("probability_matching", "none", ["none", "last_input", "extrap
                   "Rain-rate models: also score model_pm, the model's forecast post-processed: "
                   "last_input = matched to the last input's rain-rate distribution; "
                   "extrapolation = blended with pysteps' extrapolation and mostly matched to "
-                  "its distribution (needs pysteps).")
+                  "its distribution (needs pysteps). With --ensemble_size also "
+                  "model_ensemble_pm, each member post-processed so (as STEPS matches each "
+                  "member).")
 flags.DEFINE_float("probability_matching_blend", None,
                    "--probability_matching=extrapolation: the model's share of the blend with "
                    "pysteps' extrapolation (mm/h), in [0, 1] (default: 0.5).")

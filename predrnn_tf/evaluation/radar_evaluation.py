@@ -50,7 +50,8 @@ ENSEMBLE_THRESHOLDS = probabilistic.DEFAULT_THRESHOLDS  # mm/h: reliability diag
 # pysteps' examples/plot_ensemble_verification.py: rankhist_init(n_members, 0.1), i.e. the rank
 # histogram leaves out pixels where the truth and every member are below 0.1 mm/h
 RANK_THRESHOLD_MMH = 0.1
-UNGUARDED = ("model", "model_ensemble")  # their failure is an error, not a counted failure
+# the model's forecasters: their failure is an error, not a counted failure
+UNGUARDED = ("model", "model_ensemble", "model_ensemble_pm")
 METRICS_FILENAME = results.METRICS_FILENAME
 TABLE_FILENAME = "metrics_table.md"
 PLOT_FILENAME = "metrics_per_lead.png"

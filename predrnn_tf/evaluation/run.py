@@ -60,7 +60,8 @@ class EvaluateOptions:
         whole test composites (``test_image_height`` in the metadata) are never cropped.
       probability_matching: also score ``model_pm``, the model's forecast post-processed by
         this method of :mod:`predrnn_tf.models.probability_matching` (``last_input``,
-        ``extrapolation``; ``none``: not scored; True means ``last_input``).
+        ``extrapolation``; ``none``: not scored; True means ``last_input``), and with
+        ``ensemble_size`` ``model_ensemble_pm``, each member post-processed so.
       probability_matching_blend: ``extrapolation``: the model's share of the blend with
         pysteps' extrapolation (mm/h), in [0, 1].
       probability_matching_strength: ``extrapolation``: how far the blend moves to its
@@ -219,9 +220,13 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
                 extrapolation=chosen_baselines.get("extrapolation"),
                 blend=pm_blend(options))
     if model is not None and options.ensemble_size:
-        forecasters["model_ensemble"] = model_ensemble(model, options.ensemble_size, metadata,
-                                                       output_length,
-                                                       info.get("ensemble_noise_std", 0.0))
+        ensemble = LastMembers(model_ensemble(model, options.ensemble_size, metadata,
+                                              output_length, info.get("ensemble_noise_std", 0.0)))
+        forecasters["model_ensemble"] = ensemble
+        if method != "none":
+            forecasters["model_ensemble_pm"] = ProbabilityMatchedMembers(
+                ensemble, metadata, method, output_length,
+                extrapolation=chosen_baselines.get("extrapolation"), blend=pm_blend(options))
     forecasters.update(chosen_baselines)
     if not forecasters:
         raise ConfigError("nothing to evaluate: give --workdir and/or --baselines")
@@ -263,6 +268,18 @@ class LastForecast:
             self.inputs = np.array(inputs, np.float32)
             self.forecast = np.asarray(self.forecaster(inputs), np.float32)
         return self.forecast
+
+
+class LastMembers(LastForecast):
+    """An ensemble's ``members`` that remembers its last inputs and members (``[B, N, ...]``)."""
+
+    def __init__(self, ensemble: Any):
+        super().__init__(ensemble.members)
+        self.num_members = int(ensemble.num_members)
+
+    def members(self, inputs: Any) -> np.ndarray:
+        """The ensemble's members of ``inputs``, computed once per inputs."""
+        return self(inputs)
 
 
 def pm_method(value: bool | str) -> str:
@@ -308,6 +325,37 @@ class ProbabilityMatched:
     def __call__(self, inputs: Any) -> np.ndarray:
         return probability_matching.postprocess(self.method, inputs, self.base(inputs),
                                                 self.metadata, self.extrapolate, *self.blend)
+
+
+class ProbabilityMatchedMembers(ProbabilityMatched):
+    """Every member of an ensemble post-processed by a :mod:`.probability_matching` method.
+
+    As pysteps' STEPS matches each member's distribution (``probmatching_method="cdf"``):
+    ``last_input`` matches each member and lead to the last input's rain rates;
+    ``extrapolation`` blends each member with the one extrapolation nowcast, then matches.
+    ``base``: the ensemble's :class:`LastMembers` (the raw members are drawn once).
+    """
+
+    def __init__(self, base: LastMembers, *args: Any, **kwargs: Any):
+        super().__init__(base, *args, **kwargs)
+        self.num_members = base.num_members
+
+    def members(self, inputs: Any) -> np.ndarray:
+        """``[B, T_in, H, W, 1]`` [0, 1] -> the matched ``[B, N, T, H, W, 1]`` [0, 1]."""
+        members = self.base(inputs)  # [B, N, T, H, W, 1]
+        count = members.shape[1]
+        # [B * N, 1, H, W, 1]: each member beside its sequence's last input (b0 x N, b1 x N..)
+        last_inputs = np.repeat(np.asarray(inputs, np.float32)[:, -1:], count, axis=0)
+        extrapolate = None
+        if self.extrapolate is not None:  # one extrapolation per sequence, for all its members
+            rates = np.repeat(np.asarray(self.extrapolate(inputs)), count, axis=0)
+
+            def extrapolate(_: Any) -> np.ndarray:
+                return rates
+        flat = members.reshape(-1, *members.shape[2:])  # [B * N, T, H, W, 1]
+        matched = probability_matching.postprocess(self.method, last_inputs, flat,
+                                                   self.metadata, extrapolate, *self.blend)
+        return matched.reshape(members.shape)
 
 
 def summary(result: dict[str, Any], output_dir: str) -> str:
