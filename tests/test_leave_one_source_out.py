@@ -1,8 +1,9 @@
 """The leave-one-source-out tool scales the recipe's sampling schedule with its budget."""
 
 import pytest
+from absl import flags
 
-from tests.tool_loading import load_tool
+from tests.tool_loading import REPO, defined_flag_names, load_tool, unload_tools
 
 RECIPE = """# a recipe
 --max_iterations=3000
@@ -76,3 +77,26 @@ def test_a_reused_workdir_trained_for_another_noise_is_refused(tmp_path):
     tool.check_trained_noise(str(workdir), 0.25)
     with pytest.raises(RuntimeError, match="--ensemble_noise_std=0.25, not fair_crps and 0.5"):
         tool.check_trained_noise(str(workdir), 0.5)
+
+
+def test_defined_flag_names_reads_positional_and_keyword_names(tmp_path):
+    path = tmp_path / "tool.py"
+    path.write_text('from absl import flags\n'
+                    'A = flags.DEFINE_integer("alpha", 1, "a")\n'
+                    'flags.DEFINE_enum(name="beta", default="x", enum_values=["x"], help="b")\n'
+                    'print("gamma")\n')
+    assert defined_flag_names(str(path)) == {"alpha", "beta"}
+
+
+def test_the_tool_loads_beside_a_command_sharing_a_flag_and_gives_it_back():
+    from predrnn_tf.cli import export  # defines --ensemble_size (0), as the LOSO tool does (12)
+
+    unload_tools()  # another test may have loaded the tool already
+    assert "ensemble_size" in defined_flag_names(f"{REPO}/tools/leave_one_source_out.py")
+    command_flag = flags.FLAGS["ensemble_size"]
+    assert command_flag.default == 0 and export._ENSEMBLE_SIZE.name == "ensemble_size"
+    load_tool("leave_one_source_out")
+    assert flags.FLAGS["ensemble_size"].default == 12
+    unload_tools()
+    assert flags.FLAGS["ensemble_size"] is command_flag
+    assert "ensemble_noise_grid" not in flags.FLAGS
