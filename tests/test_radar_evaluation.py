@@ -301,3 +301,15 @@ def test_each_member_is_probability_matched_like_a_forecast_of_its_own(tmp_path)
         {"model_ensemble": last_members, "model_ensemble_pm": matched}, [truth01], metadata(),
         str(tmp_path), 2, 2, ensemble=True)
     assert content["forecasters"]["model_ensemble_pm"]["ensemble"]["members"] == 3
+
+
+def test_every_kth_sequence_keeps_the_given_batch_size():
+    import tensorflow as tf
+
+    sequences = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1, 1, 1)  # [N, T, H, W, C]
+    dataset = tf.data.Dataset.from_tensor_slices(sequences).batch(1)  # whole composites: 1
+    batches = [batch.numpy() for batch in radar_evaluation.every_kth(dataset, 3, 1)]
+    assert [batch.shape[0] for batch in batches] == [1, 1, 1, 1]
+    assert [float(batch.reshape(-1)[0]) for batch in batches] == [0.0, 3.0, 6.0, 9.0]
+    assert [b.shape[0] for b in radar_evaluation.every_kth(dataset, 3, 8)] == [4]
+    assert radar_evaluation.every_kth(dataset, 1, 8) is dataset

@@ -96,7 +96,8 @@ def score_grid(config: Any, workdir: str, output_dir: str, every_kth_sequence: i
         output_length, references["extrapolation"], grid)
     forecasters.update(references)
     return radar_evaluation.evaluate_forecasters(
-        forecasters, radar_evaluation.every_kth(dataset, every_kth_sequence), metadata,
+        forecasters, radar_evaluation.every_kth(dataset, every_kth_sequence, config.batch_size),
+        metadata,
         output_dir, config.input_length, output_length,
         info={"workdir": workdir, "checkpoint": checkpoint, "selection_grid": [
             dataclasses.asdict(setting) for setting in grid]},

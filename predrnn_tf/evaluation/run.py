@@ -180,7 +180,7 @@ def evaluate(config: Config, workdir: str | None, options: EvaluateOptions,
     if options.baselines or units.is_rain_rate_mapping(metadata):
         info["ensemble_noise_std"] = config.ensemble_noise_std  # the members' state noise
         return _evaluate_rain_rate(model, dataset, metadata, config.input_length,
-                                   output_length, options, info)
+                                   output_length, options, info, config.batch_size)
     forecaster = model if model is not None else baselines.make_baseline(options.baseline,
                                                                           output_length)
     lpips_model, lpips_reason = make_lpips(
@@ -200,8 +200,9 @@ def evaluate(config: Config, workdir: str | None, options: EvaluateOptions,
 
 def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], input_length: int,
                         output_length: int, options: EvaluateOptions,
-                        info: dict[str, Any]) -> dict[str, Any]:
-    """The model and ``options.baselines`` in mm/h in one pass (rain-rate datasets)."""
+                        info: dict[str, Any], batch_size: int = 8) -> dict[str, Any]:
+    """The model and ``options.baselines`` in mm/h in one pass (rain-rate datasets;
+    ``batch_size``: the config's, kept when every k-th sequence is taken)."""
     unknown = sorted(set(options.baselines) - set(baselines.BASELINES))
     if unknown:
         raise ConfigError(f"--baselines: unknown {unknown}; expected some of "
@@ -231,7 +232,8 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
     if not forecasters:
         raise ConfigError("nothing to evaluate: give --workdir and/or --baselines")
     return radar_evaluation.evaluate_forecasters(
-        forecasters, radar_evaluation.every_kth(dataset, options.every_kth_sequence), metadata,
+        forecasters, radar_evaluation.every_kth(dataset, options.every_kth_sequence, batch_size),
+        metadata,
         options.output_dir, input_length, output_length,
         save_predictions=options.save_predictions,
         info={"workdir": info["workdir"], "checkpoint": info["checkpoint"],
