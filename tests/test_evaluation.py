@@ -273,6 +273,8 @@ def test_entry_point_baseline_without_workdir(tiny_workdir, tmp_path):
     (["--output_length=9"], "are needed (--output_length=9)"),
     (["--lpips_weights=/nonexistent/lpips.npz"], "/nonexistent/lpips.npz does not exist"),
     (["--thresholds=30,abc"], "--thresholds must be comma-separated numbers"),
+    (["--probability_matching=pooled"], "--probability_matching=pooled matches an ensemble's "
+                                        "members: give --ensemble_size=N too"),
 ])
 def test_entry_point_bad_flags_are_one_line_errors(tiny_workdir, tmp_path, args, message):
     workdir, _, _ = tiny_workdir

@@ -147,3 +147,32 @@ def test_blend_options_name_the_flag_and_need_the_extrapolation_method():
         probability_matching.blend_options("last_input", None, 0.5)
     with pytest.raises(ValueError, match=r"^probability_matching_blend must be in \[0, 1\]"):
         probability_matching.blend_options("extrapolation", -0.2, None)
+
+
+def test_members_matched_to_their_pool_differ_only_in_place():
+    rng = np.random.default_rng(7)
+    shape = (1, 1, 2, 16, 16, 1)  # [B, N, T, H, W, 1]; wet pixels stay above the dBR floor
+    base = (1.0 + rng.gamma(0.8, 3.0, shape)) * (rng.random(shape) < 0.7)
+    decay = np.array([1.0, 0.5]).reshape(1, 1, 2, 1, 1, 1)  # the ensemble's rain halves
+    factors = np.array([0.5, 1.0, 3.0]).reshape(1, 3, 1, 1, 1, 1)  # amounts spread x6
+    members01 = units.rain_rate_to_unit_pixels(base * decay * factors)  # [1, 3, 2, H, W, 1]
+    inputs01 = units.rain_rate_to_unit_pixels(base[:, 0])  # [1, 2, H, W, 1]
+    inputs01[:, -1, :3] = units.NO_DATA_PIXEL / 255.0  # a no-data band is left as it was
+    matched = probability_matching.match_members_to_pool(inputs01, members01, METADATA)
+    assert matched.shape == members01.shape
+    # the same ranks in every member: matched to one pool, the members become one field
+    np.testing.assert_allclose(matched[:, 0, :, 3:], matched[:, 2, :, 3:], atol=1e-6)
+    assert not np.allclose(members01[:, 0], members01[:, 2])
+    rates = units.pixels_to_rain_rate(members01, METADATA)[0, :, :, 3:]  # [N, T, 13, W, 1]
+    after = units.pixels_to_rain_rate(matched, METADATA)[0, 0, :, 3:]  # [T, 13, W, 1]
+    for lead in range(2):
+        pool = probability_matching.resample_distribution(rates[:, lead], after[lead].size)
+        np.testing.assert_allclose(np.sort(after[lead].ravel()), pool, rtol=1e-4, atol=1e-4)
+    # the pool keeps the ensemble's decay (lead 2 holds about half the rain of lead 1)
+    assert 0.4 < after[1].sum() / after[0].sum() < 0.6
+    np.testing.assert_array_equal(matched[:, :, :, :3], np.float32(members01[:, :, :, :3]))
+    with pytest.raises(ValueError, match=r"must be \[B, T_in, H, W, 1\] and"):
+        probability_matching.match_members_to_pool(inputs01, members01[:, 0], METADATA)
+    assert probability_matching.check_method("pooled", members=True) == "pooled"
+    with pytest.raises(ValueError, match="one of none, last_input, extrapolation, got"):
+        probability_matching.check_method("pooled")

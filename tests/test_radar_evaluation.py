@@ -297,6 +297,10 @@ def test_each_member_is_probability_matched_like_a_forecast_of_its_own(tmp_path)
     for member in range(3):
         np.testing.assert_allclose(blended[:, member], probability_matching.match_to_extrapolation(
             inputs, raw[:, member], rates, metadata()), atol=1e-7)
+    matched.method = "pooled"  # each member matched to all the members' pool per lead
+    np.testing.assert_array_equal(matched.members(inputs),
+                                  probability_matching.match_members_to_pool(inputs, raw,
+                                                                             metadata()))
     content = radar_evaluation.evaluate_forecasters(
         {"model_ensemble": last_members, "model_ensemble_pm": matched}, [truth01], metadata(),
         str(tmp_path), 2, 2, ensemble=True)

@@ -49,13 +49,15 @@ flags.DEFINE_integer(
     "length, e.g. KTH 10 -> 20, if the test sequences are long enough.")
 flags.DEFINE_bool("save_predictions", False,
                   "Also write predictions.npz (inputs, truth, predictions).")
-flags.DEFINE_enum("probability_matching", "none", ["none", "last_input", "extrapolation"],
+flags.DEFINE_enum("probability_matching", "none",
+                  ["none", "last_input", "extrapolation", "pooled"],
                   "Rain-rate models: also score model_pm, the model's forecast post-processed: "
                   "last_input = matched to the last input's rain-rate distribution; "
                   "extrapolation = blended with pysteps' extrapolation and mostly matched to "
                   "its distribution (needs pysteps). With --ensemble_size also "
                   "model_ensemble_pm, each member post-processed so (as STEPS matches each "
-                  "member).")
+                  "member); pooled (needs --ensemble_size): the members only, each matched "
+                  "to all the members' pooled distribution at that lead.")
 flags.DEFINE_float("probability_matching_blend", None,
                    "--probability_matching=extrapolation: the model's share of the blend with "
                    "pysteps' extrapolation (mm/h), in [0, 1] (default: 0.5).")
@@ -139,6 +141,9 @@ def check_flags() -> None:
     if flags.FLAGS.ensemble_size > MAX_ENSEMBLE_SIZE:
         raise ConfigError(f"--ensemble_size must be at most {MAX_ENSEMBLE_SIZE} members, got "
                           f"{flags.FLAGS.ensemble_size}")
+    if flags.FLAGS.probability_matching == "pooled" and not flags.FLAGS.ensemble_size:
+        raise ConfigError("--probability_matching=pooled matches an ensemble's members: give "
+                          "--ensemble_size=N too")
     if flags.FLAGS.every_kth_sequence < 1:
         raise ConfigError(f"--every_kth_sequence must be >= 1, got "
                           f"{flags.FLAGS.every_kth_sequence}")

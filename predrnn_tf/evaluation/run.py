@@ -61,7 +61,8 @@ class EvaluateOptions:
       probability_matching: also score ``model_pm``, the model's forecast post-processed by
         this method of :mod:`predrnn_tf.models.probability_matching` (``last_input``,
         ``extrapolation``; ``none``: not scored; True means ``last_input``), and with
-        ``ensemble_size`` ``model_ensemble_pm``, each member post-processed so.
+        ``ensemble_size`` ``model_ensemble_pm``, each member post-processed so (``pooled``:
+        the members only, each matched to their pooled distribution per lead).
       probability_matching_blend: ``extrapolation``: the model's share of the blend with
         pysteps' extrapolation (mm/h), in [0, 1].
       probability_matching_strength: ``extrapolation``: how far the blend moves to its
@@ -215,7 +216,10 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
     if model is not None:
         forecasters["model"] = LastForecast(evaluator.as_forecaster(model, output_length))
         method = pm_method(options.probability_matching)
-        if method != "none":
+        if method == "pooled" and not options.ensemble_size:
+            raise ConfigError("--probability_matching=pooled matches an ensemble's members: "
+                              "give --ensemble_size=N too")
+        if method not in ("none", "pooled"):
             forecasters["model_pm"] = ProbabilityMatched(
                 forecasters["model"], metadata, method, output_length,
                 extrapolation=chosen_baselines.get("extrapolation"),
@@ -289,7 +293,7 @@ def pm_method(value: bool | str) -> str:
     if isinstance(value, bool):
         return "last_input" if value else "none"
     try:
-        return probability_matching.check_method(value)
+        return probability_matching.check_method(value, members=True)
     except ValueError as error:
         raise ConfigError(f"--{error}") from None
 
@@ -334,7 +338,9 @@ class ProbabilityMatchedMembers(ProbabilityMatched):
 
     As pysteps' STEPS matches each member's distribution (``probmatching_method="cdf"``):
     ``last_input`` matches each member and lead to the last input's rain rates;
-    ``extrapolation`` blends each member with the one extrapolation nowcast, then matches.
+    ``extrapolation`` blends each member with the one extrapolation nowcast, then matches;
+    ``pooled`` matches each member to all the members' pooled distribution at that lead
+    (:func:`~predrnn_tf.models.probability_matching.match_members_to_pool`).
     ``base``: the ensemble's :class:`LastMembers` (the raw members are drawn once).
     """
 
@@ -345,6 +351,8 @@ class ProbabilityMatchedMembers(ProbabilityMatched):
     def members(self, inputs: Any) -> np.ndarray:
         """``[B, T_in, H, W, 1]`` [0, 1] -> the matched ``[B, N, T, H, W, 1]`` [0, 1]."""
         members = self.base(inputs)  # [B, N, T, H, W, 1]
+        if self.method == "pooled":
+            return probability_matching.match_members_to_pool(inputs, members, self.metadata)
         count = members.shape[1]
         # [B * N, 1, H, W, 1]: each member beside its sequence's last input (b0 x N, b1 x N..)
         last_inputs = np.repeat(np.asarray(inputs, np.float32)[:, -1:], count, axis=0)

@@ -101,14 +101,18 @@ def match_forecast(inputs01: Any, forecast01: Any, metadata: dict[str, Any]) -> 
 
 
 METHODS = ("none", "last_input", "extrapolation")
+# for an ensemble's members only: each matched to the members' pooled distribution per lead
+MEMBER_METHODS = (*METHODS, "pooled")
 MODEL_WEIGHT = 0.5  # the model's share of the blend with extrapolation (mm/h)
 MATCH_STRENGTH = 0.85  # how far the blend moves to the matched field (0: blend, 1: matched)
 
 
-def check_method(method: str) -> str:
-    """``method`` if it is one of :data:`METHODS`, else ValueError naming the choices."""
-    if method not in METHODS:
-        raise ValueError(f"probability_matching must be one of {', '.join(METHODS)}, got "
+def check_method(method: str, members: bool = False) -> str:
+    """``method`` if it is one of :data:`METHODS` (``members``: :data:`MEMBER_METHODS`), else
+    ValueError naming the choices."""
+    choices = MEMBER_METHODS if members else METHODS
+    if method not in choices:
+        raise ValueError(f"probability_matching must be one of {', '.join(choices)}, got "
                          f"{method!r}")
     return method
 
@@ -205,6 +209,45 @@ def match_to_extrapolation(inputs01: Any, forecast01: Any, extrapolated_rate: An
                                    extrapolated_rate[sequence, lead][mask], model_weight,
                                    strength)
             matched[sequence, lead][mask] = units.rain_rate_to_unit_pixels(np.maximum(rate, 0))
+    return matched
+
+
+def match_members_to_pool(inputs01: Any, members01: Any, metadata: dict[str, Any]
+                          ) -> np.ndarray:
+    """Every member matched, lead by lead, to the pooled distribution of all the members.
+
+    The target is the ensemble's own rain amounts at that lead (every member's valid pixels
+    pooled, resampled to one field's size), so the members keep their places and the
+    ensemble its decay, and lose only their differences in amount.
+
+    Args:
+      inputs01: ``[B, T_in, H, W, 1]`` input frames, [0, 1] pixels of a dBR dataset (the last
+        one's valid pixels are matched).
+      members01: ``[B, N, T_out, H, W, 1]`` members, same scale and frame size.
+      metadata: the dataset's metadata (its dBR ``value_mapping``).
+
+    Returns:
+      float32 ``[B, N, T_out, H, W, 1]`` in [0, 1] pixels.
+    """
+    inputs01 = np.asarray(inputs01, np.float32)
+    members01 = np.clip(np.asarray(members01, np.float32), 0.0, 1.0)
+    if members01.ndim != 6 or inputs01.shape[0] != members01.shape[0] or \
+            inputs01.shape[2:] != members01.shape[3:]:
+        raise ValueError(f"inputs {inputs01.shape} and members {members01.shape} must be "
+                         f"[B, T_in, H, W, 1] and [B, N, T_out, H, W, 1]")
+    valid = units.valid_pixels(inputs01[:, -1], metadata)  # [B, H, W, 1]
+    rates = units.pixels_to_rain_rate(members01, metadata)  # [B, N, T, H, W, 1]
+    matched = members01.copy()
+    for sequence in range(members01.shape[0]):
+        mask = valid[sequence]
+        if not mask.any():
+            continue
+        for lead in range(members01.shape[2]):
+            fields = rates[sequence, :, lead][:, mask]  # [N, valid pixels]
+            target = resample_distribution(fields, fields.shape[1])
+            for member, field in enumerate(fields):
+                matched[sequence, member, lead][mask] = units.rain_rate_to_unit_pixels(
+                    match_empirical_cdf(field, target))
     return matched
 
 
