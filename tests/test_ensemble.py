@@ -132,7 +132,7 @@ def test_predrnn_evaluate_scores_the_model_ensemble_beside_the_model(tmp_path):
     options = run.EvaluateOptions(output_dir=str(tmp_path), ensemble_size=3,
                                   baselines=("persistence",))
     info = {"workdir": None, "checkpoint": None}
-    result = run._evaluate_rain_rate(tiny_model(), [frames], metadata, 3, 4, options, info)
+    result = run._evaluate_rain_rate(tiny_model(), [frames], metadata, 3, 4, options, info, 1)
     forecasters = result["forecasters"]
     assert list(forecasters) == ["model", "model_ensemble", "persistence"]
     assert forecasters["model_ensemble"]["ensemble"]["members"] == 3

@@ -141,9 +141,6 @@ def check_flags() -> None:
     if flags.FLAGS.ensemble_size > MAX_ENSEMBLE_SIZE:
         raise ConfigError(f"--ensemble_size must be at most {MAX_ENSEMBLE_SIZE} members, got "
                           f"{flags.FLAGS.ensemble_size}")
-    if flags.FLAGS.probability_matching == "pooled" and not flags.FLAGS.ensemble_size:
-        raise ConfigError("--probability_matching=pooled matches an ensemble's members: give "
-                          "--ensemble_size=N too")
     if flags.FLAGS.every_kth_sequence < 1:
         raise ConfigError(f"--every_kth_sequence must be >= 1, got "
                           f"{flags.FLAGS.every_kth_sequence}")

@@ -169,6 +169,9 @@ def evaluate(config: Config, workdir: str | None, options: EvaluateOptions,
     output_length = options.output_length or config.output_length
     if options.lpips_weights:  # a wrong path fails before any slow work
         lpips.read_weights_file(options.lpips_weights)
+    if pm_method(options.probability_matching) == "pooled" and not options.ensemble_size:
+        raise ConfigError("--probability_matching=pooled matches an ensemble's members: give "
+                          "--ensemble_size=N too")
     model = checkpoint = None
     if not options.baseline and (workdir or not options.baselines):
         model, checkpoint = restore_model(config, workdir, options.checkpoint)
@@ -201,7 +204,7 @@ def evaluate(config: Config, workdir: str | None, options: EvaluateOptions,
 
 def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], input_length: int,
                         output_length: int, options: EvaluateOptions,
-                        info: dict[str, Any], batch_size: int = 8) -> dict[str, Any]:
+                        info: dict[str, Any], batch_size: int) -> dict[str, Any]:
     """The model and ``options.baselines`` in mm/h in one pass (rain-rate datasets;
     ``batch_size``: the config's, kept when every k-th sequence is taken)."""
     unknown = sorted(set(options.baselines) - set(baselines.BASELINES))
@@ -216,22 +219,21 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
     if model is not None:
         forecasters["model"] = LastForecast(evaluator.as_forecaster(model, output_length))
         method = pm_method(options.probability_matching)
-        if method == "pooled" and not options.ensemble_size:
-            raise ConfigError("--probability_matching=pooled matches an ensemble's members: "
-                              "give --ensemble_size=N too")
+        extrapolation = chosen_baselines.get("extrapolation")
+        if method == "extrapolation" and extrapolation is None:  # one for model_pm and members
+            extrapolation = baselines.RainRateNowcast("extrapolation", output_length, metadata)
         if method not in ("none", "pooled"):
             forecasters["model_pm"] = ProbabilityMatched(
                 forecasters["model"], metadata, method, output_length,
-                extrapolation=chosen_baselines.get("extrapolation"),
-                blend=pm_blend(options))
+                extrapolation=extrapolation, blend=pm_blend(options))
     if model is not None and options.ensemble_size:
         ensemble = LastMembers(model_ensemble(model, options.ensemble_size, metadata,
                                               output_length, info.get("ensemble_noise_std", 0.0)))
         forecasters["model_ensemble"] = ensemble
         if method != "none":
             forecasters["model_ensemble_pm"] = ProbabilityMatchedMembers(
-                ensemble, metadata, method, output_length,
-                extrapolation=chosen_baselines.get("extrapolation"), blend=pm_blend(options))
+                ensemble, metadata, method, output_length, extrapolation=extrapolation,
+                blend=pm_blend(options))
     forecasters.update(chosen_baselines)
     if not forecasters:
         raise ConfigError("nothing to evaluate: give --workdir and/or --baselines")
