@@ -145,6 +145,23 @@ def test_predrnn_evaluate_scores_the_model_ensemble_beside_the_model(tmp_path):
     assert spread[-1] > 0
 
 
+def test_the_ensemble_seed_draws_other_members_and_steps_another_seed(tmp_path):
+    from predrnn_tf.evaluation import baselines, run
+    from predrnn_tf.evaluation.pysteps_settings import STEPS_DEFAULT_SEED
+
+    metadata = {"name": "blobs", "value_mapping": units.rain_rate_mapping(), "grid": GRID}
+    inputs = np.clip(0.05 + moving_blobs(), 0, 1)
+    usual = run.model_ensemble(tiny_model(), 3, metadata, 4)
+    again = run.model_ensemble(tiny_model(), 3, metadata, 4, seed=0)
+    other = run.model_ensemble(tiny_model(), 3, metadata, 4, seed=1)
+    np.testing.assert_array_equal(usual.members(inputs), again.members(inputs))
+    assert not np.allclose(usual.members(inputs), other.members(inputs))
+    pytest.importorskip("pysteps")
+    for ensemble_seed in (0, 5):
+        steps = baselines.make_baseline("steps", 4, metadata, 3, ensemble_seed=ensemble_seed)
+        assert steps.seed == STEPS_DEFAULT_SEED + ensemble_seed
+
+
 def test_the_trainers_perturbable_model_is_the_model_until_asked_to_perturb():
     model = tiny_model()
     perturbable = ensemble.perturbable_model(model, frames_shape=(None, 7, SIZE, SIZE, 1),

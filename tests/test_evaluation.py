@@ -275,6 +275,7 @@ def test_entry_point_baseline_without_workdir(tiny_workdir, tmp_path):
     (["--thresholds=30,abc"], "--thresholds must be comma-separated numbers"),
     (["--probability_matching=pooled"], "--probability_matching=pooled matches an ensemble's "
                                         "members: give --ensemble_size=N too"),
+    (["--ensemble_seed=-1"], "--ensemble_seed must be >= 0, got -1"),
 ])
 def test_entry_point_bad_flags_are_one_line_errors(tiny_workdir, tmp_path, args, message):
     workdir, _, _ = tiny_workdir

@@ -32,6 +32,8 @@ from predrnn_tf.cli.flag_parsing import (
 )
 from predrnn_tf.errors import ConfigError
 
+MAX_ENSEMBLE_SEED = 2**31 - 2**16  # STEPS adds 24 + the sequence's index; numpy seeds < 2**32
+
 # Config fields that evaluate reads from the command line; the rest come from the workdir.
 CONFIG_FLAGS = ("data_dir", "dataset_name", "input_length", "batch_size", "precision",
                 "img_width")
@@ -71,6 +73,10 @@ flags.DEFINE_integer(
     "forecast), STEPS with N members, and every other forecaster as a one-member ensemble: "
     "CRPS, rank histogram, reliability, ROC area at 1 and 5 mm/h, spread-skill ratio per lead; "
     "contingency scores of an ensemble are its median's. 0: deterministic scores only.")
+flags.DEFINE_integer(
+    "ensemble_seed", 0, "Seed of the ensembles' draws: model_ensemble's members "
+    "(--ensemble_size) draw from it, --baselines=steps from its default seed 24 plus it. "
+    "Another value measures how much the scores depend on the draw.")
 _BASELINE = flags.DEFINE_enum("baseline", None, ["persistence", "extrapolation"],
                               "Evaluate a baseline instead of the model.")
 _BASELINES = flags.DEFINE_string(
@@ -135,9 +141,13 @@ def check_flags() -> None:
     if not _WORKDIR.value and not _BASELINE.value and not _BASELINES.value:
         raise ConfigError("--workdir is required (or pass --baseline=persistence|extrapolation "
                           "or --baselines=...)")
-    for name in ("output_length", "num_sequences", "num_strips", "ensemble_size"):
+    for name in ("output_length", "num_sequences", "num_strips", "ensemble_size",
+                 "ensemble_seed"):
         if flags.FLAGS[name].value < 0:
             raise ConfigError(f"--{name} must be >= 0, got {flags.FLAGS[name].value}")
+    if flags.FLAGS.ensemble_seed > MAX_ENSEMBLE_SEED:
+        raise ConfigError(f"--ensemble_seed must be at most {MAX_ENSEMBLE_SEED}, got "
+                          f"{flags.FLAGS.ensemble_seed}")
     if flags.FLAGS.ensemble_size > MAX_ENSEMBLE_SIZE:
         raise ConfigError(f"--ensemble_size must be at most {MAX_ENSEMBLE_SIZE} members, got "
                           f"{flags.FLAGS.ensemble_size}")
@@ -180,7 +190,7 @@ def evaluate_options():
              for name, (kind, *_) in NUMBER_LISTS.items()}
     names = ("checkpoint", "output_length", "every_kth_sequence", "num_sequences",
              "save_predictions", "lpips_weights", "lpips_unscaled_inputs", "num_strips",
-             "frames_per_second", "probability_matching", "ensemble_size")
+             "frames_per_second", "probability_matching", "ensemble_size", "ensemble_seed")
     blend = pm_blend_options()
     return EvaluateOptions(
         output_dir=_OUTPUT_DIR.value, baseline=_BASELINE.value,

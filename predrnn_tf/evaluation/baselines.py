@@ -37,6 +37,7 @@ from predrnn_tf.evaluation.pysteps_settings import (
     SPROG_CASCADE_LEVELS,
     SPROG_PRECIP_THRESHOLD_DBR,
     STEPS_DEFAULT_MEMBERS,
+    STEPS_DEFAULT_SEED,
     import_pysteps,
 )
 
@@ -203,13 +204,14 @@ class RainRateNowcast:
 
 
 def make_baseline(name: str, output_length: int, metadata: dict[str, Any] | None = None,
-                  num_members: int = STEPS_DEFAULT_MEMBERS) -> Any:
+                  num_members: int = STEPS_DEFAULT_MEMBERS, ensemble_seed: int = 0) -> Any:
     """The baseline called ``name`` (one of :data:`BASELINES`).
 
     On a rain-rate dataset (dBR ``value_mapping`` in ``metadata``) ``extrapolation`` and
     ``sprog`` run in mm/h with pysteps' example settings; elsewhere ``extrapolation`` advects
     the [0, 1] pixels and ``sprog`` is refused. ``steps`` needs a rain-rate dataset with a
-    ``grid`` and draws ``num_members`` members per sequence.
+    ``grid`` and draws ``num_members`` members per sequence, from seed
+    ``STEPS_DEFAULT_SEED + ensemble_seed`` for the first sequence.
     """
     if name == "persistence":
         return PersistenceBaseline(output_length)
@@ -218,7 +220,8 @@ def make_baseline(name: str, output_length: int, metadata: dict[str, Any] | None
     if name == "steps":
         from predrnn_tf.evaluation.steps_baseline import StepsNowcast
 
-        return StepsNowcast(output_length, metadata or {}, num_members=num_members)
+        return StepsNowcast(output_length, metadata or {}, num_members=num_members,
+                            seed=STEPS_DEFAULT_SEED + int(ensemble_seed))
     rain_rate = units.is_rain_rate_mapping(metadata)
     if name in ("extrapolation", "sprog") and rain_rate:
         return RainRateNowcast(name, output_length, metadata)

@@ -18,6 +18,7 @@ DBR_ZEROVALUE = -15.0
 SPROG_CASCADE_LEVELS = 6
 SPROG_PRECIP_THRESHOLD_DBR = -10.0
 STEPS_DEFAULT_MEMBERS = 20  # pysteps' STEPS example runs 20 members (its default is 24)
+STEPS_DEFAULT_SEED = 24  # the first sequence's STEPS seed (sequence k: + k); --ensemble_seed adds
 PYSTEPS_MISSING = ("the extrapolation baseline needs pysteps, which is not installed: "
                    "pip install pysteps")
 

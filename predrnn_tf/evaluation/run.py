@@ -71,6 +71,8 @@ class EvaluateOptions:
         reliability, ROC, spread-skill): ``model_ensemble``, N members of the model's motion
         ensemble drawn in one batched call, STEPS with N members, every other forecaster as
         a one-member ensemble; 0: deterministic scores only.
+      ensemble_seed: seed of the ensembles' draws: ``model_ensemble``'s members draw from it,
+        STEPS' first sequence from ``STEPS_DEFAULT_SEED`` plus it (0: the usual draws).
     """
 
     output_dir: str
@@ -95,6 +97,7 @@ class EvaluateOptions:
     probability_matching_blend: float = MODEL_WEIGHT  # (the field above hides the module)
     probability_matching_strength: float = MATCH_STRENGTH
     ensemble_size: int = 0
+    ensemble_seed: int = 0
 
 
 def restore_model(config: Config, workdir: str, checkpoint: str | None) -> tuple[Any, str]:
@@ -213,7 +216,8 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
                           f"{', '.join(baselines.BASELINES)}")
     chosen_baselines = {name: baselines.make_baseline(
         name, output_length, metadata,
-        num_members=options.ensemble_size or baselines.STEPS_DEFAULT_MEMBERS)
+        num_members=options.ensemble_size or baselines.STEPS_DEFAULT_MEMBERS,
+        ensemble_seed=options.ensemble_seed)
         for name in options.baselines}
     forecasters = {}
     if model is not None:
@@ -228,7 +232,8 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
                 extrapolation=extrapolation, blend=pm_blend(options))
     if model is not None and options.ensemble_size:
         ensemble = LastMembers(model_ensemble(model, options.ensemble_size, metadata,
-                                              output_length, info.get("ensemble_noise_std", 0.0)))
+                                              output_length, info.get("ensemble_noise_std", 0.0),
+                                              seed=options.ensemble_seed))
         forecasters["model_ensemble"] = ensemble
         if method != "none":
             forecasters["model_ensemble_pm"] = ProbabilityMatchedMembers(
@@ -244,6 +249,7 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
         save_predictions=options.save_predictions,
         info={"workdir": info["workdir"], "checkpoint": info["checkpoint"],
               "every_kth_sequence": options.every_kth_sequence,
+              "ensemble_seed": options.ensemble_seed,
               "probability_matching": pm_method(options.probability_matching),
               "probability_matching_blend": options.probability_matching_blend,
               "probability_matching_strength": options.probability_matching_strength},
@@ -252,14 +258,15 @@ def _evaluate_rain_rate(model: Any, dataset: Any, metadata: dict[str, Any], inpu
 
 
 def model_ensemble(model: Any, num_members: int, metadata: dict[str, Any],
-                   output_length: int, state_noise_std: float = 0.0) -> Any:
+                   output_length: int, state_noise_std: float = 0.0, seed: int = 0) -> Any:
     """The model's N-member motion ensemble on the dataset's grid, as a ``members`` forecaster
-    (``state_noise_std``: the work directory's ``ensemble_noise_std``)."""
+    (``state_noise_std``: the work directory's ``ensemble_noise_std``; ``seed``: its draws')."""
     from predrnn_tf.models.ensemble import MemberForecaster, MotionEnsemble
 
     pixel_km, interval_minutes = units.grid_spacing(metadata)
     return MemberForecaster(MotionEnsemble(model, num_members, pixel_km, interval_minutes,
-                                           state_noise_std=state_noise_std), output_length)
+                                           seed=seed, state_noise_std=state_noise_std),
+                            output_length)
 
 
 class LastForecast:

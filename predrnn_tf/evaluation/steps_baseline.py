@@ -31,6 +31,7 @@ from predrnn_tf.evaluation.pysteps_settings import (
     DBR_ZEROVALUE,
     MOTION_FRAMES,
     STEPS_DEFAULT_MEMBERS,
+    STEPS_DEFAULT_SEED,
     import_pysteps,
 )
 
@@ -105,7 +106,7 @@ class StepsNowcast:
     name = "steps"
 
     def __init__(self, output_length: int, metadata: dict[str, Any],
-                 num_members: int = DEFAULT_MEMBERS, seed: int = 24):
+                 num_members: int = DEFAULT_MEMBERS, seed: int = STEPS_DEFAULT_SEED):
         if not units.is_rain_rate_mapping(metadata):
             raise ValueError("--baselines=steps needs a rain-rate dataset (a dBR value_mapping)")
         import_pysteps()
