@@ -68,7 +68,8 @@ ACCEPTED = {
     "evaluate": {("num_sequences", "zero"), ("num_sequences", "huge"), ("output_length", "zero"),
                  ("num_strips", "zero"), ("num_strips", "huge"),
                  ("every_kth_sequence", "huge"),
-                 ("ensemble_size", "zero")},  # 0 = no ensemble
+                 ("ensemble_size", "zero"),  # 0 = no ensemble
+                 ("ensemble_seed", "zero")},  # 0 = the default draws
     "export": {("version", "zero"), ("version", "huge"),
                ("ensemble_size", "zero")},  # 0 = no ensemble signature
     "make_moving_mnist": {("split_test_digits", "zero")},
