@@ -31,8 +31,9 @@ from predrnn_tf.cli.flag_parsing import (
     run_or_exit,
 )
 from predrnn_tf.errors import ConfigError
+from predrnn_tf.evaluation.pysteps_settings import STEPS_DEFAULT_SEED
 
-MAX_ENSEMBLE_SEED = 2**31 - 2**16  # STEPS adds 24 + the sequence's index; numpy seeds < 2**32
+MAX_ENSEMBLE_SEED = 2**31 - 2**16  # STEPS adds its default seed and the sequence's index
 
 # Config fields that evaluate reads from the command line; the rest come from the workdir.
 CONFIG_FLAGS = ("data_dir", "dataset_name", "input_length", "batch_size", "precision",
@@ -75,8 +76,9 @@ flags.DEFINE_integer(
     "contingency scores of an ensemble are its median's. 0: deterministic scores only.")
 flags.DEFINE_integer(
     "ensemble_seed", 0, "Seed of the ensembles' draws: model_ensemble's members "
-    "(--ensemble_size) draw from it, --baselines=steps from its default seed 24 plus it. "
-    "Another value measures how much the scores depend on the draw.")
+    f"(--ensemble_size) draw from it, --baselines=steps from its default seed "
+    f"{STEPS_DEFAULT_SEED} plus it. Another value measures how much the scores depend on the "
+    "draw.")
 _BASELINE = flags.DEFINE_enum("baseline", None, ["persistence", "extrapolation"],
                               "Evaluate a baseline instead of the model.")
 _BASELINES = flags.DEFINE_string(
