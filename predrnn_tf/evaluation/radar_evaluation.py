@@ -172,9 +172,9 @@ def forecast_function(forecaster: Any, ensemble: bool) -> tuple[Callable[[Any], 
     return forecaster, 1
 
 
-def every_kth(dataset: Any, every: int, batch_size: int = 8) -> Any:
+def every_kth(dataset: Any, every: int, batch_size: int) -> Any:
     """Every ``every``-th sequence of ``dataset`` (an even spread over the events), in batches
-    of ``batch_size`` (the configured one: whole composites go one per batch, for memory)."""
+    of ``batch_size`` (the config's: whole composites go one per batch, for memory)."""
     if every <= 1:
         return dataset
     return dataset.unbatch().shard(every, 0).batch(batch_size)
